@@ -1,0 +1,57 @@
+//! The operations the forward pass needs from a backend. The model (`model.rs`) is written once
+//! against this trait; `cpu.rs` (candle-core) and `gpu.rs` (our WGSL kernels) implement it.
+//!
+//! Ops take `&self` and return new tensors. On the GPU they only record work into one command
+//! encoder; nothing runs until [`Backend::read`], which submits once and awaits the read-back.
+//! On the CPU they compute eagerly and `read` only copies out.
+
+use crate::tensor::HostTensor;
+use crate::Result;
+
+#[allow(async_fn_in_trait)] // Backends are used from one thread (wasm32 has no other).
+pub trait Backend {
+    /// A tensor living on this backend. Cloning is cheap (shared storage).
+    type Tensor: Clone;
+
+    /// A short human-readable name: "CPU" or "WebGPU (SwiftShader)".
+    fn name(&self) -> String;
+
+    /// Copies a host tensor onto the backend.
+    fn upload(&self, t: &HostTensor) -> Result<Self::Tensor>;
+
+    /// Rows `tokens` of `w_e` `[d_vocab, d_model]` -> `[pos, d_model]`.
+    fn embed(&self, tokens: &[u32], w_e: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Rows `0..n_pos` of `w_pos` `[n_ctx, d_model]` -> `[pos, d_model]`.
+    fn pos_embed(&self, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// LayerNorm over the last axis of `[rows, d]`: returns (scale `[rows, 1]`, normalized
+    /// `[rows, d]`), normalized = (x - mean) / scale * w + b, scale = sqrt(var + eps).
+    fn layer_norm(&self, x: &Self::Tensor, w: &Self::Tensor, b: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)>;
+
+    /// `x [m, k] @ w [k, n] + b [n]`.
+    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;
+
+    /// GPT-2's tanh approximation of GELU, elementwise.
+    fn gelu_new(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// q, k `[pos, n_heads * d_head]` -> scores `[n_heads, q_pos, k_pos]` = q.k / sqrt(d_head),
+    /// with future keys (k_pos > q_pos) set to -inf.
+    fn attn_scores(&self, q: &Self::Tensor, k: &Self::Tensor, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+
+    /// Softmax over the last axis.
+    fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// pattern `[n_heads, q_pos, k_pos]`, v `[pos, n_heads * d_head]` -> z `[pos, n_heads * d_head]`.
+    fn attn_z(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+
+    /// Elementwise `a + b`.
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Elementwise `x * mul + add`, except that where `mul == 0` the result is exactly `add`
+    /// (so that zeroing or replacing a masked `-inf` score gives a number, not NaN).
+    fn affine(&self, x: &Self::Tensor, mul: &Self::Tensor, add: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Finishes all recorded work and copies the tensors out, in order.
+    async fn read(&self, tensors: &[&Self::Tensor]) -> Result<Vec<Vec<f32>>>;
+}

@@ -1,0 +1,106 @@
+//! The CPU backend, on candle-core tensors: the fallback when WebGPU is missing and the
+//! reference the GPU backend is tested against.
+//!
+//! Every op is plain candle tensor algebra, so the same forward pass also trains (candle
+//! records the graph for backprop when the weights are `Var`s; see the CLI's `train`).
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::backend::Backend;
+use crate::tensor::HostTensor;
+use crate::Result;
+
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> CpuBackend {
+        CpuBackend
+    }
+
+    /// The causal mask `[q, k]`: 1 where key k is visible from query q (k <= q).
+    fn causal_mask(n_pos: usize) -> Result<Tensor> {
+        let m: Vec<u8> = (0..n_pos * n_pos).map(|i| u8::from(i % n_pos <= i / n_pos)).collect();
+        Ok(Tensor::from_vec(m, (n_pos, n_pos), &Device::Cpu)?)
+    }
+}
+
+impl Backend for CpuBackend {
+    type Tensor = Tensor;
+
+    fn name(&self) -> String {
+        "CPU".into()
+    }
+
+    fn upload(&self, t: &HostTensor) -> Result<Tensor> {
+        Ok(Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)
+    }
+
+    fn embed(&self, tokens: &[u32], w_e: &Tensor) -> Result<Tensor> {
+        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+        Ok(w_e.index_select(&ids, 0)?)
+    }
+
+    fn pos_embed(&self, n_pos: usize, w_pos: &Tensor) -> Result<Tensor> {
+        Ok(w_pos.narrow(0, 0, n_pos)?)
+    }
+
+    fn layer_norm(&self, x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let scale = (centred.sqr()?.mean_keepdim(D::Minus1)? + eps as f64)?.sqrt()?; // [rows, 1]
+        let normalized = centred.broadcast_div(&scale)?.broadcast_mul(w)?.broadcast_add(b)?;
+        Ok((scale, normalized))
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let y = x.matmul(w)?;
+        Ok(match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+
+    fn gelu_new(&self, x: &Tensor) -> Result<Tensor> {
+        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        let inner = ((x + (x.powf(3.0)? * 0.044715)?)? * (2.0f64 / std::f64::consts::PI).sqrt())?;
+        Ok(((x * 0.5)? * (inner.tanh()? + 1.0)?)?)
+    }
+
+    fn attn_scores(&self, q: &Tensor, k: &Tensor, n_heads: usize, d_head: usize) -> Result<Tensor> {
+        let n_pos = q.dim(0)?;
+        // [pos, n_heads * d_head] -> [n_heads, pos, d_head]
+        let q = q.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?;
+        let k = k.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?;
+        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [n_heads, q, k]
+        let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
+        let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
+        Ok(mask.where_cond(&scores, &neg_inf)?)
+    }
+
+    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+        Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    }
+
+    fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_heads: usize, d_head: usize) -> Result<Tensor> {
+        let n_pos = v.dim(0)?;
+        let v = v.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?; // [n_heads, pos, d_head]
+        let z = pattern.contiguous()?.matmul(&v)?; // [n_heads, q, d_head]
+        Ok(z.transpose(0, 1)?.contiguous()?.reshape((n_pos, n_heads * d_head))?)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok((a + b)?)
+    }
+
+    fn affine(&self, x: &Tensor, mul: &Tensor, add: &Tensor) -> Result<Tensor> {
+        let y = (x * mul)?.add(add)?;
+        // Where mul == 0 the result is exactly `add`, even where x is -inf (a masked score).
+        let keep = mul.ne(0f32)?;
+        Ok(keep.where_cond(&y, add)?)
+    }
+
+    async fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        tensors.iter().map(|t| Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)).collect()
+    }
+}

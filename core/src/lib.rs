@@ -1,0 +1,31 @@
+//! glassbox-core: everything about a model that is not pixels. Configs, weight loading,
+//! tokenizers, the hooked forward pass (one code path, two backends), interventions and runs.
+//! Compiles natively and for wasm32; knows nothing of leptos or the DOM.
+#![allow(non_snake_case)] // Weight names follow the field: W_Q, W_in, b_out.
+
+pub mod backend;
+pub mod bundle;
+pub mod config;
+pub mod cpu;
+mod error;
+pub mod gpu;
+pub mod hooks;
+pub mod model;
+pub mod run;
+pub mod tasks;
+pub mod tensor;
+pub mod tokenizer;
+pub mod weights;
+
+pub use backend::Backend;
+pub use bundle::ModelBundle;
+pub use config::Config;
+pub use cpu::CpuBackend;
+pub use error::{Error, Result};
+pub use gpu::GpuBackend;
+pub use hooks::{hook_names, hook_point, hook_points, HookKind, HookPoint};
+pub use model::HookedTransformer;
+pub use run::{CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
+pub use tensor::HostTensor;
+pub use tokenizer::CharTokenizer;
+pub use weights::ModelWeights;
