@@ -52,12 +52,13 @@ FIXTURES = REPO_ROOT / "fixtures"
 ATOL = 1e-5
 
 # Convention for the saved ``*.hook_normalized`` activations:
+#   "pre":  (x - mean) / scale only (TransformerLens >= 3.0, PR #770; what the
+#           Rust side implements, since its hook names and meanings are TL 3's),
 #   "post": the LayerNorm output including its weight and bias (TransformerLens
-#           2.x with fold_ln=False; what the Rust side implements),
-#   "pre":  (x - mean) / scale only (TransformerLens >= 3.0, PR #770).
+#           2.x with fold_ln=False).
 # Settable with --ln-normalized; the chosen value is recorded in the
 # activations.safetensors metadata ("ln_hook_normalized").
-LN_NORMALIZED = "post"
+LN_NORMALIZED = "pre"
 
 torch.set_grad_enabled(False)
 torch.use_deterministic_algorithms(True)

@@ -1,6 +1,6 @@
 //! `glassbox`: the native command line. Same core as the browser app.
 //!
-//!   glassbox train-induction [--out DIR] [--steps N] [--seed S]   train the shipped induction model
+//!   glassbox train-induction [--out DIR] [--steps N] [--seed S] [--lr LR]   train the shipped induction model
 //!   glassbox eval-induction [--model DIR]                           its held-out accuracy
 //!   glassbox bench --model DIR [--tokens 16,64,256] [--runs N] [--backend cpu|gpu]
 //!   glassbox run --model DIR --prompt TEXT                          top-5 predictions per position
@@ -24,6 +24,7 @@ fn main() {
             &PathBuf::from(arg(&args, "--out", "public/models/induction-2l")),
             arg(&args, "--steps", &train::DEFAULT_STEPS.to_string()).parse().expect("--steps takes a number"),
             arg(&args, "--seed", "0").parse().expect("--seed takes a number"),
+            arg(&args, "--lr", &train::DEFAULT_LR.to_string()).parse().expect("--lr takes a number"),
         ),
         Some("eval-induction") => eval_induction(&PathBuf::from(arg(&args, "--model", "public/models/induction-2l"))),
         Some("bench") => bench::bench(

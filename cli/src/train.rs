@@ -13,7 +13,8 @@ use glassbox_core::tasks::{induction, induction_heldout_accuracy, Rng};
 use glassbox_core::weights::{write_safetensors, BlockWeights};
 use glassbox_core::{CharTokenizer, Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest};
 
-pub const DEFAULT_STEPS: usize = 2500;
+pub const DEFAULT_STEPS: usize = 4000;
+pub const DEFAULT_LR: f64 = 3e-3;
 pub const BATCH: usize = 16;
 pub const EVAL_SEED: u64 = 1_000_003;
 pub const EVAL_SEQUENCES: usize = 200;
@@ -66,7 +67,7 @@ fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
     }
 }
 
-pub fn train_induction(out: &Path, steps: usize, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+pub fn train_induction(out: &Path, steps: usize, seed: u64, lr: f64) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let cfg = config();
     let mut rng = Rng::new(seed);
@@ -79,7 +80,7 @@ pub fn train_induction(out: &Path, steps: usize, seed: u64) -> Result<(), Box<dy
         Ok(v.as_tensor().clone())
     })?;
     let model = HookedTransformer::<CpuBackend> { cfg: cfg.clone(), weights };
-    let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: 1e-3, weight_decay: 0.01, ..Default::default() })?;
+    let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: 0.01, ..Default::default() })?;
     let mut data_rng = Rng::new(seed.wrapping_add(1));
     for step in 0..steps {
         let mut losses = Vec::with_capacity(BATCH);
@@ -116,12 +117,12 @@ pub fn train_induction(out: &Path, steps: usize, seed: u64) -> Result<(), Box<dy
     let card = serde_json::json!({
         "name": "induction-2l",
         "description": "2-layer attention-only transformer that forms induction heads (A B ... A -> B)",
-        "task": "next-token prediction on sequences of random characters in which one random segment (6-16 tokens) occurs twice; only the repeated half is predictable, by induction",
+        "task": "next-token prediction on sequences of random characters in which one random segment (8-23 tokens) occurs twice; only the repeated half is predictable, by induction",
         "vocabulary": "63 tokens: <bos>, a-z, A-Z, 0-9 (one character per token; whitespace is ignored)",
         "architecture": { "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads, "d_head": cfg.d_head, "attn_only": true, "n_ctx": cfg.n_ctx, "positional": "learned", "normalization": "pre-LayerNorm", "unembed": "untied" },
         "training": {
-            "command": format!("cargo run --release -p glassbox-cli -- train-induction --out public/models/induction-2l --steps {steps} --seed {seed}"),
-            "seed": seed, "steps": steps, "batch": BATCH, "optimizer": "AdamW lr 1e-3 wd 0.01",
+            "command": format!("cargo run --release -p glassbox-cli -- train-induction --out public/models/induction-2l --steps {steps} --seed {seed} --lr {lr}"),
+            "seed": seed, "steps": steps, "batch": BATCH, "optimizer": format!("AdamW lr {lr} weight decay 0.01"),
             "sequence_length": induction::SEQ_LEN, "time_seconds": train_secs.round(),
             "machine": "2 CPU cores, candle-core autograd"
         },

@@ -25,9 +25,13 @@ pub trait Backend {
     /// Rows `0..n_pos` of `w_pos` `[n_ctx, d_model]` -> `[pos, d_model]`.
     fn pos_embed(&self, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// LayerNorm over the last axis of `[rows, d]`: returns (scale `[rows, 1]`, normalized
-    /// `[rows, d]`), normalized = (x - mean) / scale * w + b, scale = sqrt(var + eps).
-    fn layer_norm(&self, x: &Self::Tensor, w: &Self::Tensor, b: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)>;
+    /// LayerNorm's normalisation over the last axis of `[rows, d]`, without its weight and
+    /// bias (TransformerLens's `hook_normalized` is taken before them): returns (scale
+    /// `[rows, 1]`, normalized `[rows, d]`), scale = sqrt(var + eps), normalized = (x - mean) / scale.
+    fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)>;
+
+    /// `x [rows, d] * w [d] + b [d]`: LayerNorm's weight and bias.
+    fn scale_shift(&self, x: &Self::Tensor, w: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
 
     /// `x [m, k] @ w [k, n] + b [n]`.
     fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;

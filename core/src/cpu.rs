@@ -45,11 +45,14 @@ impl Backend for CpuBackend {
         Ok(w_pos.narrow(0, 0, n_pos)?)
     }
 
-    fn layer_norm(&self, x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    fn layer_norm(&self, x: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let scale = (centred.sqr()?.mean_keepdim(D::Minus1)? + eps as f64)?.sqrt()?; // [rows, 1]
-        let normalized = centred.broadcast_div(&scale)?.broadcast_mul(w)?.broadcast_add(b)?;
-        Ok((scale, normalized))
+        Ok((scale.clone(), centred.broadcast_div(&scale)?))
+    }
+
+    fn scale_shift(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok(x.broadcast_mul(w)?.broadcast_add(b)?)
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -94,6 +97,9 @@ impl Backend for CpuBackend {
     }
 
     fn affine(&self, x: &Tensor, mul: &Tensor, add: &Tensor) -> Result<Tensor> {
+        // The masks come in the hook's TransformerLens shape ([pos, head, d_head] for q, k, v,
+        // z), which is x's internal [pos, head * d_head] in the same memory order.
+        let (mul, add) = (&mul.reshape(x.shape())?, &add.reshape(x.shape())?);
         let y = (x * mul)?.add(add)?;
         // Where mul == 0 the result is exactly `add`, even where x is -inf (a masked score).
         let keep = mul.ne(0f32)?;

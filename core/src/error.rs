@@ -18,7 +18,8 @@ pub enum Error {
 
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Error {
-        Error::Cpu(e.to_string())
+        // candle appends a backtrace when RUST_BACKTRACE is set: keep the message only.
+        Error::Cpu(e.to_string().lines().next().unwrap_or_default().to_string())
     }
 }
 

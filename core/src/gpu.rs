@@ -60,8 +60,12 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.pos_embed(n_pos, w_pos)))
     }
 
-    fn layer_norm(&self, x: &GpuTensor, w: &GpuTensor, b: &GpuTensor, eps: f32) -> Result<(GpuTensor, GpuTensor)> {
-        Ok(self.record(|r| r.layer_norm(x, w, b, eps)))
+    fn layer_norm(&self, x: &GpuTensor, eps: f32) -> Result<(GpuTensor, GpuTensor)> {
+        Ok(self.record(|r| r.layer_norm(x, eps)))
+    }
+
+    fn scale_shift(&self, x: &GpuTensor, w: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.scale_shift(x, w, b)))
     }
 
     fn linear(&self, x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>) -> Result<GpuTensor> {

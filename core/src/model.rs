@@ -79,10 +79,8 @@ impl<B: Backend> HookedTransformer<B> {
         for (l, block) in w.blocks.iter().enumerate() {
             resid = self.block(backend, h, l, block, resid)?;
         }
-        let (scale, normalized) = backend.layer_norm(&resid, &w.ln_final_w, &w.ln_final_b, cfg.eps)?;
-        h.hook(backend, "ln_final.hook_scale", scale)?; // [pos, 1]
-        let normalized = h.hook(backend, "ln_final.hook_normalized", normalized)?; // [pos, d_model]
-        let unembed_in = h.hook(backend, "unembed.hook_in", normalized)?; // [pos, d_model]
+        let x = self.layer_norm(backend, h, "ln_final", &resid, &w.ln_final_w, &w.ln_final_b)?;
+        let unembed_in = h.hook(backend, "unembed.hook_in", x)?; // [pos, d_model]
         let logits = h.hook(backend, "unembed.hook_out", backend.linear(&unembed_in, &w.W_U, None)?)?; // [pos, d_vocab]
         assert_eq!(hooks.next, plan.hooks.len(), "the forward pass skipped hook points");
         Ok((logits, hooks.cached))
@@ -96,9 +94,7 @@ impl<B: Backend> HookedTransformer<B> {
         let resid_pre = h.hook(backend, &name("hook_resid_pre"), resid_pre)?; // [pos, d_model]
 
         // Attention.
-        let (scale, x) = backend.layer_norm(&resid_pre, &w.ln1_w, &w.ln1_b, cfg.eps)?;
-        h.hook(backend, &name("ln1.hook_scale"), scale)?; // [pos, 1]
-        let x = h.hook(backend, &name("ln1.hook_normalized"), x)?; // [pos, d_model]
+        let x = self.layer_norm(backend, h, &name("ln1"), &resid_pre, &w.ln1_w, &w.ln1_b)?; // [pos, d_model]
         let q = h.hook(backend, &name("attn.hook_q"), backend.linear(&x, &w.W_Q, Some(&w.b_Q))?)?; // [pos, head, d_head]
         let k = h.hook(backend, &name("attn.hook_k"), backend.linear(&x, &w.W_K, Some(&w.b_K))?)?; // [pos, head, d_head]
         let v = h.hook(backend, &name("attn.hook_v"), backend.linear(&x, &w.W_V, Some(&w.b_V))?)?; // [pos, head, d_head]
@@ -115,13 +111,20 @@ impl<B: Backend> HookedTransformer<B> {
         let resid_mid = h.hook(backend, &name("hook_resid_mid"), backend.add(&resid_pre, &attn_out)?)?; // [pos, d_model]
 
         // MLP.
-        let (scale, x) = backend.layer_norm(&resid_mid, &mlp.ln2_w, &mlp.ln2_b, cfg.eps)?;
-        h.hook(backend, &name("ln2.hook_scale"), scale)?; // [pos, 1]
-        let x = h.hook(backend, &name("ln2.hook_normalized"), x)?; // [pos, d_model]
+        let x = self.layer_norm(backend, h, &name("ln2"), &resid_mid, &mlp.ln2_w, &mlp.ln2_b)?; // [pos, d_model]
         let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, &mlp.W_in, Some(&mlp.b_in))?)?; // [pos, d_mlp]
         let post = h.hook(backend, &name("mlp.hook_post"), backend.gelu_new(&pre)?)?; // [pos, d_mlp]
         let mlp_out = h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &mlp.W_out, Some(&mlp.b_out))?)?; // [pos, d_model]
         h.hook(backend, &name("hook_resid_post"), backend.add(&resid_mid, &mlp_out)?) // [pos, d_model]
+    }
+
+    /// LayerNorm `ln` (`ln1`, `ln2`, `ln_final`) with its two hooks, as TransformerLens 3:
+    /// `hook_scale` `[pos, 1]`, then `hook_normalized` `[pos, d_model]` before the weight and bias.
+    fn layer_norm(&self, backend: &B, h: &mut Hooks<'_, B>, ln: &str, x: &B::Tensor, w: &B::Tensor, b: &B::Tensor) -> Result<B::Tensor> {
+        let (scale, normalized) = backend.layer_norm(x, self.cfg.eps)?;
+        h.hook(backend, &format!("{ln}.hook_scale"), scale)?;
+        let normalized = h.hook(backend, &format!("{ln}.hook_normalized"), normalized)?;
+        backend.scale_shift(&normalized, w, b)
     }
 
     /// Runs one request and reads the logits and the cached hooks back to the host, with

@@ -56,7 +56,7 @@ pub mod induction {
     pub fn example(rng: &mut Rng) -> Example {
         let n_vocab = vocab().len();
         let body = SEQ_LEN - 1;
-        let seg = rng.range(6, 17);
+        let seg = rng.range(8, 24);
         let gap = rng.range(0, body - 2 * seg + 1);
         let start1 = rng.range(0, body - 2 * seg - gap + 1);
         let start2 = start1 + seg + gap;

@@ -1,0 +1,695 @@
+//! Device setup, tensors, the pipeline table, the command recorder and read-back.
+//!
+//! Binding convention shared by every kernel (see each `.wgsl`):
+//!   @binding(0)                     uniform `Params` (shapes, flags; a few u32/f32, 16-byte multiple)
+//!   @binding(1 ..= n_inputs)        read-only storage inputs, in the order of the Rust call
+//!   @binding(n_inputs+1 ..)         read_write storage outputs
+//! One bind group (group 0) per dispatch. Params are a fresh uniform buffer per dispatch, made with
+//! `create_buffer_init` while recording, so every dispatch of one submission sees its own values
+//! (`queue.write_buffer` could not change a buffer between two dispatches of one submission).
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::ops;
+
+/// Errors from device setup and read-back. Shape mismatches in [`Recorder`] calls are programming
+/// errors and panic instead, with a message naming the op.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+    #[error("could not create a GPU device: {0}")]
+    RequestDevice(String),
+    #[error("a compute kernel failed to compile: {0}")]
+    Shader(String),
+    #[error("could not map a read-back buffer: {0}")]
+    Map(String),
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+}
+
+/// A contiguous, row-major f32 tensor living in a GPU storage buffer.
+/// Cloning shares the buffer (an `Arc`), it does not copy data.
+#[derive(Clone, Debug)]
+pub struct GpuTensor {
+    pub buffer: Arc<wgpu::Buffer>,
+    pub shape: Vec<usize>,
+}
+
+impl GpuTensor {
+    /// Number of f32 elements (product of the shape; 1 for shape `[]`).
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Same buffer, new shape. Panics if the element count differs.
+    pub fn reshape(&self, shape: &[usize]) -> GpuTensor {
+        let n: usize = shape.iter().product();
+        assert_eq!(
+            n,
+            self.len(),
+            "reshape {:?} -> {:?}: element counts differ",
+            self.shape,
+            shape
+        );
+        GpuTensor {
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Size of the last axis (1 for a scalar).
+    pub(crate) fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+}
+
+/// A u32 storage buffer (token ids).
+#[derive(Clone, Debug)]
+pub struct GpuBuffer {
+    pub buffer: Arc<wgpu::Buffer>,
+    /// Number of u32 elements.
+    pub len: usize,
+}
+
+/// Every compute entry point of the crate. The index into `GpuContext::kernels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KernelId {
+    Embed,
+    PosEmbed,
+    LayerNorm,
+    Linear,
+    LinearRows,
+    GeluNew,
+    AttnScores,
+    Softmax,
+    AttnZ,
+    Add,
+    Affine,
+    ScaleShift,
+}
+
+/// What the pipeline table needs to know to build a kernel.
+struct KernelSpec {
+    id: KernelId,
+    wgsl: &'static str,
+    entry: &'static str,
+    n_inputs: u32,
+    n_outputs: u32,
+}
+
+const KERNELS: &[KernelSpec] = &[
+    KernelSpec {
+        id: KernelId::Embed,
+        wgsl: ops::embed::WGSL,
+        entry: "embed",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::PosEmbed,
+        wgsl: ops::embed::WGSL,
+        entry: "pos_embed",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LayerNorm,
+        wgsl: ops::layer_norm::WGSL,
+        entry: "layer_norm",
+        n_inputs: 1,
+        n_outputs: 2,
+    },
+    KernelSpec {
+        id: KernelId::Linear,
+        wgsl: ops::linear::WGSL,
+        entry: "linear",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LinearRows,
+        wgsl: ops::linear::WGSL,
+        entry: "linear_rows",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::GeluNew,
+        wgsl: ops::gelu_new::WGSL,
+        entry: "gelu_new",
+        n_inputs: 1,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::AttnScores,
+        wgsl: ops::attn_scores::WGSL,
+        entry: "attn_scores",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::Softmax,
+        wgsl: ops::softmax::WGSL,
+        entry: "softmax",
+        n_inputs: 1,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::AttnZ,
+        wgsl: ops::attn_z::WGSL,
+        entry: "attn_z",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::Add,
+        wgsl: ops::add::WGSL,
+        entry: "add",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::Affine,
+        wgsl: ops::affine::WGSL,
+        entry: "affine",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::ScaleShift,
+        wgsl: ops::scale_shift::WGSL,
+        entry: "scale_shift",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+];
+
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// The device, its queue and every compiled kernel. Natively `Send + Sync` (share one per
+/// process); on wasm32 wgpu types are neither, and nothing here requires it.
+pub struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    /// Indexed by `KernelId as usize`; built once in [`GpuContext::new`].
+    kernels: Vec<Kernel>,
+    /// A 4-byte buffer bound where a kernel's binding is unused (no bias, no tokens).
+    pub(crate) dummy: wgpu::Buffer,
+    max_groups_per_dim: u32,
+    /// First uncaptured wgpu error since the last read (reported by [`GpuContext::read`]).
+    error: Arc<Mutex<Option<String>>>,
+    /// Set by the device-lost callback.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuContext {
+    /// Requests an adapter and device and compiles every kernel.
+    ///
+    /// Backends: natively any backend compiled in (Vulkan here), overridable with the
+    /// `WGPU_BACKEND` environment variable (e.g. `WGPU_BACKEND=vulkan` for lavapipe); on wasm32 the
+    /// browser's WebGPU. Limits are the WebGPU defaults, except the storage-buffer binding size
+    /// and buffer size, raised to the adapter's when larger.
+    pub async fn new() -> Result<GpuContext, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::from_env()
+                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        let adapter = instance.request_adapter(&options).await.map_err(|e| {
+            GpuError::NoAdapter(format!(
+                "{e} (backends compiled in: {:?}, WGPU_BACKEND={:?}; natively install \
+                 mesa-vulkan-drivers + libvulkan1 and set WGPU_BACKEND=vulkan for lavapipe; \
+                 in a browser WebGPU must be enabled)",
+                wgpu::Instance::enabled_backend_features(),
+                option_env_var("WGPU_BACKEND"),
+            ))
+        })?;
+        let info = adapter.get_info();
+
+        let adapter_limits = adapter.limits();
+        let mut limits = wgpu::Limits::default();
+        limits.max_storage_buffer_binding_size = limits
+            .max_storage_buffer_binding_size
+            .max(adapter_limits.max_storage_buffer_binding_size);
+        limits.max_buffer_size = limits.max_buffer_size.max(adapter_limits.max_buffer_size);
+
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("glassbox-kernels"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+
+        let error = Arc::new(Mutex::new(None::<String>));
+        {
+            let error = error.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    *slot = Some(e.to_string());
+                }
+            }));
+        }
+        let lost = Arc::new(Mutex::new(None::<String>));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                *lost.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("{reason:?}: {msg}"));
+            });
+        }
+
+        // Compile every kernel now, inside an error scope, so a WGSL or layout error comes back
+        // as GpuError::Shader with the compiler's message instead of surfacing at first use.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels: Vec<Kernel> = KERNELS
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                debug_assert_eq!(spec.id as usize, i, "KERNELS must be in KernelId order");
+                build_kernel(&device, spec)
+            })
+            .collect();
+        if let Some(e) = scope.pop().await {
+            return Err(GpuError::Shader(e.to_string()));
+        }
+
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let max_groups_per_dim = device.limits().max_compute_workgroups_per_dimension;
+
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            kernels,
+            dummy,
+            max_groups_per_dim,
+            error,
+            lost,
+        })
+    }
+
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's
+    /// adapter description (may be empty there, then a generic description).
+    pub fn adapter_name(&self) -> String {
+        if self.info.name.is_empty() {
+            format!(
+                "{:?} adapter ({:?})",
+                self.info.backend, self.info.device_type
+            )
+        } else {
+            self.info.name.clone()
+        }
+    }
+
+    /// Full adapter information (backend, device type, driver).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Uploads f32 data as a tensor (usage STORAGE | COPY_SRC | COPY_DST).
+    pub fn upload(&self, data: &[f32], shape: &[usize]) -> GpuTensor {
+        let n: usize = shape.iter().product();
+        assert_eq!(
+            data.len(),
+            n,
+            "upload: data has {} values, shape {:?} needs {n}",
+            data.len(),
+            shape
+        );
+        let bytes: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("tensor"),
+                contents: bytes,
+                usage: tensor_usage(),
+            });
+        GpuTensor {
+            buffer: Arc::new(buffer),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Uploads u32 data (token ids) as a storage buffer.
+    pub fn upload_u32(&self, data: &[u32]) -> GpuBuffer {
+        let bytes: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("u32 buffer"),
+                contents: bytes,
+                usage: tensor_usage(),
+            });
+        GpuBuffer {
+            buffer: Arc::new(buffer),
+            len: data.len(),
+        }
+    }
+
+    /// Starts recording: all ops of the returned recorder go into one command encoder, submitted
+    /// by [`Recorder::submit`].
+    pub fn recorder(&self) -> Recorder<'_> {
+        let encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("glassbox ops"),
+            });
+        Recorder { ctx: self, encoder }
+    }
+
+    /// Copies the tensors into mappable buffers in ONE submission, maps them and returns their
+    /// data (one `Vec<f32>` per tensor, in order). Natively this blocks in `device.poll`; on
+    /// wasm32 it awaits the browser's map callbacks and never blocks.
+    ///
+    /// Also reports (once) the first uncaptured wgpu error since the previous read, and device loss.
+    pub async fn read(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>, GpuError> {
+        self.check_lost()?;
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read-back"),
+            });
+        let staging: Vec<Option<wgpu::Buffer>> = tensors
+            .iter()
+            .map(|t| {
+                let size = (t.len() * 4) as u64;
+                if size == 0 {
+                    return None;
+                }
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("read-back staging"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(&t.buffer, 0, &b, 0, size);
+                Some(b)
+            })
+            .collect();
+        self.queue.submit(Some(encoder.finish()));
+
+        let mut receivers = Vec::new();
+        for b in staging.iter().flatten() {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            receivers.push(rx);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Map(format!("device.poll: {e}")))?;
+        for rx in receivers {
+            rx.await
+                .map_err(|_| GpuError::Map("map_async callback was dropped".into()))?
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+        }
+        self.check_lost()?;
+        if let Some(e) = self.take_error() {
+            return Err(GpuError::Validation(e));
+        }
+
+        let mut out = Vec::with_capacity(tensors.len());
+        for b in &staging {
+            match b {
+                None => out.push(Vec::new()),
+                Some(b) => {
+                    let data = {
+                        let view = b
+                            .slice(..)
+                            .get_mapped_range()
+                            .map_err(|e| GpuError::Map(e.to_string()))?;
+                        view.chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect::<Vec<f32>>()
+                    };
+                    b.unmap();
+                    out.push(data);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the first uncaptured wgpu error (validation, out of memory) recorded since the last
+    /// call, if any. [`GpuContext::read`] calls this and returns it as [`GpuError::Validation`].
+    pub fn take_error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn check_lost(&self) -> Result<(), GpuError> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(msg) => Err(GpuError::DeviceLost(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits `n_groups` workgroups into an (x, y) grid within the per-dimension limit (65535 by
+    /// default). Kernels using it rebuild the linear index as `wid.y * num_workgroups.x + wid.x`
+    /// and bounds-check it (the grid may have up to x-1 spare workgroups).
+    pub(crate) fn grid_1d(&self, n_groups: u32) -> [u32; 3] {
+        if n_groups <= self.max_groups_per_dim {
+            [n_groups, 1, 1]
+        } else {
+            let x = self.max_groups_per_dim;
+            let y = n_groups.div_ceil(x);
+            assert!(
+                y <= self.max_groups_per_dim,
+                "dispatch of {n_groups} workgroups is too large"
+            );
+            [x, y, 1]
+        }
+    }
+
+    /// True for software adapters (lavapipe natively; on the web, a fallback adapter such as
+    /// SwiftShader).
+    pub(crate) fn is_cpu_adapter(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    pub(crate) fn check_grid(&self, grid: [u32; 3], op: &str) {
+        for g in grid {
+            assert!(
+                g <= self.max_groups_per_dim,
+                "{op}: {g} workgroups in one dimension exceeds the limit {}",
+                self.max_groups_per_dim
+            );
+        }
+    }
+}
+
+fn option_env_var(name: &str) -> Option<String> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::env::var(name).ok()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = name;
+        None
+    }
+}
+
+fn tensor_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}
+
+fn build_kernel(device: &wgpu::Device, spec: &KernelSpec) -> Kernel {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(spec.entry),
+        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(spec.wgsl)),
+    });
+    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    for i in 0..spec.n_inputs {
+        entries.push(storage(1 + i, true));
+    }
+    for i in 0..spec.n_outputs {
+        entries.push(storage(1 + spec.n_inputs + i, false));
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(spec.entry),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(spec.entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(spec.entry),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(spec.entry),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    Kernel { pipeline, layout }
+}
+
+/// Records ops into one command encoder. Every op allocates its output(s) and returns them;
+/// nothing runs until [`Recorder::submit`].
+pub struct Recorder<'a> {
+    pub(crate) ctx: &'a GpuContext,
+    encoder: wgpu::CommandEncoder,
+}
+
+impl Recorder<'_> {
+    /// Finishes the encoder and submits it to the queue.
+    pub fn submit(self) {
+        self.ctx.queue.submit(Some(self.encoder.finish()));
+    }
+
+    /// A new zero-filled tensor (at least 4 bytes, so it can always be bound).
+    pub(crate) fn output(&self, shape: &[usize]) -> GpuTensor {
+        let n: usize = shape.iter().product();
+        let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("op output"),
+            size: (n.max(1) * 4) as u64,
+            usage: tensor_usage(),
+            mapped_at_creation: false,
+        });
+        GpuTensor {
+            buffer: Arc::new(buffer),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Records one dispatch of `kernel` in its own compute pass. `params` are u32 words (f32s
+    /// passed as `to_bits()`), padded here to a 16-byte multiple. Skipped when the grid is empty.
+    pub(crate) fn dispatch(
+        &mut self,
+        kernel: KernelId,
+        params: &[u32],
+        inputs: &[&wgpu::Buffer],
+        outputs: &[&wgpu::Buffer],
+        grid: [u32; 3],
+    ) {
+        if grid.contains(&0) {
+            return;
+        }
+        let spec = &KERNELS[kernel as usize];
+        assert_eq!(
+            inputs.len(),
+            spec.n_inputs as usize,
+            "{}: wrong input count",
+            spec.entry
+        );
+        assert_eq!(
+            outputs.len(),
+            spec.n_outputs as usize,
+            "{}: wrong output count",
+            spec.entry
+        );
+        self.ctx.check_grid(grid, spec.entry);
+        let k = &self.ctx.kernels[kernel as usize];
+
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let uniform = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in inputs.iter().chain(outputs.iter()).enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(spec.entry),
+                layout: &k.layout,
+                entries: &entries,
+            });
+        let mut pass = self
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(spec.entry),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+    }
+}

@@ -1,0 +1,32 @@
+//! glassbox-kernels: the WebGPU compute kernels (WGSL, run through wgpu) of the GPT-2-style
+//! forward pass, each with a plain-Rust CPU reference.
+//!
+//! * [`GpuContext`] owns the device, the queue and the compiled pipelines (built once, lazily).
+//! * [`Recorder`] records dispatches into ONE command encoder; every op returns a new
+//!   [`GpuTensor`] (a fresh buffer), so every intermediate can be kept as a hook.
+//! * [`GpuContext::read`] copies tensors back to the host in one submission.
+//! * [`cpu`] re-exports the CPU reference of every op (`<op>_cpu`), used by the tests and
+//!   available to callers that want to check a result.
+//!
+//! All tensors are contiguous, row-major f32. No kernel needs `shader-f16` or subgroups, and
+//! the WGSL is written to compile under both naga (native wgpu) and Tint (Chromium).
+
+mod context;
+pub mod ops;
+
+pub use context::{GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder};
+pub use ops::linear::LinearKernel;
+
+/// The CPU reference of every op, under one roof.
+pub mod cpu {
+    pub use crate::ops::add::add_cpu;
+    pub use crate::ops::affine::affine_cpu;
+    pub use crate::ops::attn_scores::attn_scores_cpu;
+    pub use crate::ops::attn_z::attn_z_cpu;
+    pub use crate::ops::embed::{embed_cpu, pos_embed_cpu};
+    pub use crate::ops::gelu_new::gelu_new_cpu;
+    pub use crate::ops::layer_norm::layer_norm_cpu;
+    pub use crate::ops::linear::linear_cpu;
+    pub use crate::ops::scale_shift::scale_shift_cpu;
+    pub use crate::ops::softmax::softmax_cpu;
+}

@@ -1,0 +1,49 @@
+//! `scale_shift`: LayerNorm's weight and bias, applied after `hook_normalized`.
+//!
+//! x `[rows, d]` (any leading shape), w `[d]`, b `[d]` -> out `[rows, d]` = x * w + b, with w and
+//! b broadcast over the rows. Not: a general broadcast (only over the last axis), not in place.
+
+use crate::context::KernelId;
+use crate::ops::{groups_for, ELEMENTWISE_WG};
+use crate::{GpuTensor, Recorder};
+
+pub(crate) const WGSL: &str = include_str!("scale_shift.wgsl");
+
+impl Recorder<'_> {
+    /// x `[.., d]` * w `[d]` + b `[d]` -> `[.., d]`.
+    pub fn scale_shift(&mut self, x: &GpuTensor, w: &GpuTensor, b: &GpuTensor) -> GpuTensor {
+        let d = x.last_dim();
+        assert_eq!(
+            w.len(),
+            d,
+            "scale_shift: w has {} values, x's last axis is {d}",
+            w.len()
+        );
+        assert_eq!(
+            b.len(),
+            d,
+            "scale_shift: b has {} values, x's last axis is {d}",
+            b.len()
+        );
+        let out = self.output(&x.shape);
+        let n = x.len();
+        let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
+        self.dispatch(
+            KernelId::ScaleShift,
+            &[n as u32, d as u32],
+            &[&x.buffer, &w.buffer, &b.buffer],
+            &[&out.buffer],
+            grid,
+        );
+        out
+    }
+}
+
+/// CPU reference. x `[rows, d]`, w `[d]`, b `[d]` -> `[rows, d]`.
+pub fn scale_shift_cpu(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let d = w.len();
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| v * w[i % d] + b[i % d])
+        .collect()
+}

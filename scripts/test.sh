@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up whatever is missing (scripts/setup.sh) and runs every test:
+#   1. native unit and integration tests (core, CLI), including parity with transformers;
+#   2. GPU kernel and GPU-path tests on Mesa's lavapipe (a real Vulkan driver on the CPU);
+#   3. the wasm build of the site (trunk build --release);
+#   4. end-to-end tests in headless Chromium with WebGPU (SwiftShader), on / and /explorer/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+
+# wgpu picks lavapipe through Vulkan; there is no GPU on CI machines.
+export WGPU_BACKEND=vulkan
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
+cargo test --workspace --exclude glassbox-app
+
+say "building the site (trunk build --release)"
+trunk build --release
+
+say "end-to-end tests (Playwright + Debian chromium with WebGPU)"
+(cd e2e && npx playwright test)
+say "all tests passed"
