@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing (scripts/setup.sh) and runs every test:
 #   1. native unit and integration tests (core, CLI), including parity with transformers;
-#   2. GPU kernel and GPU-path tests on Mesa's lavapipe (a real Vulkan driver on the CPU);
+#   2. GPU kernel and GPU-path tests on Mesa's lavapipe (a real Vulkan driver on the CPU), and
+#      every kernel compiled by Chromium's Tint and smoke-tested on SwiftShader;
 #   3. the wasm build of the site (trunk build --release);
 #   4. end-to-end tests in headless Chromium with WebGPU (SwiftShader), on / and /explorer/.
 set -euo pipefail
@@ -16,6 +17,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
 cargo test --workspace --exclude glassbox-app
+
+say "WGSL under Chromium's compiler (Tint) on SwiftShader: every kernel entry point"
+node kernels/scripts/tint_check.mjs
 
 say "building the site (trunk build --release)"
 trunk build --release

@@ -13,8 +13,8 @@ use glassbox_core::tasks::{induction, induction_heldout_accuracy, Rng};
 use glassbox_core::weights::{write_safetensors, BlockWeights};
 use glassbox_core::{CharTokenizer, Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest};
 
-pub const DEFAULT_STEPS: usize = 4000;
-pub const DEFAULT_LR: f64 = 3e-3;
+pub const DEFAULT_STEPS: usize = 8000;
+pub const DEFAULT_LR: f64 = 1e-3;
 pub const BATCH: usize = 16;
 pub const EVAL_SEED: u64 = 1_000_003;
 pub const EVAL_SEQUENCES: usize = 200;
@@ -126,7 +126,7 @@ pub fn train_induction(out: &Path, steps: usize, seed: u64, lr: f64) -> Result<(
             "sequence_length": induction::SEQ_LEN, "time_seconds": train_secs.round(),
             "machine": "2 CPU cores, candle-core autograd"
         },
-        "metrics": { "heldout_induction_accuracy": (acc * 10000.0).round() / 10000.0, "eval_seed": EVAL_SEED, "eval_sequences": EVAL_SEQUENCES,
+        "metrics": { "heldout_induction_accuracy": (acc as f64 * 10000.0).round() / 10000.0, "eval_seed": EVAL_SEED, "eval_sequences": EVAL_SEQUENCES,
                      "definition": "argmax accuracy at every position inside the second occurrence whose next token continues the segment" },
         "license": "MIT OR Apache-2.0 (trained by this project)"
     });

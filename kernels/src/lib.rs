@@ -1,7 +1,8 @@
 //! glassbox-kernels: the WebGPU compute kernels (WGSL, run through wgpu) of the GPT-2-style
 //! forward pass, each with a plain-Rust CPU reference.
 //!
-//! * [`GpuContext`] owns the device, the queue and the compiled pipelines (built once, lazily).
+//! * [`GpuContext`] owns the device, the queue and the compute pipelines (all compiled once, in
+//!   [`GpuContext::new`], inside an error scope: a WGSL error is a [`GpuError::Shader`]).
 //! * [`Recorder`] records dispatches into ONE command encoder; every op returns a new
 //!   [`GpuTensor`] (a fresh buffer), so every intermediate can be kept as a hook.
 //! * [`GpuContext::read`] copies tensors back to the host in one submission.
@@ -9,7 +10,8 @@
 //!   available to callers that want to check a result.
 //!
 //! All tensors are contiguous, row-major f32. No kernel needs `shader-f16` or subgroups, and
-//! the WGSL is written to compile under both naga (native wgpu) and Tint (Chromium).
+//! the WGSL compiles under both naga (native wgpu; `cargo test`) and Tint (Chromium;
+//! `node kernels/scripts/tint_check.mjs`). See kernels/README.md.
 
 mod context;
 pub mod ops;
