@@ -16,7 +16,7 @@ export WGPU_BACKEND=vulkan
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
-cargo test --workspace --exclude glassbox-app
+cargo test --workspace
 
 say "WGSL under Chromium's compiler (Tint) on SwiftShader: every kernel entry point"
 node kernels/scripts/tint_check.mjs

@@ -27,7 +27,7 @@ fn bench_on<B: Backend>(b: &B, name: &str, cfg: &Config, weights: &ModelWeights<
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();
-        let req = RunRequest::new(tokens).cache_all();
+        let req = if std::env::var("BENCH_NO_CACHE").is_ok() { RunRequest::new(tokens) } else { RunRequest::new(tokens).cache_all() };
         for _ in 0..2 {
             pollster::block_on(model.run(b, &req))?;
         }

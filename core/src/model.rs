@@ -70,7 +70,7 @@ impl<B: Backend> HookedTransformer<B> {
         let plan = PlannedRun::plan(&self.cfg, req)?;
         let mut hooks = Hooks::<B>::new(backend, &plan)?;
         let h = &mut hooks;
-        let (cfg, w) = (&self.cfg, &self.weights);
+        let w = &self.weights;
         let n_pos = plan.tokens.len();
 
         let embed = h.hook(backend, "hook_embed", backend.embed(&plan.tokens, &w.W_E)?)?; // [pos, d_model]

@@ -1,0 +1,140 @@
+//! What the views show, computed from one run's output: token strings, top-5 predictions at
+//! every position, attention patterns per layer, and per-head scores that point a reader at
+//! the interesting heads. Pure logic: no DOM, no backend.
+
+use glassbox_core::{CharTokenizer, HostTensor, RunOutput};
+
+/// The attention-pattern hook of layer `l`: `[head, query, key]`.
+pub fn pattern_hook(l: usize) -> String {
+    format!("blocks.{l}.attn.hook_pattern")
+}
+
+/// One finished run, as the views need it.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// The prompt text that was submitted (before any cut).
+    pub prompt: String,
+    /// Token ids run, the BOS token first.
+    pub ids: Vec<u32>,
+    /// Token strings, one per id.
+    pub tokens: Vec<String>,
+    /// The 5 most likely next tokens at each position: (token string, probability).
+    pub top5: Vec<Vec<(String, f32)>>,
+    /// Attention patterns, one per layer, each `[head, query, key]`.
+    pub patterns: Vec<HostTensor>,
+    /// Wall time of the forward pass and read-back, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+impl RunView {
+    pub fn from_output(
+        prompt: &str,
+        ids: Vec<u32>,
+        out: &RunOutput,
+        n_layers: usize,
+        tokenizer: &CharTokenizer,
+        elapsed_ms: f64,
+    ) -> RunView {
+        let tokens = ids
+            .iter()
+            .map(|&id| tokenizer.token_str(id).to_string())
+            .collect();
+        let top5 = (0..ids.len())
+            .map(|p| {
+                out.top_k(p, 5)
+                    .into_iter()
+                    .map(|(id, prob)| (tokenizer.token_str(id).to_string(), prob))
+                    .collect()
+            })
+            .collect();
+        let patterns = (0..n_layers)
+            .map(|l| out.get(&pattern_hook(l)).cloned().unwrap_or_default())
+            .collect();
+        RunView {
+            prompt: prompt.to_string(),
+            ids,
+            tokens,
+            top5,
+            patterns,
+            elapsed_ms,
+        }
+    }
+
+    pub fn n_tokens(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The pattern of one head, `[query, key]` row-major, or `None` when out of range.
+    pub fn head_pattern(&self, layer: usize, head: usize) -> Option<&[f32]> {
+        let t = self.patterns.get(layer)?;
+        let n = self.n_tokens();
+        (t.shape.len() == 3 && head < t.shape[0]).then(|| &t.data[head * n * n..(head + 1) * n * n])
+    }
+
+    pub fn n_heads(&self, layer: usize) -> usize {
+        self.patterns
+            .get(layer)
+            .and_then(|t| t.shape.first().copied())
+            .unwrap_or(0)
+    }
+
+    /// The head of `layer` with the highest induction score, when the prompt repeats a token.
+    pub fn strongest_induction_head(&self, layer: usize) -> Option<usize> {
+        let targets = induction_targets(&self.ids);
+        (0..self.n_heads(layer))
+            .filter_map(|h| {
+                Some((
+                    h,
+                    induction_score(self.head_pattern(layer, h)?, self.n_tokens(), &targets)?,
+                ))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(h, _)| h)
+    }
+}
+
+/// For every query whose token occurred before, the key just after that token's most recent
+/// earlier occurrence: where an induction head looks (A B ... A -> attends to B).
+pub fn induction_targets(ids: &[u32]) -> Vec<(usize, usize)> {
+    (1..ids.len())
+        .filter_map(|q| (1..q).rev().find(|&j| ids[j] == ids[q]).map(|j| (q, j + 1)))
+        .collect()
+}
+
+/// Mean attention from each such query to its induction target, per head; `None` when the
+/// prompt repeats no token (so no head can show induction).
+pub fn induction_score(pattern: &[f32], n: usize, targets: &[(usize, usize)]) -> Option<f32> {
+    (!targets.is_empty()).then(|| {
+        targets
+            .iter()
+            .map(|&(q, k)| pattern[q * n + k])
+            .sum::<f32>()
+            / targets.len() as f32
+    })
+}
+
+/// Mean attention from each query to the token just before it: high for previous-token heads.
+pub fn prev_token_score(pattern: &[f32], n: usize) -> Option<f32> {
+    (n > 1).then(|| (1..n).map(|q| pattern[q * n + q - 1]).sum::<f32>() / (n - 1) as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn induction_targets_follow_the_most_recent_earlier_occurrence() {
+        // <bos> a b c a b a
+        let ids = [0, 1, 2, 3, 1, 2, 1];
+        assert_eq!(induction_targets(&ids), vec![(4, 2), (5, 3), (6, 5)]);
+    }
+
+    #[test]
+    fn scores_average_the_selected_entries() {
+        // 3 tokens; query 2 puts 0.75 on key 1 (its target) and query 1 puts 1.0 on key 0.
+        let p = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.25, 0.75, 0.0];
+        assert_eq!(induction_score(&p, 3, &[(2, 1)]), Some(0.75));
+        assert_eq!(induction_score(&p, 3, &[]), None);
+        assert_eq!(prev_token_score(&p, 3), Some((1.0 + 0.75) / 2.0));
+    }
+}

@@ -1,0 +1,347 @@
+//! The explorer page: owns the state (the URL's view, the loaded model, the engine, the last
+//! run) and wires the components together. Loading and running are async tasks on the one
+//! browser thread (`spawn_local`); the UI never waits on them.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glassbox_core::{CharTokenizer, Config, RunRequest};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::analysis::{pattern_hook, RunView};
+use crate::components::{
+    AttentionHeatmap, BackendBadge, HeadPicker, ModelPanel, Notice, NoticeKind, Notices,
+    Prediction, PromptBox, TokenChips,
+};
+use crate::engine::{CpuReason, Engine};
+use crate::loader::{load_bundle, Progress};
+use crate::models::{ModelEntry, MODELS};
+use crate::prompt;
+use crate::url_state::{self, UrlView};
+
+/// Where loading the model has got.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadState {
+    /// Downloading; `None` until the first byte counts arrive.
+    Loading(Option<Progress>),
+    /// Downloaded and parsed; starting the backend.
+    Starting,
+    /// Ready to run.
+    Ready { bytes: u64, seconds: f64 },
+    /// Could not load; the message says why.
+    Failed(String),
+}
+
+/// What the page knows about the loaded model.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub cfg: Config,
+    pub tokenizer: CharTokenizer,
+    pub card: serde_json::Value,
+}
+
+impl ModelInfo {
+    fn card_str(&self, key: &str) -> String {
+        self.card
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// The page's state: all signals, so the struct is `Copy` and moves into every closure.
+#[derive(Clone, Copy)]
+struct Ui {
+    model_entry: &'static ModelEntry,
+    force_cpu: bool,
+    load: RwSignal<LoadState>,
+    model: RwSignal<Option<Arc<ModelInfo>>>,
+    engine: StoredValue<Option<Rc<Engine>>, LocalStorage>,
+    backend: RwSignal<Option<String>>,
+    cpu_reason: RwSignal<Option<CpuReason>>,
+    /// The text in the prompt box (kept whatever happens to a run).
+    text: RwSignal<String>,
+    /// The prompt of the last run, as submitted; this is what the URL shares.
+    submitted: RwSignal<String>,
+    run: RwSignal<Option<Arc<RunView>>>,
+    running: RwSignal<bool>,
+    prompt_error: RwSignal<Option<String>>,
+    cut_notice: RwSignal<Option<String>>,
+    url_notices: RwSignal<Vec<String>>,
+    pos: RwSignal<usize>,
+    layer: RwSignal<usize>,
+    head: RwSignal<usize>,
+    /// The URL is rewritten from the state only once the first run has settled the view,
+    /// so a link opened on a slow machine is not overwritten while it loads.
+    url_live: RwSignal<bool>,
+}
+
+/// The whole explorer page.
+#[component]
+pub fn App() -> impl IntoView {
+    let (params, notices) = url_state::parse(url_state::read_param);
+    let ui = Ui {
+        model_entry: params.model,
+        force_cpu: params.force_cpu,
+        load: RwSignal::new(LoadState::Loading(None)),
+        model: RwSignal::new(None),
+        engine: StoredValue::new_local(None),
+        backend: RwSignal::new(None),
+        cpu_reason: RwSignal::new(None),
+        text: RwSignal::new(
+            params
+                .prompt
+                .clone()
+                .unwrap_or_else(|| params.model.default_prompt.to_string()),
+        ),
+        submitted: RwSignal::new(String::new()),
+        run: RwSignal::new(None),
+        running: RwSignal::new(false),
+        prompt_error: RwSignal::new(None),
+        cut_notice: RwSignal::new(None),
+        url_notices: RwSignal::new(notices),
+        pos: RwSignal::new(0),
+        layer: RwSignal::new(0),
+        head: RwSignal::new(0),
+        url_live: RwSignal::new(false),
+    };
+    spawn_local(start(ui, params));
+
+    Effect::new(move |_| {
+        if !ui.url_live.get() {
+            return;
+        }
+        let prompt = ui.submitted.get();
+        url_state::write(&UrlView {
+            model: ui.model_entry.id,
+            prompt: &prompt,
+            pos: ui.pos.get(),
+            layer: ui.layer.get(),
+            head: ui.head.get(),
+            force_cpu: ui.force_cpu,
+        });
+    });
+
+    let on_run = Callback::new(move |()| spawn_local(run_prompt(ui, None)));
+    let ready = Signal::derive(move || matches!(ui.load.get(), LoadState::Ready { .. }));
+    let notices = Signal::derive(move || {
+        let mut all: Vec<Notice> = ui
+            .url_notices
+            .get()
+            .into_iter()
+            .map(|m| Notice::new(NoticeKind::Warning, m))
+            .collect();
+        match ui.cpu_reason.get() {
+            Some(CpuReason::Forced) => all.push(Notice::new(
+                NoticeKind::Info,
+                "The URL asks for the CPU backend (backend=cpu): WebGPU is not used.",
+            )),
+            Some(CpuReason::GpuFailed(why)) => {
+                let short = if why.contains("no GPU adapter") {
+                    "this browser offers no GPU adapter".to_string()
+                } else {
+                    why.clone()
+                };
+                all.push(Notice::new(NoticeKind::Warning, format!("WebGPU unavailable: {short}. Running on the CPU instead (slower, same results).")).detail(why));
+            }
+            None => {}
+        }
+        all
+    });
+    let run = ui.run;
+    let n_layers = Signal::derive(move || ui.model.get().map_or(0, |m| m.cfg.n_layers));
+    let tokens = Signal::derive(move || run.get().map(|r| r.tokens.clone()).unwrap_or_default());
+    let predictions = Signal::derive(move || {
+        run.get()
+            .and_then(|r| r.top5.get(ui.pos.get()).cloned())
+            .unwrap_or_default()
+    });
+    let pattern = Memo::new(move |_| {
+        run.get()
+            .and_then(|r| {
+                r.head_pattern(ui.layer.get(), ui.head.get())
+                    .map(<[f32]>::to_vec)
+            })
+            .unwrap_or_default()
+    });
+    let select_pos = Callback::new(move |p: usize| ui.pos.set(p));
+
+    view! {
+        <header class="site-header">
+            <div class="brand">
+                <h1>"glassbox"</h1>
+                <span class="tagline">"interpretability in your browser"</span>
+            </div>
+            <BackendBadge label=ui.backend running=ui.running />
+        </header>
+        <main>
+            <Notices notices=notices />
+            <ModelPanel entry=ui.model_entry models=MODELS load=ui.load model=ui.model />
+            <PromptBox
+                text=ui.text
+                ready=ready
+                running=ui.running
+                on_run=on_run
+                error=ui.prompt_error
+                cut=ui.cut_notice
+                hint=Signal::derive(move || ui.model.get().map(|m| m.card_str("vocabulary")).unwrap_or_default())
+            />
+            <Show when=move || run.with(Option::is_some)>
+                <section class="panel">
+                    <h2>"Tokens"</h2>
+                    <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
+                    <TokenChips tokens=tokens prompt=Signal::derive(move || run.get().map(|r| r.prompt.clone()).unwrap_or_default()) selected=ui.pos on_select=select_pos />
+                    <p class="run-meta" data-testid="run-meta">
+                        {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.n_tokens(), r.elapsed_ms, ui.backend.get().unwrap_or_default()))}
+                    </p>
+                </section>
+                <div class="two-col">
+                    <section class="panel">
+                        <h2>"Next-token prediction"</h2>
+                        <Prediction tokens=tokens ids=Signal::derive(move || run.get().map(|r| r.ids.clone()).unwrap_or_default()) pos=ui.pos predictions=predictions />
+                    </section>
+                    <section class="panel">
+                        <h2>"Heads"</h2>
+                        <HeadPicker n_layers=n_layers layer=ui.layer head=ui.head run=Signal::derive(move || run.get()) />
+                    </section>
+                </div>
+                <section class="panel">
+                    <h2>{move || format!("Attention pattern: layer {}, head {}", ui.layer.get(), ui.head.get())}</h2>
+                    <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it."</p>
+                    <AttentionHeatmap tokens=tokens pattern=pattern selected=ui.pos on_select=select_pos />
+                </section>
+            </Show>
+        </main>
+        <footer class="site-footer">
+            "Everything runs in this page: the model's weights are downloaded once and nothing you type leaves your browser."
+        </footer>
+    }
+}
+
+/// Loads the model, starts a backend, applies the URL's view and runs the first prompt.
+async fn start(ui: Ui, params: url_state::UrlParams) {
+    let t0 = js_sys::Date::now();
+    let (bundle, bytes) = match load_bundle(ui.model_entry, move |p| {
+        ui.load.set(LoadState::Loading(Some(p)))
+    })
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            ui.load.set(LoadState::Failed(format!(
+                "Could not load the model \u{201c}{}\u{201d}: {e}",
+                ui.model_entry.id
+            )));
+            return;
+        }
+    };
+    ui.load.set(LoadState::Starting);
+    let (engine, reason) = match Engine::start(&bundle, ui.force_cpu).await {
+        Ok(e) => e,
+        Err(e) => {
+            ui.load.set(LoadState::Failed(format!(
+                "Could not start the model \u{201c}{}\u{201d}: {e}",
+                ui.model_entry.id
+            )));
+            return;
+        }
+    };
+    let cfg = bundle.cfg.clone();
+    let (layer, layer_notice) = url_state::check_index("layer", params.layer, cfg.n_layers);
+    let (head, head_notice) = url_state::check_index("head", params.head, cfg.n_heads);
+    ui.url_notices
+        .update(|v| v.extend(layer_notice.into_iter().chain(head_notice)));
+    // The default layer is the last: in the shipped induction model that is where the
+    // induction heads are. The default head is chosen after the first run (below).
+    ui.layer.set(layer.unwrap_or(cfg.n_layers - 1));
+    ui.head.set(head.unwrap_or(0));
+    ui.backend.set(Some(engine.backend_label()));
+    ui.cpu_reason.set(reason);
+    ui.engine.set_value(Some(Rc::new(engine)));
+    ui.model.set(Some(Arc::new(ModelInfo {
+        cfg,
+        tokenizer: bundle.tokenizer,
+        card: bundle.card,
+    })));
+    ui.load.set(LoadState::Ready {
+        bytes,
+        seconds: (js_sys::Date::now() - t0) / 1000.0,
+    });
+    run_prompt(ui, Some(params.pos)).await;
+    if head.is_none() {
+        if let Some(best) = ui
+            .run
+            .get_untracked()
+            .and_then(|r| r.strongest_induction_head(ui.layer.get_untracked()))
+        {
+            ui.head.set(best);
+        }
+    }
+    ui.url_live.set(true);
+}
+
+/// Runs the text in the prompt box. `url_pos` is the URL's position on the first run (checked
+/// once the tokens are known); later runs keep the chosen position when the prompt is
+/// unchanged and move to the last token when it changed.
+async fn run_prompt(ui: Ui, url_pos: Option<Option<usize>>) {
+    if ui.running.get_untracked() {
+        return;
+    }
+    let (Some(info), Some(engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else {
+        return;
+    };
+    let text = ui.text.get_untracked();
+    let same_prompt =
+        ui.submitted.get_untracked() == text && ui.run.with_untracked(Option::is_some);
+    ui.submitted.set(text.clone());
+    ui.prompt_error.set(None);
+    ui.cut_notice.set(None);
+    let prepared = match prompt::prepare(&text, &info.tokenizer, info.cfg.n_ctx) {
+        Ok(p) => p,
+        Err(e) => {
+            ui.prompt_error.set(Some(e.to_string()));
+            ui.run.set(None);
+            return;
+        }
+    };
+    if let Some(cut) = &prepared.cut {
+        ui.cut_notice.set(Some(cut.message(info.cfg.n_ctx)));
+    }
+    let hooks: Vec<String> = (0..info.cfg.n_layers).map(pattern_hook).collect();
+    let hook_refs: Vec<&str> = hooks.iter().map(String::as_str).collect();
+    let req = RunRequest::new(prepared.ids.clone()).cache(&hook_refs);
+    ui.running.set(true);
+    let t0 = js_sys::Date::now();
+    let result = engine.run(&req).await;
+    let elapsed = js_sys::Date::now() - t0;
+    ui.running.set(false);
+    match result {
+        Ok(out) => {
+            let view = RunView::from_output(
+                &text,
+                prepared.ids,
+                &out,
+                info.cfg.n_layers,
+                &info.tokenizer,
+                elapsed,
+            );
+            let n = view.n_tokens();
+            match url_pos {
+                Some(p) => {
+                    let (pos, notice) = url_state::check_pos(p, n);
+                    ui.url_notices.update(|v| v.extend(notice));
+                    ui.pos.set(pos);
+                }
+                None if !same_prompt || ui.pos.get_untracked() >= n => ui.pos.set(n - 1),
+                None => {}
+            }
+            ui.run.set(Some(Arc::new(view)));
+        }
+        Err(e) => {
+            ui.prompt_error.set(Some(format!("The run failed: {e}")));
+            ui.run.set(None);
+        }
+    }
+}

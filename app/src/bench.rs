@@ -1,0 +1,46 @@
+//! An in-page benchmark for BENCHMARKS.md, exported to JavaScript (trunk puts the exports on
+//! `window.wasmBindings`): `await window.wasmBindings.bench_forward("induction-2l", prompt,
+//! runs, "gpu" | "cpu")` loads the model, runs `runs` forward passes with every hook cached
+//! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON.
+//! The page's own UI never calls it; `e2e/bench/browser_bench.mjs` does.
+
+use glassbox_core::RunRequest;
+use wasm_bindgen::prelude::*;
+
+use crate::engine::Engine;
+use crate::loader::load_bundle;
+use crate::models::find_model;
+
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+#[wasm_bindgen]
+pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: String) -> Result<JsValue, JsValue> {
+    let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
+    let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, backend == "cpu").await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    if backend == "gpu" && cpu_reason.is_some() {
+        return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
+    }
+    let tokens = bundle.tokenizer.encode(&prompt).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let req = RunRequest::new(tokens.clone()).cache_all();
+    let mut times = Vec::with_capacity(runs as usize);
+    for i in 0..runs + 2 {
+        let t = now_ms();
+        engine.run(&req).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+        if i >= 2 {
+            times.push(now_ms() - t);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let json = format!(
+        r#"{{"backend":"{}","n_tokens":{},"runs":{},"median_ms":{:.2},"min_ms":{:.2}}}"#,
+        engine.backend_label(),
+        tokens.len(),
+        runs,
+        times[times.len() / 2],
+        times[0]
+    );
+    Ok(JsValue::from_str(&json))
+}

@@ -1,0 +1,77 @@
+use std::sync::Arc;
+
+use leptos::prelude::*;
+
+use crate::analysis::{induction_score, induction_targets, prev_token_score, RunView};
+
+/// Layer and head selectors. Each head's button shows two scores from the current run:
+/// how much it attends to the previous token, and how much to the token after the previous
+/// occurrence of the current one (induction), to help find the heads worth a look.
+#[component]
+pub fn HeadPicker(
+    /// Number of layers of the model.
+    #[prop(into)]
+    n_layers: Signal<usize>,
+    /// The chosen layer.
+    layer: RwSignal<usize>,
+    /// The chosen head.
+    head: RwSignal<usize>,
+    /// The run whose patterns give the scores.
+    #[prop(into)]
+    run: Signal<Option<Arc<RunView>>>,
+) -> impl IntoView {
+    let layers = move || {
+        (0..n_layers.get())
+            .map(|l| {
+                view! {
+                    <button
+                        class="seg"
+                        class:selected=move || layer.get() == l
+                        aria-pressed=move || (layer.get() == l).to_string()
+                        data-testid="layer-button"
+                        data-layer=l
+                        on:click=move |_| layer.set(l)
+                    >
+                        {format!("Layer {l}")}
+                    </button>
+                }
+            })
+            .collect_view()
+    };
+    let heads = move || {
+        let run = run.get()?;
+        let l = layer.get();
+        let n = run.n_tokens();
+        let targets = induction_targets(&run.ids);
+        let buttons = (0..run.n_heads(l))
+            .map(|h| {
+                let p = run.head_pattern(l, h).unwrap_or_default();
+                let prev = prev_token_score(p, n);
+                let ind = induction_score(p, n, &targets);
+                let fmt = |s: Option<f32>| s.map_or("n/a".to_string(), |s| format!("{s:.2}"));
+                view! {
+                    <button
+                        class="head"
+                        class:selected=move || head.get() == h
+                        aria-pressed=move || (head.get() == h).to_string()
+                        data-testid="head-button"
+                        data-head=h
+                        data-prev=prev.map(|s| format!("{s:.6}"))
+                        data-induction=ind.map(|s| format!("{s:.6}"))
+                        title="prev: mean attention to the previous token. induction: mean attention to the token after the earlier occurrence of the current token."
+                        on:click=move |_| head.set(h)
+                    >
+                        <span class="head-name">{format!("Head {h}")}</span>
+                        <span class="score">{format!("prev {}", fmt(prev))}</span>
+                        <span class="score">{format!("induction {}", fmt(ind))}</span>
+                    </button>
+                }
+            })
+            .collect_view();
+        Some(view! { <div class="heads" data-testid="heads">{buttons}</div> })
+    };
+    view! {
+        <div class="segmented" role="group" aria-label="layer">{layers}</div>
+        {heads}
+    }
+}

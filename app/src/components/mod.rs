@@ -1,0 +1,29 @@
+//! The page's components. Each takes its data as signals and reports choices through
+//! callbacks or the signals it is given; none knows about backends or the URL.
+
+mod backend_badge;
+mod head_picker;
+mod heatmap;
+mod model_panel;
+mod notices;
+mod prediction;
+mod prompt_box;
+mod token_chips;
+
+pub use backend_badge::BackendBadge;
+pub use head_picker::HeadPicker;
+pub use heatmap::AttentionHeatmap;
+pub use model_panel::ModelPanel;
+pub use notices::{Notice, NoticeKind, Notices};
+pub use prediction::Prediction;
+pub use prompt_box::PromptBox;
+pub use token_chips::TokenChips;
+
+/// How a token is written in labels: `<bos>` is shortened so it fits a heatmap row.
+pub fn token_label(t: &str) -> String {
+    if t == "<bos>" {
+        "BOS".to_string()
+    } else {
+        t.to_string()
+    }
+}

@@ -1,0 +1,100 @@
+use std::sync::Arc;
+
+use leptos::prelude::*;
+
+use crate::app::{LoadState, ModelInfo};
+use crate::models::ModelEntry;
+
+fn kb(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.0} kB", bytes as f64 / 1024.0)
+    }
+}
+
+/// The model: a menu of shipped models, download progress, then the model card (what the
+/// model does and which characters it knows), or why it could not load.
+#[component]
+pub fn ModelPanel(
+    /// The model this page shows.
+    entry: &'static ModelEntry,
+    /// Every shipped model, for the menu.
+    models: &'static [ModelEntry],
+    /// Where loading has got.
+    #[prop(into)]
+    load: Signal<LoadState>,
+    /// The loaded model, once ready.
+    #[prop(into)]
+    model: Signal<Option<Arc<ModelInfo>>>,
+) -> impl IntoView {
+    // Another model is another page: the URL names it and the page reloads.
+    let choose = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        if let Some(loc) = web_sys::window().map(|w| w.location()) {
+            let _ = loc.set_search(&format!("?model={}", js_sys::encode_uri_component(&id)));
+        }
+    };
+    let options = models
+        .iter()
+        .map(|m| view! { <option value=m.id selected=m.id == entry.id>{m.title}</option> })
+        .collect_view();
+    let status = move || {
+        match load.get() {
+        LoadState::Loading(p) => {
+            let (loaded, total) = p.as_ref().map_or((0, None), |p| (p.loaded, p.total));
+            let file = p.map(|p| p.file).unwrap_or_default();
+            let text = match total {
+                Some(t) => format!("Loading {file}: {} of {}", kb(loaded), kb(t)),
+                None => format!("Loading {file}: {}", kb(loaded)),
+            };
+            view! {
+                <div class="loading" data-testid="loading">
+                    <progress data-testid="load-progress" max=total.unwrap_or(0).max(1).to_string() value=loaded.to_string()></progress>
+                    <span>{text}</span>
+                </div>
+            }
+            .into_any()
+        }
+        LoadState::Starting => view! { <div class="loading" data-testid="loading"><progress></progress><span>"Starting the backend\u{2026}"</span></div> }.into_any(),
+        LoadState::Ready { bytes, seconds } => view! {
+            <p class="muted" data-testid="loaded">{format!("Loaded {} in {seconds:.1} s.", kb(bytes))}</p>
+        }
+        .into_any(),
+        LoadState::Failed(msg) => view! { <div class="notice error" data-testid="load-error" role="alert">{msg}</div> }.into_any(),
+    }
+    };
+    let card = move || {
+        model.get().map(|m| {
+            let s = |k: &str| m.card.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let acc = m.card.pointer("/metrics/heldout_induction_accuracy").and_then(|v| v.as_f64());
+            let c = &m.cfg;
+            let arch = format!(
+                "{} layers, {} heads per layer, d_model {}, context {} tokens{}",
+                c.n_layers,
+                c.n_heads,
+                c.d_model,
+                c.n_ctx,
+                if c.attn_only() { ", attention only" } else { "" }
+            );
+            view! {
+                <dl class="card" data-testid="model-card">
+                    <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
+                    <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
+                    <dt>"Shape"</dt><dd>{arch}</dd>
+                    {acc.map(|a| view! { <dt>"Held-out induction accuracy"</dt><dd>{format!("{:.1}%", a * 100.0)}</dd> })}
+                </dl>
+            }
+        })
+    };
+    view! {
+        <section class="panel">
+            <div class="panel-head">
+                <h2>"Model"</h2>
+                <select class="model-select" data-testid="model-select" on:change=choose aria-label="model">{options}</select>
+            </div>
+            {status}
+            {card}
+        </section>
+    }
+}

@@ -1,0 +1,65 @@
+use leptos::prelude::*;
+
+use crate::analysis::induction_targets;
+
+/// The five most likely next tokens after the chosen position, each with its probability as
+/// a number and a bar; plus what induction (copying what followed this token last time)
+/// would predict, when the token occurred before.
+#[component]
+pub fn Prediction(
+    /// Token strings, the BOS token first.
+    #[prop(into)]
+    tokens: Signal<Vec<String>>,
+    /// Token ids, in the same order.
+    #[prop(into)]
+    ids: Signal<Vec<u32>>,
+    /// The chosen position.
+    #[prop(into)]
+    pos: Signal<usize>,
+    /// (token, probability) pairs for that position, most likely first.
+    #[prop(into)]
+    predictions: Signal<Vec<(String, f32)>>,
+) -> impl IntoView {
+    let heading = move || {
+        let p = pos.get();
+        let t = tokens.with(|t| t.get(p).cloned().unwrap_or_default());
+        format!("After position {p} (\u{201c}{t}\u{201d}), the model predicts:")
+    };
+    let rows = move || {
+        predictions
+            .get()
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (tok, prob))| {
+                let data_token = tok.clone();
+                view! {
+                    <tr data-testid="top5" data-token=data_token data-prob=format!("{prob:.6}")>
+                        <td class="rank">{rank + 1}</td>
+                        <td class="tok"><code>{tok}</code></td>
+                        <td class="bar-cell"><div class="bar" style=format!("width: {:.2}%", prob * 100.0)></div></td>
+                        <td class="prob">{format!("{:.1}%", prob * 100.0)}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    let induction = move || {
+        let (p, ids, tokens) = (pos.get(), ids.get(), tokens.get());
+        let target = induction_targets(&ids).into_iter().find(|&(q, _)| q == p)?;
+        let k = target.1;
+        // The key after the earlier occurrence is the token that followed it: the copy.
+        let next = tokens.get(k)?.clone();
+        Some(view! {
+            <p class="hint" data-testid="induction-hint">
+                {format!("\u{201c}{}\u{201d} occurred before, at position {}, followed by \u{201c}{next}\u{201d}: an induction head would predict \u{201c}{next}\u{201d}.", tokens[p], k - 1)}
+            </p>
+        })
+    };
+    view! {
+        <p class="help">{heading}</p>
+        <table class="top5" data-testid="top5-table">
+            <tbody>{rows}</tbody>
+        </table>
+        {induction}
+    }
+}

@@ -1,0 +1,66 @@
+use leptos::prelude::*;
+
+/// The prompt: a text box with a Run button (Ctrl+Enter runs too), and the messages about
+/// the last submitted prompt. The text stays in the box whatever happens to the run.
+#[component]
+pub fn PromptBox(
+    /// The text in the box.
+    text: RwSignal<String>,
+    /// Whether the model is loaded (Run is disabled until it is).
+    #[prop(into)]
+    ready: Signal<bool>,
+    /// Whether a run is in progress (Run is disabled meanwhile).
+    #[prop(into)]
+    running: Signal<bool>,
+    /// Runs the text in the box.
+    on_run: Callback<()>,
+    /// Why the last prompt could not run, if it could not.
+    #[prop(into)]
+    error: Signal<Option<String>>,
+    /// What was cut off the last prompt to fit the context, if anything.
+    #[prop(into)]
+    cut: Signal<Option<String>>,
+    /// Which characters the model knows (from its card).
+    #[prop(into)]
+    hint: Signal<String>,
+) -> impl IntoView {
+    let can_run = move || ready.get() && !running.get();
+    let keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if (ev.ctrl_key() || ev.meta_key()) && ev.key() == "Enter" {
+            ev.prevent_default();
+            if can_run() {
+                on_run.run(());
+            }
+        }
+    };
+    view! {
+        <section class="panel">
+            <h2>"Prompt"</h2>
+            <label class="help" for="prompt">
+                {move || {
+                    let h = hint.get();
+                    if h.is_empty() { "Type a prompt.".to_string() } else { format!("Type a prompt. The model knows {h}.") }
+                }}
+                " A random string repeated later (e.g. "<code>"xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ"</code>") shows induction."
+            </label>
+            <textarea
+                id="prompt"
+                data-testid="prompt"
+                rows="3"
+                spellcheck="false"
+                autocomplete="off"
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
+                on:keydown=keydown
+            ></textarea>
+            <div class="prompt-actions">
+                <button class="primary" data-testid="run" on:click=move |_| on_run.run(()) disabled=move || !can_run()>
+                    {move || if running.get() { "Running\u{2026}" } else { "Run" }}
+                </button>
+                <span class="muted">"or Ctrl+Enter"</span>
+            </div>
+            {move || error.get().map(|e| view! { <div class="notice error" data-testid="prompt-error" role="alert">{e}</div> })}
+            {move || cut.get().map(|c| view! { <div class="notice warning" data-testid="prompt-cut" role="status">{c}</div> })}
+        </section>
+    }
+}

@@ -1,0 +1,84 @@
+//! The model on whichever backend this browser can run it: WebGPU when there is an adapter,
+//! the CPU (wasm) otherwise. The rest of the app sees one `Engine` with one async `run`, and
+//! never touches wgpu itself. wgpu values are not `Send` on wasm32, so an `Engine` lives in
+//! local (single-threaded) storage.
+
+use glassbox_core::{
+    Backend, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest,
+};
+
+/// A model uploaded to a backend.
+pub enum Engine {
+    Cpu {
+        backend: CpuBackend,
+        model: HookedTransformer<CpuBackend>,
+    },
+    Gpu {
+        backend: GpuBackend,
+        model: HookedTransformer<GpuBackend>,
+    },
+}
+
+/// Why the engine is not on WebGPU, when it is not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CpuReason {
+    /// The URL asked for the CPU (`backend=cpu`).
+    Forced,
+    /// WebGPU failed; the message says how.
+    GpuFailed(String),
+}
+
+impl Engine {
+    /// Uploads the model to WebGPU, or to the CPU when `force_cpu` is set or WebGPU fails.
+    /// Returns the engine, and why it is on the CPU when it is.
+    pub async fn start(
+        bundle: &ModelBundle,
+        force_cpu: bool,
+    ) -> Result<(Engine, Option<CpuReason>)> {
+        let reason = if force_cpu {
+            CpuReason::Forced
+        } else {
+            match Self::start_gpu(bundle).await {
+                Ok(engine) => return Ok((engine, None)),
+                Err(e) => CpuReason::GpuFailed(e.to_string()),
+            }
+        };
+        let backend = CpuBackend::new();
+        let model = HookedTransformer::new(&backend, bundle.cfg.clone(), &bundle.weights)?;
+        Ok((Engine::Cpu { backend, model }, Some(reason)))
+    }
+
+    async fn start_gpu(bundle: &ModelBundle) -> Result<Engine> {
+        let backend = GpuBackend::new().await?;
+        let model = HookedTransformer::new(&backend, bundle.cfg.clone(), &bundle.weights)?;
+        // One tiny run builds the pipelines and proves the device computes, so that a GPU that
+        // fails here falls back to the CPU instead of failing the user's first prompt.
+        let first = bundle.tokenizer.bos.unwrap_or(0);
+        model.run(&backend, &RunRequest::new(vec![first])).await?;
+        Ok(Engine::Gpu { backend, model })
+    }
+
+    /// Runs one request on this engine's backend.
+    pub async fn run(&self, req: &RunRequest) -> Result<RunOutput> {
+        match self {
+            Engine::Cpu { backend, model } => model.run(backend, req).await,
+            Engine::Gpu { backend, model } => model.run(backend, req).await,
+        }
+    }
+
+    /// The backend's name for the badge: "WebGPU (...)" or "CPU".
+    pub fn backend_label(&self) -> String {
+        match self {
+            Engine::Cpu { backend, .. } => backend.name(),
+            Engine::Gpu { backend, .. } => tidy_adapter_name(&backend.name()),
+        }
+    }
+}
+
+/// Browsers hide the adapter's description (Chromium reports an empty one), so wgpu's name
+/// falls back to its backend and device type, e.g. "BrowserWebGpu adapter (Cpu)". Say that
+/// in words: a CPU device type is the browser's software adapter (SwiftShader in Chromium).
+fn tidy_adapter_name(name: &str) -> String {
+    name.replace("BrowserWebGpu adapter (Cpu)", "software adapter")
+        .replace("BrowserWebGpu adapter (Other)", "GPU adapter")
+}

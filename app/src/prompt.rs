@@ -1,0 +1,144 @@
+//! Turning the text in the prompt box into the tokens of one run, with the messages a user
+//! needs when that text is empty, too long for the model's context, or has characters the
+//! model does not know. Pure logic: no DOM, no backend.
+
+use glassbox_core::{CharTokenizer, Error};
+
+/// Tokens cut off the end of a prompt longer than the model's context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cut {
+    /// Tokens the whole prompt has (the BOS token included).
+    pub total_tokens: usize,
+    /// Tokens cut off the end.
+    pub cut_tokens: usize,
+    /// The prompt text that was cut (from the first cut character to the end).
+    pub cut_text: String,
+}
+
+/// A prompt ready to run: its token ids (at most `n_ctx`) and what was cut, if anything.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    pub ids: Vec<u32>,
+    pub cut: Option<Cut>,
+}
+
+/// Why a prompt cannot run at all.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PromptError {
+    /// Nothing but whitespace.
+    Empty,
+    /// Characters the vocabulary lacks; the tokenizer's message names them.
+    Vocabulary(String),
+}
+
+impl std::fmt::Display for PromptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PromptError::Empty => write!(
+                f,
+                "The prompt is empty: type some characters and press Run."
+            ),
+            PromptError::Vocabulary(msg) => write!(
+                f,
+                "The prompt has characters this model does not know: {msg}."
+            ),
+        }
+    }
+}
+
+/// Tokenizes `text` and keeps at most `n_ctx` tokens (the BOS token counts).
+pub fn prepare(
+    text: &str,
+    tokenizer: &CharTokenizer,
+    n_ctx: usize,
+) -> Result<Prepared, PromptError> {
+    if text.chars().all(char::is_whitespace) {
+        return Err(PromptError::Empty);
+    }
+    let mut ids = tokenizer.encode(text).map_err(|e| match e {
+        Error::Tokenizer(msg) => PromptError::Vocabulary(msg),
+        other => PromptError::Vocabulary(other.to_string()),
+    })?;
+    if ids.len() <= n_ctx {
+        return Ok(Prepared { ids, cut: None });
+    }
+    let total_tokens = ids.len();
+    ids.truncate(n_ctx);
+    // One token per non-whitespace character, after the BOS token when there is one.
+    let kept_chars = n_ctx - usize::from(tokenizer.bos.is_some());
+    let cut_at = text
+        .char_indices()
+        .filter(|(_, c)| !c.is_whitespace())
+        .nth(kept_chars)
+        .map_or(text.len(), |(i, _)| i);
+    let cut = Cut {
+        total_tokens,
+        cut_tokens: total_tokens - n_ctx,
+        cut_text: text[cut_at..].trim().to_string(),
+    };
+    Ok(Prepared {
+        ids,
+        cut: Some(cut),
+    })
+}
+
+impl Cut {
+    /// The notice shown above the results.
+    pub fn message(&self, n_ctx: usize) -> String {
+        format!(
+            "The prompt is {} tokens long (with <bos>) but the model's context is {n_ctx}: the last {} {} cut and not run: \u{201c}{}\u{201d}",
+            self.total_tokens,
+            self.cut_tokens,
+            if self.cut_tokens == 1 { "token was" } else { "tokens were" },
+            self.cut_text
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok() -> CharTokenizer {
+        let mut tokens = vec!["<bos>".to_string()];
+        tokens.extend(('a'..='z').map(String::from));
+        CharTokenizer {
+            tokens,
+            bos: Some(0),
+        }
+    }
+
+    #[test]
+    fn empty_and_whitespace_prompts_are_empty() {
+        assert_eq!(prepare("", &tok(), 8), Err(PromptError::Empty));
+        assert_eq!(prepare(" \n\t", &tok(), 8), Err(PromptError::Empty));
+    }
+
+    #[test]
+    fn unknown_characters_are_named() {
+        let Err(PromptError::Vocabulary(msg)) = prepare("ab!c", &tok(), 8) else {
+            panic!("expected an error")
+        };
+        assert!(msg.contains("'!'"), "{msg}");
+    }
+
+    #[test]
+    fn long_prompts_are_cut_to_the_context_with_bos_counted() {
+        let p = prepare("ab cd efgh ij", &tok(), 6).unwrap();
+        assert_eq!(p.ids, vec![0, 1, 2, 3, 4, 5]);
+        let cut = p.cut.unwrap();
+        assert_eq!((cut.total_tokens, cut.cut_tokens), (11, 5));
+        assert_eq!(cut.cut_text, "fgh ij");
+    }
+
+    #[test]
+    fn prompts_that_fit_are_not_cut() {
+        assert_eq!(
+            prepare("abc", &tok(), 4).unwrap(),
+            Prepared {
+                ids: vec![0, 1, 2, 3],
+                cut: None
+            }
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The view's state in the page URL: `?model=..&prompt=..&pos=..&layer=..&head=..[&backend=cpu]`.
+//!
+//! This is the share format, kept apart from the app's internal types: parsing checks each
+//! parameter on its own, and a broken one falls back to its default with a notice that names
+//! it, so a half-broken link still opens. Checks that need the model (layer, head) or the
+//! tokens (pos) happen once those are known.
+
+use crate::models::{default_model, find_model, ModelEntry};
+
+/// The URL's parameters, each already checked for syntax.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UrlParams {
+    pub model: &'static ModelEntry,
+    /// The prompt text as typed; `None` means the model's example prompt.
+    pub prompt: Option<String>,
+    pub pos: Option<usize>,
+    pub layer: Option<usize>,
+    pub head: Option<usize>,
+    /// `backend=cpu`: skip WebGPU.
+    pub force_cpu: bool,
+}
+
+/// Reads the parameters through `get` (the query string's lookup) and returns them with a
+/// notice for each one that was broken.
+pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
+    let mut notices = Vec::new();
+    let model = match get("model") {
+        None => default_model(),
+        Some(id) => find_model(&id).unwrap_or_else(|| {
+            notices.push(format!(
+                "URL parameter model={id}: there is no model of that name; showing {} instead.",
+                default_model().id
+            ));
+            default_model()
+        }),
+    };
+    let mut number = |key: &str, default: &str| {
+        let raw = get(key)?;
+        match raw.trim().parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                notices.push(format!(
+                    "URL parameter {key}={raw} is not a number; showing {default} instead."
+                ));
+                None
+            }
+        }
+    };
+    let pos = number("pos", "the last position");
+    let layer = number("layer", "the last layer");
+    let head = number("head", "the default head");
+    let force_cpu = match get("backend")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("auto" | "gpu" | "webgpu") => false,
+        Some("cpu") => true,
+        Some(other) => {
+            notices.push(format!("URL parameter backend={other} is neither cpu nor webgpu; choosing the backend automatically."));
+            false
+        }
+    };
+    (
+        UrlParams {
+            model,
+            prompt: get("prompt"),
+            pos,
+            layer,
+            head,
+            force_cpu,
+        },
+        notices,
+    )
+}
+
+/// Checks a layer or head index against the model: the index when it is in range, else
+/// `None` (use the default) and, when the URL had an index, a notice naming it.
+pub fn check_index(
+    key: &str,
+    value: Option<usize>,
+    count: usize,
+) -> (Option<usize>, Option<String>) {
+    match value {
+        Some(v) if v < count => (Some(v), None),
+        Some(v) => (None, Some(format!("URL parameter {key}={v} is out of range (the model has {count}, numbered from 0); showing the default {key} instead."))),
+        None => (None, None),
+    }
+}
+
+/// Checks the chosen position against the number of tokens run; defaults to the last one.
+pub fn check_pos(value: Option<usize>, n_tokens: usize) -> (usize, Option<String>) {
+    let last = n_tokens.saturating_sub(1);
+    match value {
+        Some(p) if p < n_tokens => (p, None),
+        Some(p) => (last, Some(format!("URL parameter pos={p} is past the end of the prompt ({n_tokens} tokens); showing the last position ({last}) instead."))),
+        None => (last, None),
+    }
+}
+
+/// The view that the URL encodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UrlView<'a> {
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub pos: usize,
+    pub layer: usize,
+    pub head: usize,
+    pub force_cpu: bool,
+}
+
+impl UrlView<'_> {
+    /// The query parameters, in a stable order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![
+            ("model", self.model.to_string()),
+            ("prompt", self.prompt.to_string()),
+            ("pos", self.pos.to_string()),
+            ("layer", self.layer.to_string()),
+            ("head", self.head.to_string()),
+        ];
+        if self.force_cpu {
+            p.push(("backend", "cpu".into()));
+        }
+        p
+    }
+}
+
+/// Reads one query parameter of the page's URL.
+pub fn read_param(key: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(key)
+}
+
+/// Replaces the page's query string with `view`'s (no new history entry, no reload).
+pub fn write(view: &UrlView<'_>) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Ok(href) = window.location().href() else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::new(&href) else {
+        return;
+    };
+    url.set_search("");
+    let params = url.search_params();
+    for (k, v) in view.pairs() {
+        params.append(k, &v);
+    }
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url.href()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_pairs(pairs: &[(&str, &str)]) -> (UrlParams, Vec<String>) {
+        parse(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn an_empty_query_gives_the_defaults_without_notices() {
+        let (p, notices) = parse_pairs(&[]);
+        assert_eq!(
+            p,
+            UrlParams {
+                model: default_model(),
+                prompt: None,
+                pos: None,
+                layer: None,
+                head: None,
+                force_cpu: false
+            }
+        );
+        assert!(notices.is_empty());
+    }
+
+    #[test]
+    fn a_full_query_round_trips() {
+        let view = UrlView {
+            model: "induction-2l",
+            prompt: "ab cd",
+            pos: 3,
+            layer: 1,
+            head: 2,
+            force_cpu: true,
+        };
+        let pairs: Vec<(&str, String)> = view.pairs();
+        let (p, notices) = parse(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        });
+        assert!(notices.is_empty());
+        assert_eq!(
+            (
+                p.model.id,
+                p.prompt.as_deref(),
+                p.pos,
+                p.layer,
+                p.head,
+                p.force_cpu
+            ),
+            (
+                "induction-2l",
+                Some("ab cd"),
+                Some(3),
+                Some(1),
+                Some(2),
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn broken_parameters_fall_back_and_are_named() {
+        let (p, notices) = parse_pairs(&[
+            ("model", "nope"),
+            ("pos", "abc"),
+            ("layer", "-1"),
+            ("head", "2"),
+            ("backend", "tpu"),
+        ]);
+        assert_eq!(
+            (p.model, p.pos, p.layer, p.head, p.force_cpu),
+            (default_model(), None, None, Some(2), false)
+        );
+        assert_eq!(notices.len(), 4, "{notices:?}");
+        for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu"] {
+            assert!(
+                notices.iter().any(|n| n.contains(key)),
+                "no notice names {key}: {notices:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_are_checked_once_the_model_and_tokens_are_known() {
+        assert_eq!(check_index("layer", Some(1), 2), (Some(1), None));
+        assert_eq!(check_index("layer", None, 2), (None, None));
+        let (layer, notice) = check_index("layer", Some(99), 2);
+        assert_eq!(layer, None);
+        assert!(notice.unwrap().contains("layer=99"));
+        assert_eq!(check_pos(None, 10), (9, None));
+        assert_eq!(check_pos(Some(4), 10), (4, None));
+        let (pos, notice) = check_pos(Some(10), 10);
+        assert_eq!(pos, 9);
+        assert!(notice.unwrap().contains("pos=10"));
+    }
+}

@@ -1,0 +1,101 @@
+// Shared by the config and the tests: which Chromium, with which flags, and page helpers.
+import { expect } from '@playwright/test';
+
+/** Debian's Chromium: Playwright never downloads a browser here. */
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Flags that are neither about WebGPU nor about headless mode (Playwright adds that). */
+export const BASE_ARGS = [
+  '--no-sandbox',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** With these flags headless Chromium offers a WebGPU adapter (SwiftShader, on the CPU). */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', ...BASE_ARGS];
+
+/** Without `--enable-unsafe-webgpu`, headless Chromium on Linux reports no adapter. */
+export const NO_WEBGPU_ARGS = [...BASE_ARGS];
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+/** A small seeded generator (mulberry32), so a failing prompt can be reproduced. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * `<segment> <filler> <segment>`: a random segment of distinct characters, other random
+ * characters, then the segment again. Token positions: BOS 0, segment 1..n, filler, repeat.
+ */
+export function inductionPrompt(seed, segLen = 12, fillLen = 8) {
+  const r = rng(seed);
+  const pool = ALPHABET.split('');
+  const take = () => pool.splice(Math.floor(r() * pool.length), 1)[0];
+  const segment = Array.from({ length: segLen }, take).join('');
+  const filler = Array.from({ length: fillLen }, take).join('');
+  return {
+    text: `${segment} ${filler} ${segment}`,
+    segment,
+    filler,
+    /** Position of the i-th token of the second occurrence. */
+    repeatPos: (i) => 1 + segLen + fillLen + i,
+    /** Position of the i-th token of the first occurrence. */
+    firstPos: (i) => 1 + i,
+    nTokens: 1 + 2 * segLen + fillLen,
+  };
+}
+
+/** Waits until the model is loaded and the first run is shown. */
+export async function waitForModel(page) {
+  await expect(page.getByTestId('loaded')).toBeVisible({ timeout: 180_000 });
+  await expect(page.getByTestId('top5').first()).toBeVisible({ timeout: 180_000 });
+  await expect(page.getByTestId('run')).toBeEnabled();
+}
+
+/** Types `text` into the prompt box, runs it, and waits for its tokens to be shown. */
+export async function runPrompt(page, text) {
+  await page.getByTestId('prompt').fill(text);
+  await page.getByTestId('run').click();
+  await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', text);
+  await expect(page.getByTestId('run')).toBeEnabled();
+}
+
+/** The rows of the top-5 table: [{ token, prob }], most likely first. */
+export async function top5(page) {
+  return page.getByTestId('top5').evaluateAll((rows) =>
+    rows.map((r) => ({ token: r.dataset.token, prob: Number(r.dataset.prob), text: r.textContent })),
+  );
+}
+
+/** One query row of the shown attention pattern: values by key position. */
+export async function patternRow(page, q) {
+  return page.locator(`.heatmap .cell[data-q="${q}"]`).evaluateAll((cells) =>
+    cells.map((c) => ({ k: Number(c.dataset.k), value: Number(c.dataset.value) })).sort((a, b) => a.k - b.k).map((c) => c.value),
+  );
+}
+
+export function argmax(values) {
+  return values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
+}
+
+/** Collects every URL the page requests, to check that nothing leaves the site. */
+export function recordRequests(page) {
+  const urls = [];
+  page.on('request', (req) => urls.push(req.url()));
+  return urls;
+}
+
+/** The induction score the page shows for each head of the chosen layer (NaN where none). */
+export async function inductionScores(page) {
+  return page.getByTestId('head-button').evaluateAll((bs) => bs.map((b) => Number(b.dataset.induction ?? NaN)));
+}
