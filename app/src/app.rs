@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glassbox_core::{CharTokenizer, Config, RunRequest};
+use glassbox_core::{CharTokenizer, Config, ModelBundle, RunRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -59,6 +59,8 @@ struct Ui {
     load: RwSignal<LoadState>,
     model: RwSignal<Option<Arc<ModelInfo>>>,
     engine: StoredValue<Option<Rc<Engine>>, LocalStorage>,
+    /// The loaded files, kept so that a lost GPU can be replaced by the CPU without a reload.
+    bundle: StoredValue<Option<Rc<ModelBundle>>, LocalStorage>,
     backend: RwSignal<Option<String>>,
     cpu_reason: RwSignal<Option<CpuReason>>,
     /// The text in the prompt box (kept whatever happens to a run).
@@ -88,6 +90,7 @@ pub fn App() -> impl IntoView {
         load: RwSignal::new(LoadState::Loading(None)),
         model: RwSignal::new(None),
         engine: StoredValue::new_local(None),
+        bundle: StoredValue::new_local(None),
         backend: RwSignal::new(None),
         cpu_reason: RwSignal::new(None),
         text: RwSignal::new(
@@ -260,10 +263,12 @@ async fn start(ui: Ui, params: url_state::UrlParams) {
     ui.backend.set(Some(engine.backend_label()));
     ui.cpu_reason.set(reason);
     ui.engine.set_value(Some(Rc::new(engine)));
+    let bundle = Rc::new(bundle);
+    ui.bundle.set_value(Some(bundle.clone()));
     ui.model.set(Some(Arc::new(ModelInfo {
         cfg,
-        tokenizer: bundle.tokenizer,
-        card: bundle.card,
+        tokenizer: bundle.tokenizer.clone(),
+        card: bundle.card.clone(),
     })));
     ui.load.set(LoadState::Ready {
         bytes,
@@ -338,6 +343,20 @@ async fn run_prompt(ui: Ui, url_pos: Option<Option<usize>>) {
                 None => {}
             }
             ui.run.set(Some(Arc::new(view)));
+        }
+        Err(e) if engine.is_gpu() => {
+            // The GPU failed mid-session (device lost, driver reset, out of memory): move to
+            // the CPU with the weights already in memory, say so, and run the prompt again.
+            let Some(bundle) = ui.bundle.get_value() else { return };
+            match Engine::start(&bundle, true).await {
+                Ok((cpu, _)) => {
+                    ui.backend.set(Some(cpu.backend_label()));
+                    ui.cpu_reason.set(Some(CpuReason::GpuFailed(format!("the GPU stopped working during a run ({e})"))));
+                    ui.engine.set_value(Some(Rc::new(cpu)));
+                    Box::pin(run_prompt(ui, None)).await;
+                }
+                Err(e2) => ui.prompt_error.set(Some(format!("The run failed on the GPU ({e}) and the CPU could not start ({e2})"))),
+            }
         }
         Err(e) => {
             ui.prompt_error.set(Some(format!("The run failed: {e}")));

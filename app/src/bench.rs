@@ -3,6 +3,8 @@
 //! runs, "gpu" | "cpu")` loads the model, runs `runs` forward passes with every hook cached
 //! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON.
 //! The page's own UI never calls it; `e2e/bench/browser_bench.mjs` does.
+//! `window.wasmBindings.lose_gpu_device()` destroys the WebGPU device in use, as a lost GPU
+//! would, for the end-to-end test of the fallback to the CPU.
 
 use glassbox_core::RunRequest;
 use wasm_bindgen::prelude::*;
@@ -43,4 +45,10 @@ pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: St
         times[0]
     );
     Ok(JsValue::from_str(&json))
+}
+
+/// Destroys the WebGPU device in use (see the module docs); false when the page is on the CPU.
+#[wasm_bindgen]
+pub fn lose_gpu_device() -> bool {
+    crate::engine::lose_gpu_device()
 }

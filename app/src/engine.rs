@@ -3,9 +3,22 @@
 //! never touches wgpu itself. wgpu values are not `Send` on wasm32, so an `Engine` lives in
 //! local (single-threaded) storage.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use glassbox_core::{
     Backend, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest,
 };
+
+thread_local! {
+    /// The GPU backend in use, for [`lose_gpu_device`] (tests of the lost-device fallback).
+    static ACTIVE_GPU: RefCell<Option<Rc<GpuBackend>>> = const { RefCell::new(None) };
+}
+
+/// Destroys the WebGPU device in use, as a lost GPU would; false when none is in use.
+pub fn lose_gpu_device() -> bool {
+    ACTIVE_GPU.with(|g| g.borrow().as_ref().map(|b| b.destroy_device()).is_some())
+}
 
 /// A model uploaded to a backend.
 pub enum Engine {
@@ -14,7 +27,7 @@ pub enum Engine {
         model: HookedTransformer<CpuBackend>,
     },
     Gpu {
-        backend: GpuBackend,
+        backend: Rc<GpuBackend>,
         model: HookedTransformer<GpuBackend>,
     },
 }
@@ -49,12 +62,13 @@ impl Engine {
     }
 
     async fn start_gpu(bundle: &ModelBundle) -> Result<Engine> {
-        let backend = GpuBackend::new().await?;
-        let model = HookedTransformer::new(&backend, bundle.cfg.clone(), &bundle.weights)?;
+        let backend = Rc::new(GpuBackend::new().await?);
+        let model = HookedTransformer::new(&*backend, bundle.cfg.clone(), &bundle.weights)?;
         // One tiny run builds the pipelines and proves the device computes, so that a GPU that
         // fails here falls back to the CPU instead of failing the user's first prompt.
         let first = bundle.tokenizer.bos.unwrap_or(0);
-        model.run(&backend, &RunRequest::new(vec![first])).await?;
+        model.run(&*backend, &RunRequest::new(vec![first])).await?;
+        ACTIVE_GPU.with(|g| *g.borrow_mut() = Some(backend.clone()));
         Ok(Engine::Gpu { backend, model })
     }
 
@@ -62,8 +76,12 @@ impl Engine {
     pub async fn run(&self, req: &RunRequest) -> Result<RunOutput> {
         match self {
             Engine::Cpu { backend, model } => model.run(backend, req).await,
-            Engine::Gpu { backend, model } => model.run(backend, req).await,
+            Engine::Gpu { backend, model } => model.run(&**backend, req).await,
         }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Engine::Gpu { .. })
     }
 
     /// The backend's name for the badge: "WebGPU (...)" or "CPU".

@@ -34,6 +34,12 @@ impl GpuBackend {
         self.ctx.adapter_name()
     }
 
+    /// Destroys the device, as a driver reset or a removed GPU would: every later run fails
+    /// with a "device lost" error. Exists so that tests can check what callers do then.
+    pub fn destroy_device(&self) {
+        self.ctx.device().destroy();
+    }
+
     fn record<T>(&self, f: impl FnOnce(&mut Recorder<'static>) -> T) -> T {
         let mut slot = self.recorder.borrow_mut();
         f(slot.get_or_insert_with(|| self.ctx.recorder()))

@@ -115,6 +115,28 @@ test('c: the URL restores prompt, position, layer, head and prediction', async (
   await context.close();
 });
 
+test('h: a GPU lost mid-session moves the page to the CPU, which predicts the same', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await openWithPrompt(page);
+  await expect(page.getByTestId('backend')).toContainText('Backend: WebGPU');
+  const before = await top5(page);
+  // Destroy the real WebGPU device, as a driver reset or an unplugged GPU would.
+  expect(await page.evaluate(() => window.wasmBindings.lose_gpu_device())).toBe(true);
+  await page.getByTestId('run').click();
+  await expect(page.getByTestId('backend')).toHaveText(/Backend: CPU/);
+  await expect(page.getByTestId('notice')).toContainText(/GPU stopped working.*Running on the CPU/);
+  await expect(page.getByTestId('prompt')).toHaveValue(PROMPT.text);
+  await expect(page.locator(`[data-testid="token"][data-pos="${POS}"]`)).toHaveClass(/selected/);
+  const after = await top5(page);
+  expect(after[0].token).toBe(before[0].token);
+  expect(after[0].prob).toBeCloseTo(before[0].prob, 3);
+  // And the page keeps working on the CPU.
+  await runPrompt(page, 'abcabc');
+  await expect(page.getByTestId('top5').first()).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 for (const [name, args] of [
   ['without --enable-unsafe-webgpu', NO_WEBGPU_ARGS],
   ['with --disable-webgpu', [...NO_WEBGPU_ARGS, '--disable-webgpu']],
