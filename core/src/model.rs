@@ -8,6 +8,7 @@
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::hooks::HookPoint;
 use crate::run::{HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
 use crate::weights::{BlockWeights, ModelWeights};
@@ -26,7 +27,7 @@ struct Hooks<'r, B: Backend> {
     next: usize,
     /// Interventions uploaded to the backend, one affine map per hook point.
     affines: Vec<Option<(B::Tensor, B::Tensor)>>,
-    cached: Vec<(String, B::Tensor)>,
+    cached: Vec<(HookPoint, B::Tensor)>,
 }
 
 impl<'r, B: Backend> Hooks<'r, B> {
@@ -49,7 +50,7 @@ impl<'r, B: Backend> Hooks<'r, B> {
             None => x,
         };
         if *cache {
-            self.cached.push((name.to_string(), x.clone()));
+            self.cached.push((point.clone(), x.clone()));
         }
         self.next += 1;
         Ok(x)
@@ -66,7 +67,7 @@ impl<B: Backend> HookedTransformer<B> {
 
     /// Records the forward pass of one run and returns (logits, cached hooks), still on the
     /// backend. Use [`HookedTransformer::run`] to get host values.
-    pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<(B::Tensor, Vec<(String, B::Tensor)>)> {
+    pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
         let plan = PlannedRun::plan(&self.cfg, req)?;
         let mut hooks = Hooks::<B>::new(backend, &plan)?;
         let h = &mut hooks;
@@ -136,14 +137,7 @@ impl<B: Backend> HookedTransformer<B> {
         let mut data = backend.read(&refs).await?.into_iter();
         let n_pos = req.tokens.len();
         let logits = HostTensor::new(vec![n_pos, self.cfg.d_vocab], data.next().expect("logits were read"));
-        let cache = cached
-            .iter()
-            .zip(data)
-            .map(|((name, _), d)| {
-                let shape = crate::hooks::hook_point(&self.cfg, name).expect("cached hooks exist").shape(&self.cfg, n_pos);
-                (name.clone(), HostTensor::new(shape, d))
-            })
-            .collect();
+        let cache = cached.into_iter().zip(data).map(|((point, _), d)| (point.name.clone(), HostTensor::new(point.shape(&self.cfg, n_pos), d))).collect();
         Ok(RunOutput { cache, logits })
     }
 }

@@ -359,38 +359,27 @@ impl GpuContext {
             data.len(),
             shape
         );
-        let bytes: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("tensor"),
-                contents: bytes,
-                usage: tensor_usage(),
-            });
+        let buffer = self.storage_buffer_init("tensor", bytemuck::cast_slice(data));
         GpuTensor {
             buffer: Arc::new(buffer),
             shape: shape.to_vec(),
         }
     }
 
+    /// A storage buffer holding `bytes`; an empty one gets 4 zero bytes, since a zero-sized
+    /// binding is invalid in WebGPU.
+    fn storage_buffer_init(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: tensor_usage(),
+        })
+    }
+
     /// Uploads u32 data (token ids) as a storage buffer.
     pub fn upload_u32(&self, data: &[u32]) -> GpuBuffer {
-        let bytes: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("u32 buffer"),
-                contents: bytes,
-                usage: tensor_usage(),
-            });
+        let buffer = self.storage_buffer_init("u32 buffer", bytemuck::cast_slice(data));
         GpuBuffer {
             buffer: Arc::new(buffer),
             len: data.len(),
