@@ -2,7 +2,7 @@
 //! every position, attention patterns per layer, and per-head scores that point a reader at
 //! the interesting heads. Pure logic: no DOM, no backend.
 
-use glassbox_core::{CharTokenizer, HostTensor, RunOutput};
+use glassbox_core::{VocabTokenizer, HostTensor, RunOutput};
 
 /// The attention-pattern hook of layer `l`: `[head, query, key]`.
 pub fn pattern_hook(l: usize) -> String {
@@ -18,7 +18,8 @@ pub struct RunView {
     pub ids: Vec<u32>,
     /// Token strings, one per id.
     pub tokens: Vec<String>,
-    /// The 5 most likely next tokens at each position: (token string, probability).
+    /// The 5 most likely outputs at each position (next tokens, or the named outputs of a
+    /// readout such as a classifier's classes): (name, probability).
     pub top5: Vec<Vec<(String, f32)>>,
     /// Attention patterns, one per layer, each `[head, query, key]`.
     pub patterns: Vec<HostTensor>,
@@ -32,7 +33,7 @@ impl RunView {
         ids: Vec<u32>,
         out: &RunOutput,
         n_layers: usize,
-        tokenizer: &CharTokenizer,
+        tokenizer: &VocabTokenizer,
         elapsed_ms: f64,
     ) -> RunView {
         let tokens = ids
@@ -43,7 +44,7 @@ impl RunView {
             .map(|p| {
                 out.top_k(p, 5)
                     .into_iter()
-                    .map(|(id, prob)| (tokenizer.token_str(id).to_string(), prob))
+                    .map(|(id, prob)| (tokenizer.output_str(id).to_string(), prob))
                     .collect()
             })
             .collect();

@@ -5,15 +5,16 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glassbox_core::{CharTokenizer, Config, ModelBundle, RunRequest};
+use glassbox_core::{VocabTokenizer, Config, ModelBundle, RunRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::analysis::{pattern_hook, RunView};
 use crate::components::{
-    AttentionHeatmap, BackendBadge, HeadPicker, ModelPanel, Notice, NoticeKind, Notices,
-    Prediction, PromptBox, TokenChips,
+    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, ModelPanel, NeuronGrid, Notice,
+    NoticeKind, Notices, Prediction, PromptBox, TokenChips,
 };
+use crate::fourier::embedding_frequency_norms;
 use crate::engine::{CpuReason, Engine};
 use crate::loader::{load_bundle, Progress};
 use crate::models::{ModelEntry, MODELS};
@@ -37,7 +38,7 @@ pub enum LoadState {
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
     pub cfg: Config,
-    pub tokenizer: CharTokenizer,
+    pub tokenizer: VocabTokenizer,
     pub card: serde_json::Value,
 }
 
@@ -48,6 +49,21 @@ impl ModelInfo {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// What the prompt box says the model accepts: the vocabulary's own sentence, or the card's
+    /// description of the vocabulary.
+    pub fn vocabulary_help(&self) -> String {
+        match &self.tokenizer.help {
+            Some(h) => h.clone(),
+            None => format!("Type a prompt. The model knows {}.", self.card_str("vocabulary")),
+        }
+    }
+
+    /// Whether the model answers through a readout of its own (named outputs, such as a
+    /// classifier's classes) rather than by predicting the next token.
+    pub fn has_readout(&self) -> bool {
+        self.tokenizer.outputs.is_some()
     }
 }
 
@@ -78,7 +94,16 @@ struct Ui {
     /// The URL is rewritten from the state only once the first run has settled the view,
     /// so a link opened on a slow machine is not overwritten while it loads.
     url_live: RwSignal<bool>,
+    /// Modular addition: the embedding's norm per frequency, the neurons' responses over all
+    /// inputs (once computed), the progress of that computation, and the neuron shown.
+    embedding_norms: RwSignal<Vec<f32>>,
+    neuron_grid: RwSignal<Option<Arc<NeuronGrid>>>,
+    neuron_progress: RwSignal<Option<usize>>,
+    neuron: RwSignal<usize>,
 }
+
+/// The model whose Fourier view the page offers.
+const MODULAR: &str = "modular-addition";
 
 /// The whole explorer page.
 #[component]
@@ -109,6 +134,10 @@ pub fn App() -> impl IntoView {
         layer: RwSignal::new(0),
         head: RwSignal::new(0),
         url_live: RwSignal::new(false),
+        embedding_norms: RwSignal::new(Vec::new()),
+        neuron_grid: RwSignal::new(None),
+        neuron_progress: RwSignal::new(None),
+        neuron: RwSignal::new(0),
     };
     spawn_local(start(ui, params));
 
@@ -170,6 +199,7 @@ pub fn App() -> impl IntoView {
             .unwrap_or_default()
     });
     let select_pos = Callback::new(move |p: usize| ui.pos.set(p));
+    let readout = Signal::derive(move || ui.model.get().is_some_and(|m| m.has_readout()));
 
     view! {
         <header class="site-header">
@@ -189,7 +219,8 @@ pub fn App() -> impl IntoView {
                 on_run=on_run
                 error=ui.prompt_error
                 cut=ui.cut_notice
-                hint=Signal::derive(move || ui.model.get().map(|m| m.card_str("vocabulary")).unwrap_or_default())
+                hint=Signal::derive(move || ui.model.get().map(|m| m.vocabulary_help()).unwrap_or_default())
+                examples=ui.model_entry.examples
             />
             <Show when=move || run.with(Option::is_some)>
                 <section class="panel">
@@ -202,14 +233,23 @@ pub fn App() -> impl IntoView {
                 </section>
                 <div class="two-col">
                     <section class="panel">
-                        <h2>"Next-token prediction"</h2>
-                        <Prediction tokens=tokens ids=Signal::derive(move || run.get().map(|r| r.ids.clone()).unwrap_or_default()) pos=ui.pos predictions=predictions />
+                        <h2>{move || if readout.get() { "Answer" } else { "Next-token prediction" }}</h2>
+                        <Prediction tokens=tokens ids=Signal::derive(move || run.get().map(|r| r.ids.clone()).unwrap_or_default()) pos=ui.pos predictions=predictions readout=readout n_tokens=Signal::derive(move || run.get().map_or(0, |r| r.n_tokens())) induction_hint=Signal::derive(move || ui.model_entry.id == "induction-2l") />
                     </section>
                     <section class="panel">
                         <h2>"Heads"</h2>
                         <HeadPicker n_layers=n_layers layer=ui.layer head=ui.head run=Signal::derive(move || run.get()) />
                     </section>
                 </div>
+                {(ui.model_entry.id == MODULAR).then(|| view! {
+                    <FourierPanel
+                        embedding_norms=ui.embedding_norms
+                        grid=ui.neuron_grid
+                        progress=ui.neuron_progress
+                        on_compute=Callback::new(move |()| spawn_local(compute_neurons(ui)))
+                        neuron=ui.neuron
+                    />
+                })}
                 <section class="panel">
                     <h2>{move || format!("Attention pattern: layer {}, head {}", ui.layer.get(), ui.head.get())}</h2>
                     <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it."</p>
@@ -263,6 +303,10 @@ async fn start(ui: Ui, params: url_state::UrlParams) {
     ui.backend.set(Some(engine.backend_label()));
     ui.cpu_reason.set(reason);
     ui.engine.set_value(Some(Rc::new(engine)));
+    if ui.model_entry.id == MODULAR {
+        let p = cfg.d_vocab_out;
+        ui.embedding_norms.set(embedding_frequency_norms(&bundle.weights.W_E.data, p, cfg.d_model));
+    }
     let bundle = Rc::new(bundle);
     ui.bundle.set_value(Some(bundle.clone()));
     ui.model.set(Some(Arc::new(ModelInfo {
@@ -363,4 +407,55 @@ async fn run_prompt(ui: Ui, url_pos: Option<Option<usize>>) {
             ui.run.set(None);
         }
     }
+}
+
+/// Runs the modular-addition model on every input `a b =` and keeps each MLP neuron's
+/// activation at `=` (the last layer's `mlp.hook_post`), for the Fourier panel. Batches of 16
+/// values of a (1808 sequences) at a time, yielding to the page between them.
+async fn compute_neurons(ui: Ui) {
+    if ui.neuron_progress.get_untracked().is_some() || ui.neuron_grid.with_untracked(Option::is_some) {
+        return;
+    }
+    let (Some(info), Some(engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
+    let Some(d_mlp) = info.cfg.d_mlp else { return };
+    let p = info.cfg.d_vocab_out;
+    let eq = p as u32; // the "=" token follows the numbers 0..p-1
+    let hook = format!("blocks.{}.mlp.hook_post", info.cfg.n_layers - 1);
+    let n_pos = 3;
+    let mut acts = vec![0f32; p * p * d_mlp];
+    const CHUNK: usize = 16;
+    for a0 in (0..p).step_by(CHUNK) {
+        ui.neuron_progress.set(Some(a0));
+        yield_now().await;
+        let a1 = (a0 + CHUNK).min(p);
+        let tokens: Vec<u32> = (a0..a1).flat_map(|a| (0..p).flat_map(move |b| [a as u32, b as u32, eq])).collect();
+        let n = (a1 - a0) * p;
+        match engine.run_batch(&tokens, n, &[hook.as_str()]).await {
+            Ok(out) => {
+                let t = out.get(&hook).expect("the hook was cached"); // [n, pos, d_mlp]
+                for i in 0..n {
+                    let src = (i * n_pos + n_pos - 1) * d_mlp;
+                    let dst = (a0 * p + i) * d_mlp;
+                    acts[dst..dst + d_mlp].copy_from_slice(&t.data[src..src + d_mlp]);
+                }
+            }
+            Err(e) => {
+                ui.prompt_error.set(Some(format!("Running all inputs failed: {e}")));
+                ui.neuron_progress.set(None);
+                return;
+            }
+        }
+    }
+    ui.neuron_progress.set(None);
+    ui.neuron_grid.set(Some(Arc::new(NeuronGrid { p, d_mlp, acts })));
+}
+
+/// Lets the browser render (and handle input) before the next chunk of work.
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

@@ -80,6 +80,14 @@ impl Engine {
         }
     }
 
+    /// Runs a batch of equal-length sequences, caching the hooks named (each `[batch, ...]`).
+    pub async fn run_batch(&self, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<RunOutput> {
+        match self {
+            Engine::Cpu { backend, model } => model.run_batch(backend, tokens, n_batch, cache).await,
+            Engine::Gpu { backend, model } => model.run_batch(&**backend, tokens, n_batch, cache).await,
+        }
+    }
+
     pub fn is_gpu(&self) -> bool {
         matches!(self, Engine::Gpu { .. })
     }

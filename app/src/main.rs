@@ -6,6 +6,7 @@ mod app;
 mod bench;
 mod components;
 mod engine;
+mod fourier;
 mod loader;
 mod models;
 mod prompt;

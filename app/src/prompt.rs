@@ -2,7 +2,7 @@
 //! needs when that text is empty, too long for the model's context, or has characters the
 //! model does not know. Pure logic: no DOM, no backend.
 
-use glassbox_core::{CharTokenizer, Error};
+use glassbox_core::{VocabTokenizer, Error};
 
 /// Tokens cut off the end of a prompt longer than the model's context.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,37 +49,29 @@ impl std::fmt::Display for PromptError {
 /// Tokenizes `text` and keeps at most `n_ctx` tokens (the BOS token counts).
 pub fn prepare(
     text: &str,
-    tokenizer: &CharTokenizer,
+    tokenizer: &VocabTokenizer,
     n_ctx: usize,
 ) -> Result<Prepared, PromptError> {
     if text.chars().all(char::is_whitespace) {
         return Err(PromptError::Empty);
     }
-    let mut ids = tokenizer.encode(text).map_err(|e| match e {
+    let spans = tokenizer.encode_with_spans(text).map_err(|e| match e {
         Error::Tokenizer(msg) => PromptError::Vocabulary(msg),
         other => PromptError::Vocabulary(other.to_string()),
     })?;
-    if ids.len() <= n_ctx {
-        return Ok(Prepared { ids, cut: None });
-    }
-    let total_tokens = ids.len();
+    let mut ids: Vec<u32> = spans.iter().map(|(id, _)| *id).collect();
+    let cut = (ids.len() > n_ctx).then(|| {
+        let cut_at = spans[n_ctx].1.start;
+        Cut {
+            total_tokens: ids.len(),
+            cut_tokens: ids.len() - n_ctx,
+            cut_text: text[cut_at..].trim().to_string(),
+        }
+    });
     ids.truncate(n_ctx);
-    // One token per non-whitespace character, after the BOS token when there is one.
-    let kept_chars = n_ctx - usize::from(tokenizer.bos.is_some());
-    let cut_at = text
-        .char_indices()
-        .filter(|(_, c)| !c.is_whitespace())
-        .nth(kept_chars)
-        .map_or(text.len(), |(i, _)| i);
-    let cut = Cut {
-        total_tokens,
-        cut_tokens: total_tokens - n_ctx,
-        cut_text: text[cut_at..].trim().to_string(),
-    };
-    Ok(Prepared {
-        ids,
-        cut: Some(cut),
-    })
+    // Models with a readout at a fixed position see every prompt padded to that length.
+    tokenizer.pad(&mut ids);
+    Ok(Prepared { ids, cut })
 }
 
 impl Cut {
@@ -99,13 +91,10 @@ impl Cut {
 mod tests {
     use super::*;
 
-    fn tok() -> CharTokenizer {
+    fn tok() -> VocabTokenizer {
         let mut tokens = vec!["<bos>".to_string()];
         tokens.extend(('a'..='z').map(String::from));
-        CharTokenizer {
-            tokens,
-            bos: Some(0),
-        }
+        VocabTokenizer::chars(tokens, Some(0))
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //!
 //!   glassbox train-induction [--out DIR] [--steps N] [--seed S] [--lr LR]   train the shipped induction model
 //!   glassbox eval-induction [--model DIR]                           its held-out accuracy
+//!   glassbox eval-organism --model DIR                              a shipped organism's card metric, recomputed
+//!
+//! The other organisms (modular addition, balanced parentheses, English) are trained by
+//! python/train_organisms.py; see that file for why.
 //!   glassbox bench --model DIR [--tokens 16,64,256] [--runs N] [--backend cpu|gpu]
 //!   glassbox run --model DIR --prompt TEXT                          top-5 predictions per position
 
@@ -26,6 +30,7 @@ fn main() {
             arg(&args, "--seed", "0").parse().expect("--seed takes a number"),
             arg(&args, "--lr", &train::DEFAULT_LR.to_string()).parse().expect("--lr takes a number"),
         ),
+        Some("eval-organism") => eval_organism(&PathBuf::from(arg(&args, "--model", "public/models/modular-addition"))),
         Some("eval-induction") => eval_induction(&PathBuf::from(arg(&args, "--model", "public/models/induction-2l"))),
         Some("bench") => bench::bench(
             &PathBuf::from(arg(&args, "--model", "/tmp/gpt2-small-random")),
@@ -35,7 +40,7 @@ fn main() {
         ),
         Some("run") => run_prompt(&PathBuf::from(arg(&args, "--model", "public/models/induction-2l")), &arg(&args, "--prompt", "")),
         _ => {
-            eprintln!("usage: glassbox train-induction|eval-induction|bench|run [options] (see cli/src/main.rs)");
+            eprintln!("usage: glassbox train-induction|eval-induction|eval-organism|bench|run [options] (see cli/src/main.rs)");
             std::process::exit(2);
         }
     };
@@ -63,6 +68,16 @@ fn run_prompt(dir: &std::path::Path, prompt: &str) -> Result<(), Box<dyn std::er
     for (p, &t) in tokens.iter().enumerate() {
         let top: Vec<String> = out.top_k(p, 5).iter().map(|(id, pr)| format!("{}:{pr:.3}", bundle.tokenizer.token_str(*id))).collect();
         println!("{p:>3} {:>6}  -> {}", bundle.tokenizer.token_str(t), top.join(" "));
+    }
+    Ok(())
+}
+
+/// Recomputes a shipped organism's held-out metric with the Rust forward pass.
+fn eval_organism(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let bundle = ModelBundle::from_dir(dir)?;
+    let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
+    for (name, got, card) in pollster::block_on(glassbox_core::tasks::card_metrics(&bundle, &model, &CpuBackend, dir))? {
+        println!("{name}: {got:.4} (card: {card:.4})");
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use glassbox_core::tasks::{induction, induction_heldout_accuracy, Rng};
-use glassbox_core::weights::{write_safetensors, BlockWeights};
-use glassbox_core::{CharTokenizer, Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest};
+use glassbox_core::weights::{write_safetensors, BlockWeights, MlpWeights};
+use glassbox_core::{VocabTokenizer, Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest};
 
 pub const DEFAULT_STEPS: usize = 8000;
 pub const DEFAULT_LR: f64 = 1e-3;
@@ -27,6 +27,7 @@ pub fn config() -> Config {
         d_head: 16,
         d_mlp: None,
         d_vocab: induction::vocab().len(),
+        d_vocab_out: induction::vocab().len(),
         n_ctx: 64,
         eps: 1e-5,
         tied_embeddings: false,
@@ -34,7 +35,7 @@ pub fn config() -> Config {
 }
 
 /// GPT-2-style initialisation: N(0, 0.02) matrices, unit LayerNorm gains, zero biases.
-fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
+pub fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
     let mut normal = |shape: Vec<usize>| {
         let n = shape.iter().product();
         HostTensor::new(shape, (0..n).map(|_| 0.02 * rng.normal()).collect())
@@ -54,7 +55,14 @@ fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
             b_V: zeros(hd),
             W_O: normal(vec![hd, d]),
             b_O: zeros(d),
-            mlp: None,
+            mlp: cfg.d_mlp.map(|m| MlpWeights {
+                ln2_w: ones(d),
+                ln2_b: zeros(d),
+                W_in: normal(vec![d, m]),
+                b_in: zeros(m),
+                W_out: normal(vec![m, d]),
+                b_out: zeros(d),
+            }),
         })
         .collect();
     ModelWeights {
@@ -63,24 +71,62 @@ fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
         blocks,
         ln_final_w: ones(d),
         ln_final_b: zeros(d),
-        W_U: normal(vec![d, cfg.d_vocab]),
+        W_U: normal(vec![d, cfg.d_vocab_out]),
     }
+}
+
+/// A model being trained: the core's `HookedTransformer` on the CPU backend whose weights are
+/// candle `Var`s, so gradients reach them through the very forward pass the app runs.
+pub struct Trainee {
+    pub model: HookedTransformer<CpuBackend>,
+    pub vars: Vec<Var>,
+    host: ModelWeights<HostTensor>,
+}
+
+impl Trainee {
+    pub fn new(cfg: &Config, seed: u64) -> candle_core::Result<Trainee> {
+        let host = init(cfg, &mut Rng::new(seed));
+        let mut vars: Vec<Var> = Vec::new();
+        let weights = host.try_map(|_, t| -> candle_core::Result<Tensor> {
+            let v = Var::from_tensor(&Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)?;
+            vars.push(v.clone());
+            Ok(v.as_tensor().clone())
+        })?;
+        Ok(Trainee { model: HookedTransformer { cfg: cfg.clone(), weights }, vars, host })
+    }
+
+    /// The current weights as host tensors.
+    pub fn weights(&self) -> candle_core::Result<ModelWeights<HostTensor>> {
+        let mut it = self.vars.iter();
+        self.host.try_map(|_, t| -> candle_core::Result<HostTensor> {
+            let v = it.next().expect("one var per weight");
+            Ok(HostTensor::new(t.shape.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
+        })
+    }
+
+    /// A model on the CPU backend with the current weights, detached from training.
+    pub fn snapshot(&self) -> Result<HookedTransformer<CpuBackend>, Box<dyn std::error::Error>> {
+        Ok(HookedTransformer::new(&CpuBackend, self.model.cfg.clone(), &self.weights()?)?)
+    }
+}
+
+/// Writes the four files of a shipped model: config.json, model.safetensors, vocab.json, card.json.
+pub fn write_bundle(out: &Path, cfg: &Config, weights: &ModelWeights<HostTensor>, tokenizer: &VocabTokenizer, card: &serde_json::Value) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("model.safetensors"), write_safetensors(&weights.to_hf_gpt2(cfg))?)?;
+    std::fs::write(out.join("config.json"), cfg.to_hf_json())?;
+    std::fs::write(out.join("vocab.json"), tokenizer.to_json())?;
+    std::fs::write(out.join("card.json"), serde_json::to_string_pretty(card)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 pub fn train_induction(out: &Path, steps: usize, seed: u64, lr: f64) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let cfg = config();
-    let mut rng = Rng::new(seed);
-    let host = init(&cfg, &mut rng);
-    // Every weight becomes a Var; the model holds their tensors, so gradients reach them.
-    let mut vars: Vec<Var> = Vec::new();
-    let weights = host.try_map(|_, t| -> candle_core::Result<Tensor> {
-        let v = Var::from_tensor(&Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)?;
-        vars.push(v.clone());
-        Ok(v.as_tensor().clone())
-    })?;
-    let model = HookedTransformer::<CpuBackend> { cfg: cfg.clone(), weights };
-    let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: 0.01, ..Default::default() })?;
+    let trainee = Trainee::new(&cfg, seed)?;
+    let model = &trainee.model;
+    let mut opt = AdamW::new(trainee.vars.clone(), ParamsAdamW { lr, weight_decay: 0.01, ..Default::default() })?;
     let mut data_rng = Rng::new(seed.wrapping_add(1));
     for step in 0..steps {
         let mut losses = Vec::with_capacity(BATCH);
@@ -100,20 +146,12 @@ pub fn train_induction(out: &Path, steps: usize, seed: u64, lr: f64) -> Result<(
     let train_secs = started.elapsed().as_secs_f32();
 
     // Back to host tensors, then held-out accuracy on the shipped weights themselves.
-    let mut it = vars.iter();
-    let trained = host.try_map(|_, t| -> candle_core::Result<HostTensor> {
-        let v = it.next().expect("one var per weight");
-        Ok(HostTensor::new(t.shape.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
-    })?;
+    let trained = trainee.weights()?;
     let eval_model = HookedTransformer::new(&CpuBackend, cfg.clone(), &trained)?;
     let acc = pollster::block_on(induction_heldout_accuracy(&eval_model, &CpuBackend, EVAL_SEED, EVAL_SEQUENCES))?;
     println!("held-out induction accuracy: {acc:.4}  (trained in {train_secs:.0}s)");
 
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("model.safetensors"), write_safetensors(&trained.to_hf_gpt2(&cfg))?)?;
-    std::fs::write(out.join("config.json"), cfg.to_hf_json())?;
-    let tokenizer = CharTokenizer { tokens: induction::vocab(), bos: Some(induction::BOS) };
-    std::fs::write(out.join("vocab.json"), tokenizer.to_json())?;
+    let tokenizer = VocabTokenizer::chars(induction::vocab(), Some(induction::BOS));
     let card = serde_json::json!({
         "name": "induction-2l",
         "description": "2-layer attention-only transformer that forms induction heads (A B ... A -> B)",
@@ -130,7 +168,5 @@ pub fn train_induction(out: &Path, steps: usize, seed: u64, lr: f64) -> Result<(
                      "definition": "argmax accuracy at every position inside the second occurrence whose next token continues the segment" },
         "license": "MIT OR Apache-2.0 (trained by this project)"
     });
-    std::fs::write(out.join("card.json"), serde_json::to_string_pretty(&card)?)?;
-    println!("wrote {}", out.display());
-    Ok(())
+    write_bundle(out, &cfg, &trained, &tokenizer, &card)
 }

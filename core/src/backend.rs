@@ -19,11 +19,12 @@ pub trait Backend {
     /// Copies a host tensor onto the backend.
     fn upload(&self, t: &HostTensor) -> Result<Self::Tensor>;
 
-    /// Rows `tokens` of `w_e` `[d_vocab, d_model]` -> `[pos, d_model]`.
+    /// Rows `tokens` of `w_e` `[d_vocab, d_model]` -> `[tokens, d_model]` (`batch * pos` tokens,
+    /// sequence after sequence).
     fn embed(&self, tokens: &[u32], w_e: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// Rows `0..n_pos` of `w_pos` `[n_ctx, d_model]` -> `[pos, d_model]`.
-    fn pos_embed(&self, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Rows `0..n_pos` of `w_pos` `[n_ctx, d_model]`, once per sequence -> `[batch * pos, d_model]`.
+    fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
 
     /// LayerNorm's normalisation over the last axis of `[rows, d]`, without its weight and
     /// bias (TransformerLens's `hook_normalized` is taken before them): returns (scale
@@ -39,15 +40,16 @@ pub trait Backend {
     /// GPT-2's tanh approximation of GELU, elementwise.
     fn gelu_new(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// q, k `[pos, n_heads * d_head]` -> scores `[n_heads, q_pos, k_pos]` = q.k / sqrt(d_head),
-    /// with future keys (k_pos > q_pos) set to -inf.
-    fn attn_scores(&self, q: &Self::Tensor, k: &Self::Tensor, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+    /// q, k `[batch * pos, n_heads * d_head]` -> scores `[batch, n_heads, q_pos, k_pos]` =
+    /// q.k / sqrt(d_head) within each sequence, with future keys (k_pos > q_pos) set to -inf.
+    fn attn_scores(&self, q: &Self::Tensor, k: &Self::Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
 
     /// Softmax over the last axis.
     fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// pattern `[n_heads, q_pos, k_pos]`, v `[pos, n_heads * d_head]` -> z `[pos, n_heads * d_head]`.
-    fn attn_z(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+    /// pattern `[batch, n_heads, q_pos, k_pos]`, v `[batch * pos, n_heads * d_head]` -> z
+    /// `[batch * pos, n_heads * d_head]`.
+    fn attn_z(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
 
     /// Elementwise `a + b`.
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::tensor::HostTensor;
-use crate::tokenizer::CharTokenizer;
+use crate::tokenizer::VocabTokenizer;
 use crate::weights::{read_safetensors, ModelWeights};
 use crate::{Error, Result};
 
@@ -11,7 +11,7 @@ use crate::{Error, Result};
 pub struct ModelBundle {
     pub cfg: Config,
     pub weights: ModelWeights<HostTensor>,
-    pub tokenizer: CharTokenizer,
+    pub tokenizer: VocabTokenizer,
     /// The model card (`card.json`), as written by the training command.
     pub card: serde_json::Value,
 }
@@ -22,9 +22,12 @@ impl ModelBundle {
         let text = |what: &str, b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::Config(format!("{what} is not UTF-8 text")));
         let cfg = Config::from_hf_json(&text("config.json", config_json)?)?;
         let weights = ModelWeights::from_hf_gpt2(&cfg, read_safetensors(safetensors)?)?;
-        let tokenizer = CharTokenizer::from_json(&text("vocab.json", vocab_json)?)?;
+        let tokenizer = VocabTokenizer::from_json(&text("vocab.json", vocab_json)?)?;
         if tokenizer.vocab_size() != cfg.d_vocab {
             return Err(Error::Tokenizer(format!("the vocabulary has {} tokens but the model expects {}", tokenizer.vocab_size(), cfg.d_vocab)));
+        }
+        if tokenizer.n_outputs() != cfg.d_vocab_out {
+            return Err(Error::Tokenizer(format!("vocab.json names {} outputs but the model has {}", tokenizer.n_outputs(), cfg.d_vocab_out)));
         }
         let card = serde_json::from_slice(card_json).map_err(|e| Error::Config(format!("card.json: {e}")))?;
         Ok(ModelBundle { cfg, weights, tokenizer, card })

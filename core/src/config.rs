@@ -21,8 +21,12 @@ pub struct Config {
     pub d_head: usize,
     /// Width of the MLP hidden layer; `None` for an attention-only model (no MLPs).
     pub d_mlp: Option<usize>,
-    /// Vocabulary size.
+    /// Vocabulary size (rows of `W_E`).
     pub d_vocab: usize,
+    /// Number of outputs of the unembedding (columns of `W_U`): `d_vocab` for a language model,
+    /// the number of classes or answers for a model with its own readout (TransformerLens's
+    /// `d_vocab_out`).
+    pub d_vocab_out: usize,
     /// Context length: the number of learned positions.
     pub n_ctx: usize,
     /// Epsilon inside LayerNorm's square root.
@@ -36,7 +40,8 @@ impl Config {
         self.d_mlp.is_none()
     }
 
-    /// Reads a Hugging Face GPT-2 `config.json` (with the optional `"attn_only": true` extension).
+    /// Reads a Hugging Face GPT-2 `config.json` (with our optional extensions `"attn_only": true`
+    /// and `"d_vocab_out": n`, the size of a readout other than the vocabulary).
     pub fn from_hf_json(json: &str) -> Result<Config, Error> {
         #[derive(Deserialize)]
         struct Hf {
@@ -52,6 +57,7 @@ impl Config {
             tie_word_embeddings: Option<bool>,
             #[serde(default)]
             attn_only: bool,
+            d_vocab_out: Option<usize>,
         }
         let hf: Hf = serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
         if let Some(t) = &hf.model_type {
@@ -74,6 +80,7 @@ impl Config {
             d_head: hf.n_embd / hf.n_head,
             d_mlp: if hf.attn_only { None } else { Some(hf.n_inner.unwrap_or(4 * hf.n_embd)) },
             d_vocab: hf.vocab_size,
+            d_vocab_out: hf.d_vocab_out.unwrap_or(hf.vocab_size),
             n_ctx: hf.n_positions,
             eps: hf.layer_norm_epsilon.unwrap_or(1e-5),
             tied_embeddings: hf.tie_word_embeddings.unwrap_or(true),
@@ -100,6 +107,9 @@ impl Config {
             Some(d_mlp) => v["n_inner"] = d_mlp.into(),
             None => v["attn_only"] = true.into(),
         }
+        if self.d_vocab_out != self.d_vocab {
+            v["d_vocab_out"] = self.d_vocab_out.into();
+        }
         serde_json::to_string_pretty(&v).expect("a json value serializes")
     }
 
@@ -110,6 +120,7 @@ impl Config {
             ("d_model", self.d_model, 1, 16384),
             ("n_heads", self.n_heads, 1, 256),
             ("d_vocab", self.d_vocab, 1, 1 << 20),
+            ("d_vocab_out", self.d_vocab_out, 1, 1 << 20),
             ("n_ctx", self.n_ctx, 1, 1 << 16),
             ("d_mlp", self.d_mlp.unwrap_or(1), 1, 1 << 16),
         ];
@@ -117,6 +128,9 @@ impl Config {
             if v < lo || v > hi {
                 return Err(Error::Config(format!("{name} = {v} is outside {lo}..={hi}")));
             }
+        }
+        if self.tied_embeddings && self.d_vocab_out != self.d_vocab {
+            return Err(Error::Config(format!("tied embeddings need d_vocab_out = d_vocab, got {} and {}", self.d_vocab_out, self.d_vocab)));
         }
         if self.n_heads * self.d_head != self.d_model {
             return Err(Error::Config("n_heads * d_head must equal d_model".into()));

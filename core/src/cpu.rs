@@ -41,8 +41,9 @@ impl Backend for CpuBackend {
         Ok(w_e.index_select(&ids, 0)?)
     }
 
-    fn pos_embed(&self, n_pos: usize, w_pos: &Tensor) -> Result<Tensor> {
-        Ok(w_pos.narrow(0, 0, n_pos)?)
+    fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &Tensor) -> Result<Tensor> {
+        let rows = w_pos.narrow(0, 0, n_pos)?;
+        Ok(if n_batch == 1 { rows } else { rows.repeat((n_batch, 1))? })
     }
 
     fn layer_norm(&self, x: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
@@ -69,15 +70,17 @@ impl Backend for CpuBackend {
         Ok(x.gelu()?)
     }
 
-    fn attn_scores(&self, q: &Tensor, k: &Tensor, n_heads: usize, d_head: usize) -> Result<Tensor> {
-        let n_pos = q.dim(0)?;
-        // [pos, n_heads * d_head] -> [n_heads, pos, d_head]
-        let q = q.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?;
-        let k = k.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [n_heads, q, k]
+    fn attn_scores(&self, q: &Tensor, k: &Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Tensor> {
+        let n_pos = q.dim(0)? / n_batch;
+        // [batch * pos, n_heads * d_head] -> [batch, n_heads, pos, d_head]
+        let heads = |x: &Tensor| x.reshape((n_batch, n_pos, n_heads, d_head))?.transpose(1, 2)?.contiguous();
+        let (q, k) = (heads(q)?, heads(k)?);
+        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [batch, n_heads, q, k]
         let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
         let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
-        Ok(mask.where_cond(&scores, &neg_inf)?)
+        let scores = mask.where_cond(&scores, &neg_inf)?;
+        // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
+        Ok(if n_batch == 1 { scores.squeeze(0)? } else { scores })
     }
 
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
@@ -85,11 +88,12 @@ impl Backend for CpuBackend {
         Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
     }
 
-    fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_heads: usize, d_head: usize) -> Result<Tensor> {
-        let n_pos = v.dim(0)?;
-        let v = v.reshape((n_pos, n_heads, d_head))?.transpose(0, 1)?.contiguous()?; // [n_heads, pos, d_head]
-        let z = pattern.contiguous()?.matmul(&v)?; // [n_heads, q, d_head]
-        Ok(z.transpose(0, 1)?.contiguous()?.reshape((n_pos, n_heads * d_head))?)
+    fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Tensor> {
+        let n_pos = v.dim(0)? / n_batch;
+        let v = v.reshape((n_batch, n_pos, n_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [batch, n_heads, pos, d_head]
+        let pattern = pattern.reshape((n_batch, n_heads, n_pos, n_pos))?;
+        let z = pattern.contiguous()?.matmul(&v)?; // [batch, n_heads, q, d_head]
+        Ok(z.transpose(1, 2)?.contiguous()?.reshape((n_batch * n_pos, n_heads * d_head))?)
     }
 
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -62,8 +62,8 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.embed(&ids, tokens.len(), w_e)))
     }
 
-    fn pos_embed(&self, n_pos: usize, w_pos: &GpuTensor) -> Result<GpuTensor> {
-        Ok(self.record(|r| r.pos_embed(n_pos, w_pos)))
+    fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &GpuTensor) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.pos_embed(n_batch, n_pos, w_pos)))
     }
 
     fn layer_norm(&self, x: &GpuTensor, eps: f32) -> Result<(GpuTensor, GpuTensor)> {
@@ -82,16 +82,16 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.gelu_new(x)))
     }
 
-    fn attn_scores(&self, q: &GpuTensor, k: &GpuTensor, n_heads: usize, d_head: usize) -> Result<GpuTensor> {
-        Ok(self.record(|r| r.attn_scores(q, k, n_heads, d_head)))
+    fn attn_scores(&self, q: &GpuTensor, k: &GpuTensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.attn_scores(q, k, n_batch, n_heads, d_head)))
     }
 
     fn softmax(&self, x: &GpuTensor) -> Result<GpuTensor> {
         Ok(self.record(|r| r.softmax(x)))
     }
 
-    fn attn_z(&self, pattern: &GpuTensor, v: &GpuTensor, n_heads: usize, d_head: usize) -> Result<GpuTensor> {
-        Ok(self.record(|r| r.attn_z(pattern, v, n_heads, d_head)))
+    fn attn_z(&self, pattern: &GpuTensor, v: &GpuTensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.attn_z(pattern, v, n_batch, n_heads, d_head)))
     }
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {

@@ -74,7 +74,7 @@ pub fn hook_points(cfg: &Config) -> Vec<HookPoint> {
     push("ln_final.hook_scale".into(), HookKind::Scale, None);
     push("ln_final.hook_normalized".into(), resid, None);
     push("unembed.hook_in".into(), resid, None);
-    push("unembed.hook_out".into(), HookKind::PosWidth { width: cfg.d_vocab }, None);
+    push("unembed.hook_out".into(), HookKind::PosWidth { width: cfg.d_vocab_out }, None);
     out
 }
 

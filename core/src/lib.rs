@@ -27,5 +27,5 @@ pub use hooks::{hook_names, hook_point, hook_points, HookKind, HookPoint};
 pub use model::HookedTransformer;
 pub use run::{CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
 pub use tensor::HostTensor;
-pub use tokenizer::CharTokenizer;
+pub use tokenizer::VocabTokenizer;
 pub use weights::ModelWeights;

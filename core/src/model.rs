@@ -69,26 +69,74 @@ impl<B: Backend> HookedTransformer<B> {
     /// backend. Use [`HookedTransformer::run`] to get host values.
     pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
         let plan = PlannedRun::plan(&self.cfg, req)?;
-        let mut hooks = Hooks::<B>::new(backend, &plan)?;
+        self.forward_planned(backend, &plan, &plan.tokens, 1)
+    }
+
+    /// The forward pass over a batch of equal-length sequences, with no hooks cached and no
+    /// interventions: what training runs. tokens `[batch * pos]` (sequence after sequence) ->
+    /// logits `[batch * pos, d_vocab_out]`. The same code path as [`HookedTransformer::forward`].
+    pub fn forward_batch(&self, backend: &B, tokens: &[u32], n_batch: usize) -> Result<B::Tensor> {
+        let plan = self.plan_batch(tokens, n_batch, &[])?;
+        Ok(self.forward_planned(backend, &plan, tokens, n_batch)?.0)
+    }
+
+    /// Runs a batch of equal-length sequences (no interventions) and reads back the logits
+    /// `[batch, pos, d_vocab_out]` and the hooks named in `cache`, each `[batch, ...]` with
+    /// the hook's TransformerLens shape after the batch axis.
+    pub async fn run_batch(&self, backend: &B, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<RunOutput> {
+        let plan = self.plan_batch(tokens, n_batch, cache)?;
+        let (logits, cached) = self.forward_planned(backend, &plan, tokens, n_batch)?;
+        let mut refs: Vec<&B::Tensor> = vec![&logits];
+        refs.extend(cached.iter().map(|(_, t)| t));
+        let mut data = backend.read(&refs).await?.into_iter();
+        let n_pos = tokens.len() / n_batch;
+        let logits = HostTensor::new(vec![n_batch, n_pos, self.cfg.d_vocab_out], data.next().expect("logits were read"));
+        let cache = cached
+            .into_iter()
+            .zip(data)
+            .map(|((point, _), d)| {
+                let mut shape = vec![n_batch];
+                shape.extend(point.shape(&self.cfg, n_pos));
+                (point.name.clone(), HostTensor::new(shape, d))
+            })
+            .collect();
+        Ok(RunOutput { cache, logits })
+    }
+
+    /// Checks a batch and plans it: the first sequence's plan (which checks the length and the
+    /// hook names) stands for all, since nothing is changed, only cached.
+    fn plan_batch(&self, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<PlannedRun> {
+        if n_batch == 0 || tokens.is_empty() || tokens.len() % n_batch != 0 {
+            return Err(Error::Request(format!("{} tokens do not split into {n_batch} equal sequences", tokens.len())));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.d_vocab) {
+            return Err(Error::Request(format!("token id {t} is outside the vocabulary of {}", self.cfg.d_vocab)));
+        }
+        PlannedRun::plan(&self.cfg, &RunRequest::new(tokens[..tokens.len() / n_batch].to_vec()).cache(cache))
+    }
+
+    fn forward_planned(&self, backend: &B, plan: &PlannedRun, tokens: &[u32], n_batch: usize) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
+        let mut hooks = Hooks::<B>::new(backend, plan)?;
         let h = &mut hooks;
         let w = &self.weights;
-        let n_pos = plan.tokens.len();
+        let n_pos = tokens.len() / n_batch;
 
-        let embed = h.hook(backend, "hook_embed", backend.embed(&plan.tokens, &w.W_E)?)?; // [pos, d_model]
-        let pos_embed = h.hook(backend, "hook_pos_embed", backend.pos_embed(n_pos, &w.W_pos)?)?; // [pos, d_model]
+        let embed = h.hook(backend, "hook_embed", backend.embed(tokens, &w.W_E)?)?; // [pos, d_model]
+        let pos_embed = h.hook(backend, "hook_pos_embed", backend.pos_embed(n_batch, n_pos, &w.W_pos)?)?; // [pos, d_model]
         let mut resid = backend.add(&embed, &pos_embed)?;
         for (l, block) in w.blocks.iter().enumerate() {
-            resid = self.block(backend, h, l, block, resid)?;
+            resid = self.block(backend, h, l, block, resid, n_batch)?;
         }
         let x = self.layer_norm(backend, h, "ln_final", &resid, &w.ln_final_w, &w.ln_final_b)?;
         let unembed_in = h.hook(backend, "unembed.hook_in", x)?; // [pos, d_model]
-        let logits = h.hook(backend, "unembed.hook_out", backend.linear(&unembed_in, &w.W_U, None)?)?; // [pos, d_vocab]
+        let logits = h.hook(backend, "unembed.hook_out", backend.linear(&unembed_in, &w.W_U, None)?)?; // [pos, d_vocab_out]
         assert_eq!(hooks.next, plan.hooks.len(), "the forward pass skipped hook points");
         Ok((logits, hooks.cached))
     }
 
-    /// One transformer block: `resid_pre -> resid_post`.
-    fn block(&self, backend: &B, h: &mut Hooks<'_, B>, l: usize, w: &BlockWeights<B::Tensor>, resid_pre: B::Tensor) -> Result<B::Tensor> {
+    /// One transformer block: `resid_pre -> resid_post`. Shapes in the comments are for one
+    /// sequence; a batch stacks its sequences along `pos` (and leads the `[head, query, key]` ones).
+    fn block(&self, backend: &B, h: &mut Hooks<'_, B>, l: usize, w: &BlockWeights<B::Tensor>, resid_pre: B::Tensor, n_batch: usize) -> Result<B::Tensor> {
         let cfg = &self.cfg;
         let name = |s: &str| format!("blocks.{l}.{s}");
         let (n_heads, d_head) = (cfg.n_heads, cfg.d_head);
@@ -99,10 +147,10 @@ impl<B: Backend> HookedTransformer<B> {
         let q = h.hook(backend, &name("attn.hook_q"), backend.linear(&x, &w.W_Q, Some(&w.b_Q))?)?; // [pos, head, d_head]
         let k = h.hook(backend, &name("attn.hook_k"), backend.linear(&x, &w.W_K, Some(&w.b_K))?)?; // [pos, head, d_head]
         let v = h.hook(backend, &name("attn.hook_v"), backend.linear(&x, &w.W_V, Some(&w.b_V))?)?; // [pos, head, d_head]
-        let scores = backend.attn_scores(&q, &k, n_heads, d_head)?;
+        let scores = backend.attn_scores(&q, &k, n_batch, n_heads, d_head)?;
         let scores = h.hook(backend, &name("attn.hook_attn_scores"), scores)?; // [head, query, key]
         let pattern = h.hook(backend, &name("attn.hook_pattern"), backend.softmax(&scores)?)?; // [head, query, key]
-        let z = h.hook(backend, &name("attn.hook_z"), backend.attn_z(&pattern, &v, n_heads, d_head)?)?; // [pos, head, d_head]
+        let z = h.hook(backend, &name("attn.hook_z"), backend.attn_z(&pattern, &v, n_batch, n_heads, d_head)?)?; // [pos, head, d_head]
         let attn_out = h.hook(backend, &name("hook_attn_out"), backend.linear(&z, &w.W_O, Some(&w.b_O))?)?; // [pos, d_model]
 
         let Some(mlp) = &w.mlp else {
@@ -136,7 +184,7 @@ impl<B: Backend> HookedTransformer<B> {
         refs.extend(cached.iter().map(|(_, t)| t));
         let mut data = backend.read(&refs).await?.into_iter();
         let n_pos = req.tokens.len();
-        let logits = HostTensor::new(vec![n_pos, self.cfg.d_vocab], data.next().expect("logits were read"));
+        let logits = HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], data.next().expect("logits were read"));
         let cache = cached.into_iter().zip(data).map(|((point, _), d)| (point.name.clone(), HostTensor::new(point.shape(&self.cfg, n_pos), d))).collect();
         Ok(RunOutput { cache, logits })
     }

@@ -49,7 +49,7 @@ pub struct ModelWeights<T> {
     pub blocks: Vec<BlockWeights<T>>,
     pub ln_final_w: T, // [d_model]
     pub ln_final_b: T, // [d_model]
-    /// `[d_model, d_vocab]`; the transpose of `W_E` when the embeddings are tied.
+    /// `[d_model, d_vocab_out]`; the transpose of `W_E` when the embeddings are tied.
     pub W_U: T,
 }
 
@@ -168,11 +168,11 @@ impl ModelWeights<HostTensor> {
         }
         let ln_final_w = take("ln_f.weight", &[d])?;
         let ln_final_b = take("ln_f.bias", &[d])?;
-        // An untied model stores its unembedding as nn.Linear's [d_vocab, d_model].
+        // An untied model stores its unembedding as nn.Linear's [d_vocab_out, d_model].
         let w_u = if cfg.tied_embeddings {
             w_e.transpose2()
         } else {
-            take("lm_head.weight", &[v, d])?.transpose2()
+            take("lm_head.weight", &[cfg.d_vocab_out, d])?.transpose2()
         };
         Ok(ModelWeights { W_E: w_e, W_pos: w_pos, blocks, ln_final_w, ln_final_b, W_U: w_u })
     }

@@ -194,7 +194,7 @@ test('f: bad input shows a message and the page keeps working', async ({ page })
   // A character the vocabulary lacks: named, and the text is kept.
   await prompt.fill('abc!def');
   await page.getByTestId('run').click();
-  await expect(error).toContainText("not in the vocabulary: '!'");
+  await expect(error).toContainText('not in the vocabulary: "!"');
   await expect(prompt).toHaveValue('abc!def');
 
   // Longer than the context (64 with BOS): the first 63 characters run, the rest is named.

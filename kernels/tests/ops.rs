@@ -106,7 +106,7 @@ fn embed_and_pos_embed_match_cpu() {
         let tp = c.upload(&w_pos, &[n_pos + 3, d_model]);
         let mut r = c.recorder();
         let e = r.embed(&tok, n_pos, &te);
-        let p = r.pos_embed(n_pos, &tp);
+        let p = r.pos_embed(1, n_pos, &tp);
         r.submit();
         assert_eq!(e.shape, vec![n_pos, d_model]);
         assert_eq!(p.shape, vec![n_pos, d_model]);
@@ -118,7 +118,7 @@ fn embed_and_pos_embed_match_cpu() {
         );
         assert_eq!(
             out[1],
-            pos_embed_cpu(n_pos, &w_pos, d_model),
+            pos_embed_cpu(1, n_pos, &w_pos, d_model),
             "pos_embed {n_pos}x{d_model}"
         );
     }
@@ -434,7 +434,7 @@ fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
         let c = ctx();
         let (tq, tk) = (c.upload(&q, &[pos, nh * dh]), c.upload(&k, &[pos, nh * dh]));
         let mut r = c.recorder();
-        let s = r.attn_scores(&tq, &tk, nh, dh);
+        let s = r.attn_scores(&tq, &tk, 1, nh, dh);
         r.submit();
         assert_eq!(s.shape, vec![nh, pos, pos]);
         let got = read1(&s);
@@ -456,7 +456,7 @@ fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
         }
         assert_close(
             &got,
-            &attn_scores_cpu(&q, &k, nh, dh),
+            &attn_scores_cpu(&q, &k, 1, nh, dh),
             1e-5,
             1e-4,
             &format!("attn_scores {pos}x{nh}x{dh}"),
@@ -538,12 +538,12 @@ fn attn_z_matches_cpu() {
             c.upload(&v, &[pos, nh * dh]),
         );
         let mut r = c.recorder();
-        let z = r.attn_z(&tp, &tv, nh, dh);
+        let z = r.attn_z(&tp, &tv, 1, nh, dh);
         r.submit();
         assert_eq!(z.shape, vec![pos, nh * dh]);
         assert_close(
             &read1(&z),
-            &attn_z_cpu(&pattern, &v, nh, dh),
+            &attn_z_cpu(&pattern, &v, 1, nh, dh),
             1e-5,
             1e-4,
             &format!("attn_z {pos}x{nh}x{dh}"),
@@ -567,15 +567,15 @@ fn attention_chain_in_one_submission() {
         c.upload(&v, &[pos, nh * dh]),
     );
     let mut r = c.recorder();
-    let s = r.attn_scores(&tq, &tk, nh, dh);
+    let s = r.attn_scores(&tq, &tk, 1, nh, dh);
     let p = r.softmax(&s);
-    let z = r.attn_z(&p, &tv, nh, dh);
+    let z = r.attn_z(&p, &tv, 1, nh, dh);
     r.submit();
     assert_eq!(p.shape, vec![nh, pos, pos]);
     let out = read(&[&s, &p, &z]);
-    let ws = attn_scores_cpu(&q, &k, nh, dh);
+    let ws = attn_scores_cpu(&q, &k, 1, nh, dh);
     let wp = softmax_cpu(&ws, pos);
-    let wz = attn_z_cpu(&wp, &v, nh, dh);
+    let wz = attn_z_cpu(&wp, &v, 1, nh, dh);
     assert_close(&out[0], &ws, 1e-5, 1e-4, "chain scores");
     assert_close(&out[1], &wp, 1e-6, 1e-4, "chain pattern");
     assert_close(&out[2], &wz, 1e-5, 1e-4, "chain z");
@@ -607,4 +607,44 @@ fn reshape_shares_the_buffer_and_empty_tensors_work() {
     let out = read(&[&s, &g, &u]);
     assert!(out[0].is_empty() && out[1].is_empty());
     assert_eq!(out[2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+}
+
+#[test]
+fn batched_attention_and_pos_embed_keep_sequences_apart() {
+    // Three sequences stacked: each sequence's scores, pattern and z must equal the
+    // single-sequence CPU reference on that sequence alone (no attention across sequences),
+    // and pos_embed must repeat rows 0..pos once per sequence. Tolerances as the single ops.
+    let mut rng = StdRng::seed_from_u64(12);
+    let (n_batch, pos, nh, dh, d_model) = (3, 19, 2, 20, 40);
+    let width = nh * dh;
+    let q = rand_vec(&mut rng, n_batch * pos * width, -1.0, 1.0);
+    let k = rand_vec(&mut rng, n_batch * pos * width, -1.0, 1.0);
+    let v = rand_vec(&mut rng, n_batch * pos * width, -1.0, 1.0);
+    let w_pos = rand_vec(&mut rng, (pos + 5) * d_model, -1.0, 1.0);
+    let c = ctx();
+    let shape = [n_batch * pos, width];
+    let (tq, tk, tv) = (c.upload(&q, &shape), c.upload(&k, &shape), c.upload(&v, &shape));
+    let tw = c.upload(&w_pos, &[pos + 5, d_model]);
+    let mut r = c.recorder();
+    let s = r.attn_scores(&tq, &tk, n_batch, nh, dh);
+    let p = r.softmax(&s);
+    let z = r.attn_z(&p, &tv, n_batch, nh, dh);
+    let pe = r.pos_embed(n_batch, pos, &tw);
+    r.submit();
+    assert_eq!(s.shape, vec![n_batch, nh, pos, pos]);
+    assert_eq!(z.shape, vec![n_batch * pos, width]);
+    assert_eq!(pe.shape, vec![n_batch * pos, d_model]);
+    let out = read(&[&s, &p, &z, &pe]);
+    let (seq, pat) = (pos * width, nh * pos * pos);
+    for b in 0..n_batch {
+        let sl = |x: &[f32], n: usize| x[b * n..(b + 1) * n].to_vec();
+        let ws = attn_scores_cpu(&sl(&q, seq), &sl(&k, seq), 1, nh, dh);
+        let wp = softmax_cpu(&ws, pos);
+        let wz = attn_z_cpu(&wp, &sl(&v, seq), 1, nh, dh);
+        assert_close(&sl(&out[0], pat), &ws, 1e-5, 1e-4, &format!("batched scores, sequence {b}"));
+        assert_close(&sl(&out[1], pat), &wp, 1e-6, 1e-4, &format!("batched pattern, sequence {b}"));
+        assert_close(&sl(&out[2], seq), &wz, 1e-5, 1e-4, &format!("batched z, sequence {b}"));
+    }
+    assert_close(&out[0], &attn_scores_cpu(&q, &k, n_batch, nh, dh), 1e-5, 1e-4, "batched scores vs batched reference");
+    assert_eq!(out[3], pos_embed_cpu(n_batch, pos, &w_pos, d_model), "batched pos_embed");
 }

@@ -2,6 +2,7 @@
 //! callbacks or the signals it is given; none knows about backends or the URL.
 
 mod backend_badge;
+mod fourier_panel;
 mod head_picker;
 mod heatmap;
 mod model_panel;
@@ -11,6 +12,7 @@ mod prompt_box;
 mod token_chips;
 
 pub use backend_badge::BackendBadge;
+pub use fourier_panel::{FourierPanel, NeuronGrid};
 pub use head_picker::HeadPicker;
 pub use heatmap::AttentionHeatmap;
 pub use model_panel::ModelPanel;

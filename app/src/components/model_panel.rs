@@ -13,6 +13,30 @@ fn kb(bytes: u64) -> String {
     }
 }
 
+/// The held-out figures a model card states, in words.
+fn card_metrics(card: &serde_json::Value) -> Vec<String> {
+    let get = |k: &str| card.pointer(&format!("/metrics/{k}")).and_then(|v| v.as_f64());
+    let mut out = Vec::new();
+    let pct = |x: f64| format!("{:.2}%", x * 100.0);
+    if let Some(a) = get("heldout_induction_accuracy") {
+        out.push(format!("induction accuracy {}", pct(a)));
+    }
+    if let Some(a) = get("heldout_accuracy") {
+        out.push(format!("accuracy {}", pct(a)));
+    }
+    if let Some(a) = get("heldout_hard_case_accuracy") {
+        out.push(format!("{} on the hard case", pct(a)));
+    }
+    if let Some(l) = get("heldout_loss_nats_per_char") {
+        let base = match (get("unigram_baseline_nats_per_char"), get("bigram_baseline_nats_per_char")) {
+            (Some(u), Some(b)) => format!(" (unigram baseline {u:.2}, bigram {b:.2})"),
+            _ => String::new(),
+        };
+        out.push(format!("loss {l:.3} nats per character{base}"));
+    }
+    out
+}
+
 /// The model: a menu of shipped models, download progress, then the model card (what the
 /// model does and which characters it knows), or why it could not load.
 #[component]
@@ -67,13 +91,15 @@ pub fn ModelPanel(
     let card = move || {
         model.get().map(|m| {
             let s = |k: &str| m.card.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            let acc = m.card.pointer("/metrics/heldout_induction_accuracy").and_then(|v| v.as_f64());
+            let metrics = card_metrics(&m.card);
             let c = &m.cfg;
             let arch = format!(
-                "{} layers, {} heads per layer, d_model {}, context {} tokens{}",
+                "{} {}, {} heads per layer, d_model {}{}, context {} tokens{}",
                 c.n_layers,
+                if c.n_layers == 1 { "layer" } else { "layers" },
                 c.n_heads,
                 c.d_model,
+                c.d_mlp.map(|m| format!(", d_mlp {m}")).unwrap_or_default(),
                 c.n_ctx,
                 if c.attn_only() { ", attention only" } else { "" }
             );
@@ -82,7 +108,7 @@ pub fn ModelPanel(
                     <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
                     <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
                     <dt>"Shape"</dt><dd>{arch}</dd>
-                    {acc.map(|a| view! { <dt>"Held-out induction accuracy"</dt><dd>{format!("{:.1}%", a * 100.0)}</dd> })}
+                    {(!metrics.is_empty()).then(|| view! { <dt>"Held-out"</dt><dd data-testid="model-metrics">{metrics.join("; ")}</dd> })}
                 </dl>
             }
         })

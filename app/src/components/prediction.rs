@@ -19,11 +19,26 @@ pub fn Prediction(
     /// (token, probability) pairs for that position, most likely first.
     #[prop(into)]
     predictions: Signal<Vec<(String, f32)>>,
+    /// Whether the outputs are a readout's named answers (a classifier's classes, the sums of
+    /// modular addition) rather than next tokens.
+    #[prop(into)]
+    readout: Signal<bool>,
+    /// The number of tokens (the readout is meant to be read at the last one).
+    #[prop(into)]
+    n_tokens: Signal<usize>,
+    /// Whether to say what an induction head would predict (for the induction model, whose
+    /// task is exactly that).
+    #[prop(into)]
+    induction_hint: Signal<bool>,
 ) -> impl IntoView {
     let heading = move || {
         let p = pos.get();
         let t = tokens.with(|t| t.get(p).cloned().unwrap_or_default());
-        format!("After position {p} (\u{201c}{t}\u{201d}), the model predicts:")
+        match (readout.get(), p + 1 == n_tokens.get()) {
+            (false, _) => format!("After position {p} (\u{201c}{t}\u{201d}), the model predicts:"),
+            (true, true) => format!("The model's answer, read at the last position ({p}, \u{201c}{t}\u{201d}):"),
+            (true, false) => format!("The readout at position {p} (\u{201c}{t}\u{201d}); the model was trained to answer at the last position, {}:", n_tokens.get().saturating_sub(1)),
+        }
     };
     let rows = move || {
         predictions
@@ -44,6 +59,9 @@ pub fn Prediction(
             .collect_view()
     };
     let induction = move || {
+        if !induction_hint.get() {
+            return None;
+        }
         let (p, ids, tokens) = (pos.get(), ids.get(), tokens.get());
         let target = induction_targets(&ids).into_iter().find(|&(q, _)| q == p)?;
         let k = target.1;

@@ -20,9 +20,11 @@ pub fn PromptBox(
     /// What was cut off the last prompt to fit the context, if anything.
     #[prop(into)]
     cut: Signal<Option<String>>,
-    /// Which characters the model knows (from its card).
+    /// What the model's vocabulary accepts, in a sentence.
     #[prop(into)]
     hint: Signal<String>,
+    /// Prompts worth trying with this model: a click puts one in the box and runs it.
+    examples: &'static [&'static str],
 ) -> impl IntoView {
     let can_run = move || ready.get() && !running.get();
     let keydown = move |ev: leptos::ev::KeyboardEvent| {
@@ -36,12 +38,11 @@ pub fn PromptBox(
     view! {
         <section class="panel">
             <h2>"Prompt"</h2>
-            <label class="help" for="prompt">
+            <label class="help" for="prompt" data-testid="prompt-help">
                 {move || {
                     let h = hint.get();
-                    if h.is_empty() { "Type a prompt.".to_string() } else { format!("Type a prompt. The model knows {h}.") }
+                    if h.is_empty() { "Type a prompt.".to_string() } else { h }
                 }}
-                " A random string repeated later (e.g. "<code>"xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ"</code>") shows induction."
             </label>
             <textarea
                 id="prompt"
@@ -58,6 +59,20 @@ pub fn PromptBox(
                     {move || if running.get() { "Running\u{2026}" } else { "Run" }}
                 </button>
                 <span class="muted">"or Ctrl+Enter"</span>
+                <span class="examples">
+                    {(!examples.is_empty()).then(|| view! { <span class="muted">"Try:"</span> })}
+                    {examples
+                        .iter()
+                        .map(|&ex| {
+                            view! {
+                                <button class="example" data-testid="example" disabled=move || !can_run()
+                                    on:click=move |_| { text.set(ex.to_string()); on_run.run(()); }>
+                                    <code>{ex}</code>
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </span>
             </div>
             {move || error.get().map(|e| view! { <div class="notice error" data-testid="prompt-error" role="alert">{e}</div> })}
             {move || cut.get().map(|c| view! { <div class="notice warning" data-testid="prompt-cut" role="status">{c}</div> })}

@@ -1,12 +1,13 @@
 //! `attn_scores`: causal, scaled dot-product attention scores for all heads at once.
 //!
-//! q `[pos, n_heads*d_head]`, k `[pos, n_heads*d_head]` (the hook_q / hook_k tensors flattened
-//! over heads) -> scores `[n_heads, q_pos, k_pos]` (hook_attn_scores) with
-//! scores[h, i, j] = (q[i, h*d_head..] . k[j, h*d_head..]) / sqrt(d_head) for j <= i, and exactly
-//! -inf for j > i (TransformerLens stores -inf there).
+//! q `[batch*pos, n_heads*d_head]`, k `[batch*pos, n_heads*d_head]` (the hook_q / hook_k tensors
+//! flattened over heads, sequences stacked) -> scores `[batch, n_heads, q_pos, k_pos]`
+//! (hook_attn_scores) with scores[b, h, i, j] = (q[b*pos + i, h*d_head..] . k[b*pos + j, h*d_head..])
+//! / sqrt(d_head) for j <= i, and exactly -inf for j > i (TransformerLens stores -inf there).
 //!
-//! Not: softmax (separate op), no batch axis, no KV cache / query offset (query i is key i), no
-//! grouped-query or rotary attention, no attention bias, no custom attn_scale.
+//! Not: softmax (separate op), no KV cache / query offset (query i is key i), no grouped-query
+//! or rotary attention, no attention bias, no custom attn_scale, no padding mask (every
+//! sequence of a batch has the same length).
 
 use crate::context::KernelId;
 use crate::{GpuTensor, Recorder};
@@ -16,11 +17,13 @@ pub(crate) const WGSL: &str = include_str!("attn_scores.wgsl");
 const TILE: u32 = 16;
 
 impl Recorder<'_> {
-    /// q `[pos, n_heads*d_head]`, k same -> `[n_heads, pos, pos]`.
+    /// q `[batch*pos, n_heads*d_head]`, k same -> `[batch, n_heads, pos, pos]` (`[n_heads, pos,
+    /// pos]` when `n_batch` is 1).
     pub fn attn_scores(
         &mut self,
         q: &GpuTensor,
         k: &GpuTensor,
+        n_batch: usize,
         n_heads: usize,
         d_head: usize,
     ) -> GpuTensor {
@@ -39,8 +42,12 @@ impl Recorder<'_> {
             q.shape,
             k.shape
         );
-        let pos = q.len() / width;
-        let out = self.output(&[n_heads, pos, pos]);
+        let rows = q.len() / width;
+        assert!(n_batch > 0 && rows % n_batch == 0, "attn_scores: {rows} rows do not split into {n_batch} sequences");
+        assert!(n_batch * n_heads <= 65535, "attn_scores: batch x heads = {} exceeds 65535 workgroups", n_batch * n_heads);
+        let pos = rows / n_batch;
+        let shape = if n_batch == 1 { vec![n_heads, pos, pos] } else { vec![n_batch, n_heads, pos, pos] };
+        let out = self.output(&shape);
         let g = super::groups_for(pos, TILE);
         self.dispatch(
             KernelId::AttnScores,
@@ -53,14 +60,22 @@ impl Recorder<'_> {
             ],
             &[&q.buffer, &k.buffer],
             &[&out.buffer],
-            [g, g, n_heads as u32],
+            [g, g, (n_batch * n_heads) as u32],
         );
         out
     }
 }
 
-/// CPU reference. q, k `[pos, n_heads*d_head]` -> `[n_heads, pos, pos]`, -inf above the diagonal.
-pub fn attn_scores_cpu(q: &[f32], k: &[f32], n_heads: usize, d_head: usize) -> Vec<f32> {
+/// CPU reference. q, k `[batch*pos, n_heads*d_head]` -> `[batch, n_heads, pos, pos]`, -inf above
+/// the diagonal.
+pub fn attn_scores_cpu(q: &[f32], k: &[f32], n_batch: usize, n_heads: usize, d_head: usize) -> Vec<f32> {
+    let width = n_heads * d_head;
+    let pos = q.len() / width / n_batch;
+    let seq = pos * width;
+    (0..n_batch).flat_map(|b| attn_scores_one(&q[b * seq..(b + 1) * seq], &k[b * seq..(b + 1) * seq], n_heads, d_head)).collect()
+}
+
+fn attn_scores_one(q: &[f32], k: &[f32], n_heads: usize, d_head: usize) -> Vec<f32> {
     let width = n_heads * d_head;
     let pos = q.len() / width;
     let scale = (d_head as f32).sqrt();

@@ -1,12 +1,13 @@
 // attn_scores.wgsl: causal attention scores for every head.
 //
-//   q, k: [pos, n_heads * d_head]  (row p holds all heads: head h at columns h*d_head ..)
-//   scores: [n_heads, pos, pos]    scores[h, i, j] = (q_h[i] . k_h[j]) / attn_scale   for j <= i
-//                                                  = -inf                              for j >  i
+//   q, k: [batch * pos, n_heads * d_head]  (row b*pos + p holds all heads: head h at columns h*d_head ..)
+//   scores: [batch, n_heads, pos, pos]     scores[b, h, i, j] = (q_bh[i] . k_bh[j]) / attn_scale   for j <= i
+//                                                             = -inf                                for j >  i
+//   The batch is implicit: workgroup z runs over batch * n_heads (b = z / n_heads, h = z % n_heads).
 //   attn_scale = sqrt(d_head) (passed from the host; TransformerLens divides by it).
 //
 // Tiling: one workgroup of 16 x 16 invocations per 16 x 16 block of one head's score matrix:
-// query rows i0 = wid.y * 16 .., key columns j0 = wid.x * 16 .., head h = wid.z.
+// query rows i0 = wid.y * 16 .., key columns j0 = wid.x * 16 .., (batch, head) = wid.z.
 // Invocation (tx, ty) computes scores[h, i0 + ty, j0 + tx]. The d_head axis is walked in steps of
 // 16: each step stages qs = q_h[i0.., e0..] and ks = k_h[j0.., e0..] (16 x 16 each, loads outside
 // pos or d_head store 0.0, so d_head and pos need not be multiples of 16), barrier, 16 products,
@@ -37,9 +38,9 @@ const T: u32 = 16u;   // tile edge
 const KS_STRIDE: u32 = 17u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;            // [pos, n_heads * d_head]
-@group(0) @binding(2) var<storage, read> k: array<f32>;            // [pos, n_heads * d_head]
-@group(0) @binding(3) var<storage, read_write> scores: array<f32>; // [n_heads, pos, pos]
+@group(0) @binding(1) var<storage, read> q: array<f32>;            // [batch * pos, n_heads * d_head]
+@group(0) @binding(2) var<storage, read> k: array<f32>;            // [batch * pos, n_heads * d_head]
+@group(0) @binding(3) var<storage, read_write> scores: array<f32>; // [batch, n_heads, pos, pos]
 
 var<workgroup> qs: array<f32, 256>; // [16 query rows][16 e]
 var<workgroup> ks: array<f32, 272>; // [16 key rows][17] (16 e + 1 pad)
@@ -49,7 +50,8 @@ fn attn_scores(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let h = wid.z;
+    let h = wid.z % p.n_heads;
+    let row0 = (wid.z / p.n_heads) * p.pos; // first row of this sequence in q and k
     let i0 = wid.y * T;
     let j0 = wid.x * T;
     let tx = lid.x;
@@ -57,7 +59,7 @@ fn attn_scores(
     let i = i0 + ty;        // query position of this invocation's output
     let j = j0 + tx;        // key position
     let stride = p.n_heads * p.d_head;
-    let out_idx = (h * p.pos + i) * p.pos + j;
+    let out_idx = (wid.z * p.pos + i) * p.pos + j;
     let neg_inf = bitcast<f32>(p.neg_inf_bits);
 
     if (j0 > i0 + T - 1u) {
@@ -75,14 +77,14 @@ fn attn_scores(
         // qs[ty][tx] = q[i0 + ty, h*d_head + e]
         var qv = 0.0;
         if (i < p.pos && e < p.d_head) {
-            qv = q[i * stride + h * p.d_head + e];
+            qv = q[(row0 + i) * stride + h * p.d_head + e];
         }
         qs[ty * T + tx] = qv;
         // ks[ty][tx] = k[j0 + ty, h*d_head + e]  (row ty of the key block)
         let jr = j0 + ty;
         var kv = 0.0;
         if (jr < p.pos && e < p.d_head) {
-            kv = k[jr * stride + h * p.d_head + e];
+            kv = k[(row0 + jr) * stride + h * p.d_head + e];
         }
         ks[ty * KS_STRIDE + tx] = kv;
         workgroupBarrier();

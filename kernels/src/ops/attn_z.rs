@@ -1,12 +1,12 @@
 //! `attn_z`: the attention-weighted sum of values, per head, heads side by side.
 //!
-//! pattern `[n_heads, q_pos, k_pos]` (hook_pattern), v `[pos, n_heads*d_head]` (hook_v flattened
-//! over heads) -> z `[pos, n_heads*d_head]` (hook_z flattened) with
-//! z[i, h*d_head + e] = sum_j pattern[h, i, j] * v[j, h*d_head + e], summed over ALL keys j (so a
-//! patched, non-causal pattern is honoured).
+//! pattern `[batch, n_heads, q_pos, k_pos]` (hook_pattern), v `[batch*pos, n_heads*d_head]`
+//! (hook_v flattened over heads, sequences stacked) -> z `[batch*pos, n_heads*d_head]` (hook_z
+//! flattened) with z[b*pos + i, h*d_head + e] = sum_j pattern[b, h, i, j] * v[b*pos + j, h*d_head + e],
+//! summed over ALL keys j (so a patched, non-causal pattern is honoured).
 //!
 //! Not: the output projection (that is `linear` with W_O reshaped to `[n_heads*d_head, d_model]`),
-//! no batch axis, no per-head result (hook_result) output.
+//! no per-head result (hook_result) output.
 
 use crate::context::KernelId;
 use crate::{GpuTensor, Recorder};
@@ -16,11 +16,12 @@ pub(crate) const WGSL: &str = include_str!("attn_z.wgsl");
 const TILE: u32 = 16;
 
 impl Recorder<'_> {
-    /// pattern `[n_heads, pos, pos]`, v `[pos, n_heads*d_head]` -> `[pos, n_heads*d_head]`.
+    /// pattern `[batch, n_heads, pos, pos]`, v `[batch*pos, n_heads*d_head]` -> `[batch*pos, n_heads*d_head]`.
     pub fn attn_z(
         &mut self,
         pattern: &GpuTensor,
         v: &GpuTensor,
+        n_batch: usize,
         n_heads: usize,
         d_head: usize,
     ) -> GpuTensor {
@@ -32,16 +33,19 @@ impl Recorder<'_> {
             "attn_z: v {:?} is not [pos, {width}]",
             v.shape
         );
-        let pos = v.len() / width;
+        let rows = v.len() / width;
+        assert!(n_batch > 0 && rows % n_batch == 0, "attn_z: {rows} rows do not split into {n_batch} sequences");
+        assert!(n_batch * n_heads <= 65535, "attn_z: batch x heads = {} exceeds 65535 workgroups", n_batch * n_heads);
+        let pos = rows / n_batch;
         assert_eq!(
             pattern.len(),
-            n_heads * pos * pos,
-            "attn_z: pattern {:?} is not [{n_heads}, {pos}, {pos}]",
+            n_batch * n_heads * pos * pos,
+            "attn_z: pattern {:?} is not [{n_batch}, {n_heads}, {pos}, {pos}]",
             pattern.shape
         );
         let mut shape = v.shape.clone();
         if shape.len() < 2 {
-            shape = vec![pos, width];
+            shape = vec![rows, width];
         }
         let z = self.output(&shape);
         self.dispatch(
@@ -52,15 +56,23 @@ impl Recorder<'_> {
             [
                 super::groups_for(d_head, TILE),
                 super::groups_for(pos, TILE),
-                n_heads as u32,
+                (n_batch * n_heads) as u32,
             ],
         );
         z
     }
 }
 
-/// CPU reference. pattern `[n_heads, pos, pos]`, v `[pos, n_heads*d_head]` -> `[pos, n_heads*d_head]`.
-pub fn attn_z_cpu(pattern: &[f32], v: &[f32], n_heads: usize, d_head: usize) -> Vec<f32> {
+/// CPU reference. pattern `[batch, n_heads, pos, pos]`, v `[batch*pos, n_heads*d_head]` ->
+/// `[batch*pos, n_heads*d_head]`.
+pub fn attn_z_cpu(pattern: &[f32], v: &[f32], n_batch: usize, n_heads: usize, d_head: usize) -> Vec<f32> {
+    let width = n_heads * d_head;
+    let pos = v.len() / width / n_batch;
+    let (pat, seq) = (n_heads * pos * pos, pos * width);
+    (0..n_batch).flat_map(|b| attn_z_one(&pattern[b * pat..(b + 1) * pat], &v[b * seq..(b + 1) * seq], n_heads, d_head)).collect()
+}
+
+fn attn_z_one(pattern: &[f32], v: &[f32], n_heads: usize, d_head: usize) -> Vec<f32> {
     let width = n_heads * d_head;
     let pos = v.len() / width;
     let mut z = vec![0.0; pos * width];

@@ -1,14 +1,15 @@
 // attn_z.wgsl: attention-weighted sum of values, all heads, heads laid out side by side.
 //
-//   pattern: [n_heads, pos, pos]       (rows: query i, columns: key j)
-//   v:       [pos, n_heads * d_head]   (head h at columns h*d_head ..)
-//   z:       [pos, n_heads * d_head]   z[i, h*d_head + e] = sum_{j < pos} pattern[h, i, j] * v[j, h*d_head + e]
+//   pattern: [batch, n_heads, pos, pos]       (rows: query i, columns: key j)
+//   v:       [batch * pos, n_heads * d_head]   (head h at columns h*d_head ..)
+//   z:       [batch * pos, n_heads * d_head]   z[b*pos + i, h*d_head + e] = sum_{j < pos} pattern[b, h, i, j] * v[b*pos + j, h*d_head + e]
+//   The batch is implicit: workgroup z runs over batch * n_heads (b = z / n_heads, h = z % n_heads).
 //
 // The sum runs over ALL keys j, not just j <= i: a patched pattern may put weight above the
 // diagonal, and the causal zeros add exactly 0. (TransformerLens sums over all keys as well.)
 //
 // Tiling: one workgroup of 16 x 16 invocations per 16 x 16 block of one head's z_h [pos, d_head]:
-// query rows i0 = wid.y * 16 .., head-dim columns e0 = wid.x * 16 .., head h = wid.z.
+// query rows i0 = wid.y * 16 .., head-dim columns e0 = wid.x * 16 .., (batch, head) = wid.z.
 // Invocation (tx, ty) computes z[i0 + ty, h*d_head + e0 + tx]. The key axis is walked in steps
 // of 16: each step stages ps = pattern[h, i0.., j0..] and vs = v[j0.., h*d_head + e0..]
 // (loads outside pos / d_head store 0.0), barrier, 16 products, barrier (before the next step
@@ -25,9 +26,9 @@ struct Params {
 const T: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pattern: array<f32>;  // [n_heads, pos, pos]
-@group(0) @binding(2) var<storage, read> v: array<f32>;        // [pos, n_heads * d_head]
-@group(0) @binding(3) var<storage, read_write> z: array<f32>;  // [pos, n_heads * d_head]
+@group(0) @binding(1) var<storage, read> pattern: array<f32>;  // [batch, n_heads, pos, pos]
+@group(0) @binding(2) var<storage, read> v: array<f32>;        // [batch * pos, n_heads * d_head]
+@group(0) @binding(3) var<storage, read_write> z: array<f32>;  // [batch * pos, n_heads * d_head]
 
 var<workgroup> ps: array<f32, 256>; // [16 query rows][16 keys]
 var<workgroup> vs: array<f32, 256>; // [16 keys][16 e]
@@ -37,7 +38,8 @@ fn attn_z(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let h = wid.z;
+    let h = wid.z % p.n_heads;
+    let row0 = (wid.z / p.n_heads) * p.pos; // first row of this sequence in v and z
     let i0 = wid.y * T;
     let e0 = wid.x * T;
     let tx = lid.x;
@@ -53,13 +55,13 @@ fn attn_z(
         // ps[ty][tx] = pattern[h, i0 + ty, j0 + tx]
         var pv = 0.0;
         if (i < p.pos && j0 + tx < p.pos) {
-            pv = pattern[(h * p.pos + i) * p.pos + j0 + tx];
+            pv = pattern[(wid.z * p.pos + i) * p.pos + j0 + tx];
         }
         ps[ty * T + tx] = pv;
         // vs[ty][tx] = v[j0 + ty, h*d_head + e0 + tx]
         var vv = 0.0;
         if (j0 + ty < p.pos && e < p.d_head) {
-            vv = v[(j0 + ty) * stride + h * p.d_head + e];
+            vv = v[(row0 + j0 + ty) * stride + h * p.d_head + e];
         }
         vs[ty * T + tx] = vv;
         workgroupBarrier();
@@ -70,6 +72,6 @@ fn attn_z(
     }
 
     if (i < p.pos && e < p.d_head) {
-        z[i * stride + h * p.d_head + e] = acc;
+        z[(row0 + i) * stride + h * p.d_head + e] = acc;
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! * `embed`: gathers token rows, `out[p, :] = W_E[tokens[p], :]`.
 //!   tokens `[n_pos]` (u32), W_E `[d_vocab, d_model]` -> `[n_pos, d_model]` (hook_embed).
-//! * `pos_embed`: copies rows `0..n_pos` of `W_pos` `[n_ctx, d_model]` -> `[n_pos, d_model]`
-//!   (hook_pos_embed). A separate output from `embed` because both are hooks.
+//! * `pos_embed`: copies rows `0..n_pos` of `W_pos` `[n_ctx, d_model]` once per sequence ->
+//!   `[n_batch * n_pos, d_model]` (hook_pos_embed). A separate output from `embed` because both
+//!   are hooks.
 //!
-//! Not: the sum of the two (use `add`), not a one-hot matmul, no batching, no position offset
+//! Not: the sum of the two (use `add`), not a one-hot matmul, no position offset
 //! (positions always start at 0). Out-of-range token ids give zero rows (no panic: the ids are
 //! on the GPU); callers should validate ids against the vocabulary on the host.
 
@@ -44,8 +45,9 @@ impl Recorder<'_> {
         out
     }
 
-    /// w_pos `[n_ctx, d_model]` -> rows `0..n_pos`, `[n_pos, d_model]`. Panics if n_pos > n_ctx.
-    pub fn pos_embed(&mut self, n_pos: usize, w_pos: &GpuTensor) -> GpuTensor {
+    /// w_pos `[n_ctx, d_model]` -> rows `0..n_pos` once per sequence, `[n_batch * n_pos, d_model]`.
+    /// Panics if n_pos > n_ctx.
+    pub fn pos_embed(&mut self, n_batch: usize, n_pos: usize, w_pos: &GpuTensor) -> GpuTensor {
         assert_eq!(
             w_pos.shape.len(),
             2,
@@ -57,14 +59,14 @@ impl Recorder<'_> {
             n_pos <= n_ctx,
             "pos_embed: {n_pos} positions exceed n_ctx = {n_ctx}"
         );
-        let out = self.output(&[n_pos, d_model]);
+        let out = self.output(&[n_batch * n_pos, d_model]);
         let grid = self
             .ctx
-            .grid_1d(groups_for(n_pos * d_model, ELEMENTWISE_WG));
+            .grid_1d(groups_for(n_batch * n_pos * d_model, ELEMENTWISE_WG));
         let ctx = self.ctx;
         self.dispatch(
             KernelId::PosEmbed,
-            &[n_pos as u32, d_model as u32, n_ctx as u32],
+            &[n_pos as u32, d_model as u32, n_ctx as u32, n_batch as u32],
             &[&ctx.dummy, &w_pos.buffer],
             &[&out.buffer],
             grid,
@@ -87,7 +89,7 @@ pub fn embed_cpu(tokens: &[u32], w_e: &[f32], d_vocab: usize, d_model: usize) ->
     out
 }
 
-/// CPU reference of `pos_embed`. w_pos `[n_ctx, d_model]` -> `[n_pos, d_model]`.
-pub fn pos_embed_cpu(n_pos: usize, w_pos: &[f32], d_model: usize) -> Vec<f32> {
-    w_pos[..n_pos * d_model].to_vec()
+/// CPU reference of `pos_embed`. w_pos `[n_ctx, d_model]` -> `[n_batch * n_pos, d_model]`.
+pub fn pos_embed_cpu(n_batch: usize, n_pos: usize, w_pos: &[f32], d_model: usize) -> Vec<f32> {
+    w_pos[..n_pos * d_model].repeat(n_batch)
 }

@@ -1,7 +1,7 @@
 // embed.wgsl: row gathers from an embedding table.
 //
 //   embed:     out[p, :] = table[tokens[p], :]   (W_E, token embedding)   out: [n_pos, d_model]
-//   pos_embed: out[p, :] = table[p, :]           (W_pos, rows 0..n_pos)   out: [n_pos, d_model]
+//   pos_embed: out[b, p, :] = table[p, :]        (W_pos, rows 0..n_pos)   out: [n_batch, n_pos, d_model]
 //
 // One invocation per output element i = p * d_model + c (flat index over [n_pos, d_model]).
 // Both entry points share one bind group layout; pos_embed does not read `tokens` (the host
@@ -17,7 +17,7 @@ struct Params {
     n_pos: u32,    // rows of the output
     d_model: u32,  // row length
     n_rows: u32,   // rows of the table (d_vocab for W_E, n_ctx for W_pos)
-    _pad: u32,
+    n_batch: u32,  // pos_embed: copies of rows 0..n_pos, one per sequence (embed ignores it)
 }
 
 const WG: u32 = 256u;
@@ -58,9 +58,10 @@ fn pos_embed(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let i = flat_index(wid, nwg, lid);
-    // n_pos <= n_rows is checked on the host, so i indexes inside the table too.
-    if (i >= p.n_pos * p.d_model) {
+    // n_pos <= n_rows is checked on the host, so i % (n_pos * d_model) indexes inside the table.
+    let per_seq = p.n_pos * p.d_model;
+    if (i >= p.n_batch * per_seq) {
         return;
     }
-    out[i] = table[i];
+    out[i] = table[i % per_seq];
 }
