@@ -173,6 +173,15 @@ def modular_split(seed: int, fraction: float):
     return pairs[:n_train], pairs[n_train:]
 
 
+def embedding_top_share(model: "GPT", n: int = 6) -> float:
+    """Share of the squared norm of W_E's number rows (constant excluded) held by its n largest
+    Fourier frequencies (app/src/fourier.rs computes the same in the browser)."""
+    with torch.no_grad():
+        f = torch.fft.fft(model.W_E[:P_MOD].double(), dim=0).abs().pow(2).sum(1)
+        by_k = torch.stack([f[k] + f[P_MOD - k] for k in range(1, P_MOD // 2 + 1)])
+        return (by_k.sort(descending=True).values[:n].sum() / by_k.sum()).item()
+
+
 def train_modular(args) -> None:
     cfg = config(1, 128, 4, 512, P_MOD + 1, 3, d_vocab_out=P_MOD)
     model = GPT(cfg, args.seed)
@@ -182,28 +191,22 @@ def train_modular(args) -> None:
     xtr, ytr, xte, yte = enc(train), ans(train), enc(test), ans(test)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1.0, betas=(0.9, 0.98))
     t0 = time.time()
-    steps, test_acc, extra = 0, 0.0, None
-    for step in range(1, args.max_steps + 1):
+    generalized_at = None
+    for step in range(1, args.steps + 1):
         loss = F.cross_entropy(model(xtr, last_only=True)[:, -1], ytr)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        steps = step
         if step % 100 == 0:
             with torch.no_grad():
                 logits = model(xte, last_only=True)[:, -1]
                 test_acc = (logits.argmax(-1) == yte).float().mean().item()
                 test_loss = F.cross_entropy(logits, yte).item()
-            print(f"step {step:>6}  train loss {loss.item():.5f}  test loss {test_loss:.5f}  test accuracy {test_acc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
-            # Stop once it has generalized, then train 10% longer so the memorizing
-            # components are cleaned up (the phase Nanda et al. call cleanup).
-            if extra is None:
-                if test_acc >= 0.999:
-                    extra = step // 10
-            else:
-                extra -= 100
-                if extra <= 0:
-                    break
+            if generalized_at is None and test_acc >= 0.99:
+                generalized_at = step
+            print(f"step {step:>6}  train loss {loss.item():.5f}  test loss {test_loss:.5f}  test accuracy {test_acc:.4f}  "
+                  f"embedding top-6 frequency share {embedding_top_share(model):.3f}  ({time.time() - t0:.0f}s)", flush=True)
+    steps = args.steps
     secs = time.time() - t0
     with torch.no_grad():
         train_acc = (model(xtr, last_only=True)[:, -1].argmax(-1) == ytr).float().mean().item()
@@ -223,20 +226,21 @@ def train_modular(args) -> None:
         "vocabulary": f"{P_MOD + 1} tokens: the numbers 0..{P_MOD - 1} and \"=\" (a + between the numbers is optional and ignored); {P_MOD} outputs, the answers 0..{P_MOD - 1}",
         "architecture": architecture(cfg),
         "training": {
-            "command": f"python3 python/train_organisms.py modular --seed {args.seed} --lr {args.lr} --max-steps {args.max_steps}",
+            "command": f"python3 python/train_organisms.py modular --seed {args.seed} --lr {args.lr} --steps {args.steps}",
             "seed": args.seed, "steps": steps, "batch": f"full batch ({len(train)} pairs)", "train_fraction": MOD_FRACTION,
             "optimizer": f"AdamW lr {args.lr}, betas (0.9, 0.98), weight decay 1.0",
-            "stopping": "train until held-out accuracy >= 0.999 (checked every 100 steps), then 10% more steps",
+            "stopping": f"a fixed {steps} steps: held-out accuracy passed 99% at step {generalized_at}; the rest lets weight decay clean up the embedding (the cleanup phase of Nanda et al.)",
             "time_seconds": round(secs), "machine": machine(),
             "follows": "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability (they use ReLU and no LayerNorm; this model has the GPT-2 block the explorer runs)",
         },
         "metrics": {"heldout_accuracy": round4(test_acc), "heldout_loss": round4(test_loss), "train_accuracy": round4(train_acc),
+                    "generalized_at_step": generalized_at, "embedding_top6_frequency_share": round4(embedding_top_share(model)),
                     "split_seed": args.seed, "train_pairs": len(train), "heldout_pairs": len(test),
                     "first_train_pairs": [list(p) for p in train[:6]],
                     "definition": "argmax accuracy at \"=\" over every pair (a, b) not trained on (core/src/tasks.rs modular::split)"},
         "license": "MIT OR Apache-2.0 (trained by this project)",
     }
-    model.export(ROOT / "public/models/modular-addition", tokenizer, card)
+    model.export(Path(args.out) if args.out else ROOT / "public/models/modular-addition", tokenizer, card)
 
 
 # ------------------------------------------------------------------------------------------
@@ -297,6 +301,9 @@ def paren_tokens(strings) -> torch.Tensor:
     return torch.tensor(rows)
 
 
+WARMUP = 200
+
+
 def train_parens(args) -> None:
     cfg = config(3, 64, 4, 256, 4, PAREN_MAX + 1, d_vocab_out=2)
     model = GPT(cfg, args.seed)
@@ -318,7 +325,7 @@ def train_parens(args) -> None:
     for step in range(1, args.steps + 1):
         frac = step / args.steps
         for g in opt.param_groups:
-            g["lr"] = args.lr if frac < 0.7 else args.lr * (1 - frac) / 0.3
+            g["lr"] = args.lr * min(1.0, step / WARMUP, (1 - frac) / 0.3)
         batch = [paren_example(rng) for _ in range(args.batch)]
         x = paren_tokens([s for s, _ in batch])
         y = torch.tensor([int(is_balanced(s)) for s, _ in batch])
@@ -326,7 +333,7 @@ def train_parens(args) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 500 == 0:
+        if step % 250 == 0:
             acc, hacc = evaluate()
             print(f"step {step:>6}  loss {loss.item():.5f}  held-out accuracy {acc:.4f} (hard case {hacc:.4f})  ({time.time() - t0:.0f}s)", flush=True)
     secs = time.time() - t0
@@ -348,7 +355,7 @@ def train_parens(args) -> None:
         "training": {
             "command": f"python3 python/train_organisms.py parens --seed {args.seed} --steps {args.steps} --lr {args.lr} --batch {args.batch}",
             "seed": args.seed, "steps": args.steps, "batch": args.batch,
-            "optimizer": f"AdamW lr {args.lr} weight decay 0.01, linear warm-down over the last 30% of the steps",
+            "optimizer": f"AdamW lr {args.lr} weight decay 0.01, linear warm-up over {WARMUP} steps, linear warm-down over the last 30%",
             "time_seconds": round(secs), "machine": machine(),
         },
         "metrics": {"heldout_accuracy": round4(acc), "heldout_hard_case_accuracy": round4(hacc), "eval_seed": PAREN_EVAL_SEED,
@@ -356,7 +363,7 @@ def train_parens(args) -> None:
                     "definition": "argmax accuracy of the class at the last position on a fresh test set drawn like the training data with another seed; hard case: equal counts of ( and ) but a prefix with more ) than ("},
         "license": "MIT OR Apache-2.0 (trained by this project)",
     }
-    model.export(ROOT / "public/models/balanced-parens", tokenizer, card)
+    model.export(Path(args.out) if args.out else ROOT / "public/models/balanced-parens", tokenizer, card)
 
 
 # ------------------------------------------------------------------------------------------
@@ -445,7 +452,7 @@ def train_english(args) -> None:
                     "definition": "mean cross-entropy in nats per character on the held-out slice, read in windows of <bos> + 127 characters (each character predicted once); the baselines are add-one-smoothed unigram and bigram models fitted on the training part"},
         "license": "weights: MIT OR Apache-2.0 (trained by this project); corpus: public domain (see corpus.license)",
     }
-    model.export(ROOT / "public/models/english-char-3l", tokenizer, card)
+    model.export(Path(args.out) if args.out else ROOT / "public/models/english-char-3l", tokenizer, card)
 
 
 def main() -> None:
@@ -454,13 +461,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--steps", type=int)
-    ap.add_argument("--max-steps", type=int, default=30000)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--corpus", default=str(ROOT / "target/corpus/moby-dick.txt"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="write the model here instead of public/models/<name>")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    defaults = {"modular": (1e-3, None, None), "parens": (1e-3, 6000, 64), "english": (2e-3, 3000, 32)}[args.organism]
+    defaults = {"modular": (1e-3, 4000, None), "parens": (1e-3, 6000, 64), "english": (2e-3, 3000, 32)}[args.organism]
     args.lr = args.lr or defaults[0]
     args.steps = args.steps or defaults[1]
     args.batch = args.batch or defaults[2]

@@ -355,6 +355,11 @@ async fn run_prompt(ui: Ui, url_pos: Option<Option<usize>>) {
             return;
         }
     };
+    if let Err(msg) = (ui.model_entry.check_form)(&prepared.ids) {
+        ui.prompt_error.set(Some(prompt::PromptError::Form(msg).to_string()));
+        ui.run.set(None);
+        return;
+    }
     if let Some(cut) = &prepared.cut {
         ui.cut_notice.set(Some(cut.message(info.cfg.n_ctx)));
     }
@@ -416,8 +421,18 @@ async fn compute_neurons(ui: Ui) {
     if ui.neuron_progress.get_untracked().is_some() || ui.neuron_grid.with_untracked(Option::is_some) {
         return;
     }
-    let (Some(info), Some(engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
+    let (Some(info), Some(mut engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
     let Some(d_mlp) = info.cfg.d_mlp else { return };
+    // A software WebGPU adapter runs this sweep about 100 times slower than our wasm CPU path
+    // (measured in headless Chromium on SwiftShader: minutes against 3 seconds), so the sweep
+    // runs on the CPU there, with the weights already in memory.
+    if engine.is_software_gpu() {
+        if let Some(bundle) = ui.bundle.get_value() {
+            if let Ok((cpu, _)) = Engine::start(&bundle, true).await {
+                engine = Rc::new(cpu);
+            }
+        }
+    }
     let p = info.cfg.d_vocab_out;
     let eq = p as u32; // the "=" token follows the numbers 0..p-1
     let hook = format!("blocks.{}.mlp.hook_post", info.cfg.n_layers - 1);

@@ -88,6 +88,12 @@ impl Engine {
         }
     }
 
+    /// Whether this is WebGPU on a software adapter (SwiftShader and the like, which report a
+    /// CPU device type): there our wasm CPU path is much faster for large batches.
+    pub fn is_software_gpu(&self) -> bool {
+        matches!(self, Engine::Gpu { backend, .. } if backend.name().contains("(Cpu)"))
+    }
+
     pub fn is_gpu(&self) -> bool {
         matches!(self, Engine::Gpu { .. })
     }

@@ -29,6 +29,8 @@ pub enum PromptError {
     Empty,
     /// Characters the vocabulary lacks; the tokenizer's message names them.
     Vocabulary(String),
+    /// Known tokens in an order the model does not take; the message says what it takes.
+    Form(String),
 }
 
 impl std::fmt::Display for PromptError {
@@ -42,6 +44,7 @@ impl std::fmt::Display for PromptError {
                 f,
                 "The prompt has characters this model does not know: {msg}."
             ),
+            PromptError::Form(msg) => write!(f, "The prompt does not fit: {msg}."),
         }
     }
 }
@@ -108,7 +111,7 @@ mod tests {
         let Err(PromptError::Vocabulary(msg)) = prepare("ab!c", &tok(), 8) else {
             panic!("expected an error")
         };
-        assert!(msg.contains("'!'"), "{msg}");
+        assert!(msg.contains("\"!\""), "{msg}");
     }
 
     #[test]

@@ -39,6 +39,11 @@ test('i: switch between the organisms in the picker; each answers a known exampl
   await page.getByTestId('run').click();
   await expect(page.getByTestId('prompt-error')).toContainText('"200"');
   await expect(page.getByTestId('prompt')).toHaveValue('200 + 3 =');
+  // Known tokens in a form the model does not take: said, and the prompt stays.
+  await page.getByTestId('prompt').fill('37 + 85');
+  await page.getByTestId('run').click();
+  await expect(page.getByTestId('prompt-error')).toContainText('of the form');
+  await expect(page.getByTestId('prompt')).toHaveValue('37 + 85');
 
   // Balanced parentheses: a balanced string, an unbalanced one with equal counts (the hard
   // case), and a letter, which the vocabulary rejects by name.
