@@ -193,9 +193,14 @@ def train_modular(args) -> None:
     t0 = time.time()
     generalized_at = None
     for step in range(1, args.steps + 1):
+        # Constant, then a linear decay to 0 over the second half: full-batch Adam on a
+        # grokked model has loss spikes (the "slingshot"); the decay ends training in a calm.
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1.0, 2 * (1 - step / args.steps))
         loss = F.cross_entropy(model(xtr, last_only=True)[:, -1], ytr)
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0:
             with torch.no_grad():
@@ -228,7 +233,7 @@ def train_modular(args) -> None:
         "training": {
             "command": f"python3 python/train_organisms.py modular --seed {args.seed} --lr {args.lr} --steps {args.steps}",
             "seed": args.seed, "steps": steps, "batch": f"full batch ({len(train)} pairs)", "train_fraction": MOD_FRACTION,
-            "optimizer": f"AdamW lr {args.lr}, betas (0.9, 0.98), weight decay 1.0",
+            "optimizer": f"AdamW lr {args.lr}, betas (0.9, 0.98), weight decay 1.0, gradient norm clipped at 1; lr constant for half the steps, then linearly to 0",
             "stopping": f"a fixed {steps} steps: held-out accuracy passed 99% at step {generalized_at}; the rest lets weight decay clean up the embedding (the cleanup phase of Nanda et al.)",
             "time_seconds": round(secs), "machine": machine(),
             "follows": "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability (they use ReLU and no LayerNorm; this model has the GPT-2 block the explorer runs)",
@@ -332,6 +337,7 @@ def train_parens(args) -> None:
         loss = F.cross_entropy(model(x, last_only=True)[:, -1], y)
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 250 == 0:
             acc, hacc = evaluate()
@@ -355,7 +361,7 @@ def train_parens(args) -> None:
         "training": {
             "command": f"python3 python/train_organisms.py parens --seed {args.seed} --steps {args.steps} --lr {args.lr} --batch {args.batch}",
             "seed": args.seed, "steps": args.steps, "batch": args.batch,
-            "optimizer": f"AdamW lr {args.lr} weight decay 0.01, linear warm-up over {WARMUP} steps, linear warm-down over the last 30%",
+            "optimizer": f"AdamW lr {args.lr} weight decay 0.01, gradient norm clipped at 1, linear warm-up over {WARMUP} steps, linear warm-down over the last 30%",
             "time_seconds": round(secs), "machine": machine(),
         },
         "metrics": {"heldout_accuracy": round4(acc), "heldout_hard_case_accuracy": round4(hacc), "eval_seed": PAREN_EVAL_SEED,

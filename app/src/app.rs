@@ -11,9 +11,10 @@ use leptos::task::spawn_local;
 
 use crate::analysis::{pattern_hook, RunView};
 use crate::components::{
-    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, ModelPanel, NeuronGrid, Notice,
-    NoticeKind, Notices, Prediction, PromptBox, TokenChips,
+    AttentionHeatmap, BackendBadge, CorpusScan, FourierPanel, HeadPicker, ModelPanel, NeuronGrid,
+    Notice, NoticeKind, Notices, Prediction, PromptBox, ScanPanel, TokenChips,
 };
+use crate::scan::TopActivations;
 use crate::fourier::embedding_frequency_norms;
 use crate::engine::{CpuReason, Engine};
 use crate::loader::{load_bundle, Progress};
@@ -100,7 +101,16 @@ struct Ui {
     neuron_grid: RwSignal<Option<Arc<NeuronGrid>>>,
     neuron_progress: RwSignal<Option<usize>>,
     neuron: RwSignal<usize>,
+    /// Top-activating examples over the model's corpus slice (models that have one).
+    scan: RwSignal<Option<Arc<CorpusScan>>>,
+    scan_progress: RwSignal<Option<(usize, usize)>>,
+    scan_layer: RwSignal<usize>,
+    scan_neuron: RwSignal<usize>,
 }
+
+/// Characters of the corpus slice a scan reads (about 2 seconds on the wasm CPU path for the
+/// English model).
+const SCAN_CHARS: usize = 16_000;
 
 /// The model whose Fourier view the page offers.
 const MODULAR: &str = "modular-addition";
@@ -138,6 +148,10 @@ pub fn App() -> impl IntoView {
         neuron_grid: RwSignal::new(None),
         neuron_progress: RwSignal::new(None),
         neuron: RwSignal::new(0),
+        scan: RwSignal::new(None),
+        scan_progress: RwSignal::new(None),
+        scan_layer: RwSignal::new(0),
+        scan_neuron: RwSignal::new(0),
     };
     spawn_local(start(ui, params));
 
@@ -248,6 +262,17 @@ pub fn App() -> impl IntoView {
                         progress=ui.neuron_progress
                         on_compute=Callback::new(move |()| spawn_local(compute_neurons(ui)))
                         neuron=ui.neuron
+                    />
+                })}
+                {ui.model_entry.corpus.map(|(_, what)| view! {
+                    <ScanPanel
+                        n_layers=n_layers
+                        layer=ui.scan_layer
+                        neuron=ui.scan_neuron
+                        scan=ui.scan
+                        progress=ui.scan_progress
+                        on_scan=Callback::new(move |l: usize| spawn_local(scan_corpus(ui, l)))
+                        corpus=what
                     />
                 })}
                 <section class="panel">
@@ -473,4 +498,64 @@ async fn yield_now() {
         }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Scans the model's corpus slice with layer `layer`'s MLP neurons and keeps each neuron's ten
+/// strongest activations (`mlp.hook_post`), for the top-activating-examples panel. Windows of
+/// `<bos>` + `n_ctx - 1` characters, 8 at a time, yielding to the page between batches.
+async fn scan_corpus(ui: Ui, layer: usize) {
+    if ui.scan_progress.get_untracked().is_some() {
+        return;
+    }
+    let Some((path, _)) = ui.model_entry.corpus else { return };
+    let (Some(info), Some(mut engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
+    let Some(d_mlp) = info.cfg.d_mlp else { return };
+    if engine.is_software_gpu() {
+        // As for the modular sweep: the wasm CPU path is far faster than a software adapter.
+        if let Some(bundle) = ui.bundle.get_value() {
+            if let Ok((cpu, _)) = Engine::start(&bundle, true).await {
+                engine = Rc::new(cpu);
+            }
+        }
+    }
+    ui.scan_progress.set(Some((0, SCAN_CHARS)));
+    let text = match crate::loader::fetch_bytes(&crate::loader::resolve(path), |_, _| {}).await.map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => return scan_failed(ui, format!("{path} is not UTF-8 text")),
+        Err(e) => return scan_failed(ui, e),
+    };
+    let chars: Vec<char> = text.chars().take(SCAN_CHARS).collect();
+    let slice: String = chars.iter().collect();
+    let ids = match info.tokenizer.encode(&slice) {
+        Ok(ids) => ids[usize::from(info.tokenizer.bos.is_some())..].to_vec(),
+        Err(e) => return scan_failed(ui, e.to_string()),
+    };
+    let body = info.cfg.n_ctx - 1;
+    let bos = info.tokenizer.bos.unwrap_or(0);
+    let hook = format!("blocks.{layer}.mlp.hook_post");
+    let mut top = TopActivations::new(d_mlp, 10);
+    let windows: Vec<&[u32]> = ids.chunks_exact(body).collect(); // whole windows only
+    for (w0, batch) in windows.chunks(8).enumerate() {
+        ui.scan_progress.set(Some((w0 * 8 * body, windows.len() * body)));
+        yield_now().await;
+        let tokens: Vec<u32> = batch.iter().flat_map(|w| std::iter::once(bos).chain(w.iter().copied())).collect();
+        match engine.run_batch(&tokens, batch.len(), &[hook.as_str()]).await {
+            Ok(out) => {
+                let acts = out.get(&hook).expect("the hook was cached"); // [batch, n_ctx, d_mlp]
+                let per_seq = info.cfg.n_ctx * d_mlp;
+                for (i, seq) in acts.data.chunks_exact(per_seq).enumerate() {
+                    let first = (w0 * 8 + i) * body;
+                    top.add(seq, |p| (p > 0).then(|| first + p - 1));
+                }
+            }
+            Err(e) => return scan_failed(ui, e.to_string()),
+        }
+    }
+    ui.scan_progress.set(None);
+    ui.scan.set(Some(Arc::new(CorpusScan { layer, chars, top })));
+}
+
+fn scan_failed(ui: Ui, why: String) {
+    ui.scan_progress.set(None);
+    ui.prompt_error.set(Some(format!("The scan failed: {why}")));
 }

@@ -10,6 +10,7 @@ mod fourier;
 mod loader;
 mod models;
 mod prompt;
+mod scan;
 mod url_state;
 
 fn main() {

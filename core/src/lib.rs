@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod config;
 pub mod cpu;
 mod error;
+pub mod gguf;
 pub mod gpu;
 pub mod hooks;
 pub mod model;

@@ -9,6 +9,7 @@ mod model_panel;
 mod notices;
 mod prediction;
 mod prompt_box;
+mod scan_panel;
 mod token_chips;
 
 pub use backend_badge::BackendBadge;
@@ -19,6 +20,7 @@ pub use model_panel::ModelPanel;
 pub use notices::{Notice, NoticeKind, Notices};
 pub use prediction::Prediction;
 pub use prompt_box::PromptBox;
+pub use scan_panel::{CorpusScan, ScanPanel};
 pub use token_chips::TokenChips;
 
 /// How a token is written in labels: `<bos>` is shortened so it fits a heatmap row.
