@@ -193,14 +193,12 @@ def train_modular(args) -> None:
     t0 = time.time()
     generalized_at = None
     for step in range(1, args.steps + 1):
-        # Constant, then a linear decay to 0 over the second half: full-batch Adam on a
-        # grokked model has loss spikes (the "slingshot"); the decay ends training in a calm.
-        for g in opt.param_groups:
-            g["lr"] = args.lr * min(1.0, 2 * (1 - step / args.steps))
+        # Full-batch Adam on a grokked model has loss spikes (the "slingshot"; here at steps
+        # ~2700 and ~3700, each recovered within 100 steps). The shipped model is the one at
+        # the last step; its card records its held-out accuracy, and the tests recompute it.
         loss = F.cross_entropy(model(xtr, last_only=True)[:, -1], ytr)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0:
             with torch.no_grad():
@@ -231,9 +229,9 @@ def train_modular(args) -> None:
         "vocabulary": f"{P_MOD + 1} tokens: the numbers 0..{P_MOD - 1} and \"=\" (a + between the numbers is optional and ignored); {P_MOD} outputs, the answers 0..{P_MOD - 1}",
         "architecture": architecture(cfg),
         "training": {
-            "command": f"python3 python/train_organisms.py modular --seed {args.seed} --lr {args.lr} --steps {args.steps}",
+            "command": f"python3 python/train_organisms.py modular --seed {args.seed} --lr {args.lr} --steps {args.steps} --threads {torch.get_num_threads()}",
             "seed": args.seed, "steps": steps, "batch": f"full batch ({len(train)} pairs)", "train_fraction": MOD_FRACTION,
-            "optimizer": f"AdamW lr {args.lr}, betas (0.9, 0.98), weight decay 1.0, gradient norm clipped at 1; lr constant for half the steps, then linearly to 0",
+            "optimizer": f"AdamW lr {args.lr}, betas (0.9, 0.98), weight decay 1.0",
             "stopping": f"a fixed {steps} steps: held-out accuracy passed 99% at step {generalized_at}; the rest lets weight decay clean up the embedding (the cleanup phase of Nanda et al.)",
             "time_seconds": round(secs), "machine": machine(),
             "follows": "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability (they use ReLU and no LayerNorm; this model has the GPT-2 block the explorer runs)",
@@ -473,7 +471,7 @@ def main() -> None:
     ap.add_argument("--out", help="write the model here instead of public/models/<name>")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    defaults = {"modular": (1e-3, 4000, None), "parens": (1e-3, 6000, 64), "english": (2e-3, 3000, 32)}[args.organism]
+    defaults = {"modular": (1e-3, 4000, None), "parens": (1e-3, 4000, 128), "english": (2e-3, 3000, 32)}[args.organism]
     args.lr = args.lr or defaults[0]
     args.steps = args.steps or defaults[1]
     args.batch = args.batch or defaults[2]

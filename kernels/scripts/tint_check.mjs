@@ -1,7 +1,8 @@
 // Compiles every kernel of kernels/src/ops/*.wgsl with Tint (Chromium's WGSL compiler) on a real
 // WebGPU adapter (SwiftShader in headless Chromium), creates a pipeline for every entry point,
 // and runs a few numerical smoke checks where Tint and naga could differ (-inf from a uniform,
-// softmax of -inf, gelu_new at large |x|, both linear kernels with odd sizes).
+// softmax of -inf, gelu_new at large |x|, both linear kernels with odd sizes, the quantized
+// linears on GGUF Q8_0 / Q4_0 blocks).
 //
 // The Rust tests (kernels/tests/ops.rs) cover correctness with naga; this covers Tint.
 //
@@ -179,6 +180,43 @@ const result = await page.evaluate(async (shaders) => {
       const y = empty(m * n);
       const got = await run(entry, [m, kk, n, 1], [storage(x), storage(w), storage(b), y], grid, y, m * n);
       check(`${entry}: 3x17x70 with bias`, close(got, ref, 1e-5));
+    }
+
+    // linear_q8_0 / linear_q4_0 (GGUF blocks of W_t [n, k], bytes packed into u32 words):
+    // m 9 (two row groups, the second partial), k 96 (3 blocks per row: blocks alternate
+    // between word-aligned and 2-byte offset starts), n 70, with bias. Scales are exact halves.
+    {
+      const qm = 9, qk = 96, qn = 70, nb = qk / 32;
+      const halves = [[0x2400, 2 ** -6], [0x2000, 2 ** -7], [0xa800, -(2 ** -5)], [0x1c00, 2 ** -8], [0x3266, 1638 / 8192]];
+      const qx = Array.from({ length: qm * qk }, rand), qb = Array.from({ length: qn }, rand);
+      for (const [entry, blockBytes] of [['linear_q8_0', 34], ['linear_q4_0', 18]]) {
+        const bytes = new Uint8Array(Math.ceil((qn * nb * blockBytes) / 4) * 4);
+        const wt = new Float64Array(qn * qk); // W_t [n, k], dequantized
+        for (let c = 0; c < qn; c++) for (let b = 0; b < nb; b++) {
+          const off = (c * nb + b) * blockBytes;
+          const [bits, d] = halves[Math.floor((rand() + 1) * 2.5) % halves.length];
+          bytes[off] = bits & 0xff;
+          bytes[off + 1] = bits >> 8;
+          for (let t = 0; t < blockBytes - 2; t++) bytes[off + 2 + t] = Math.floor((rand() + 1) * 128) & 0xff;
+          for (let j = 0; j < 32; j++) {
+            let q;
+            if (blockBytes === 34) q = (bytes[off + 2 + j] << 24) >> 24; // int8
+            else q = (j < 16 ? bytes[off + 2 + j] & 15 : bytes[off + 2 + j - 16] >> 4) - 8;
+            wt[c * qk + b * 32 + j] = d * q;
+          }
+        }
+        const qref = [];
+        for (let r = 0; r < qm; r++) for (let c = 0; c < qn; c++) {
+          let acc = 0;
+          for (let j = 0; j < qk; j++) acc += qx[r * qk + j] * wt[c * qk + j];
+          qref.push(acc + qb[c]);
+        }
+        const y = empty(qm * qn);
+        const got = await run(entry, [qm, qk, qn, 1],
+          [storage(qx), storage(new Uint32Array(bytes.buffer)), storage(qb), y],
+          [Math.ceil(qm / 8), 1, Math.ceil(qn / 256)], y, qm * qn);
+        check(`${entry}: 9x96x70 with bias`, close(got, qref, 1e-4));
+      }
     }
   } catch (e) {
     check('runtime checks', false, String(e && e.message ? e.message : e));

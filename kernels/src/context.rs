@@ -73,7 +73,7 @@ impl GpuTensor {
     }
 }
 
-/// A u32 storage buffer (token ids).
+/// A u32 storage buffer (token ids; packed bytes from [`GpuContext::upload_bytes`]).
 #[derive(Clone, Debug)]
 pub struct GpuBuffer {
     pub buffer: Arc<wgpu::Buffer>,
@@ -89,6 +89,8 @@ pub(crate) enum KernelId {
     LayerNorm,
     Linear,
     LinearRows,
+    LinearQ8_0,
+    LinearQ4_0,
     GeluNew,
     AttnScores,
     Softmax,
@@ -140,6 +142,20 @@ const KERNELS: &[KernelSpec] = &[
         id: KernelId::LinearRows,
         wgsl: ops::linear::WGSL,
         entry: "linear_rows",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LinearQ8_0,
+        wgsl: ops::linear_quant::WGSL,
+        entry: "linear_q8_0",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LinearQ4_0,
+        wgsl: ops::linear_quant::WGSL,
+        entry: "linear_q4_0",
         n_inputs: 3,
         n_outputs: 1,
     },
@@ -383,6 +399,24 @@ impl GpuContext {
         GpuBuffer {
             buffer: Arc::new(buffer),
             len: data.len(),
+        }
+    }
+
+    /// Uploads raw bytes (e.g. GGUF quantized blocks) as a u32 storage buffer, little-endian,
+    /// zero-padded to a multiple of 4 bytes; `len` is the number of u32 words.
+    pub fn upload_bytes(&self, bytes: &[u8]) -> GpuBuffer {
+        let words = bytes.len().div_ceil(4);
+        let buffer = if bytes.len().is_multiple_of(4) {
+            self.storage_buffer_init("byte buffer", bytes)
+        } else {
+            let mut padded = Vec::with_capacity(words * 4);
+            padded.extend_from_slice(bytes);
+            padded.resize(words * 4, 0);
+            self.storage_buffer_init("byte buffer", &padded)
+        };
+        GpuBuffer {
+            buffer: Arc::new(buffer),
+            len: words,
         }
     }
 

@@ -9,6 +9,9 @@
 //! * [`cpu`] re-exports the CPU reference of every op (`<op>_cpu`), used by the tests and
 //!   available to callers that want to check a result.
 //!
+//! Quantized weights (GGUF Q8_0 / Q4_0 blocks, [`QuantTensor`]) are dequantized inside
+//! `linear_q8_0` / `linear_q4_0`; host quantizers live in [`ops::linear_quant`].
+//!
 //! All tensors are contiguous, row-major f32. No kernel needs `shader-f16` or subgroups, and
 //! the WGSL compiles under both naga (native wgpu; `cargo test`) and Tint (Chromium;
 //! `node kernels/scripts/tint_check.mjs`). See kernels/README.md.
@@ -18,6 +21,7 @@ pub mod ops;
 
 pub use context::{GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder};
 pub use ops::linear::LinearKernel;
+pub use ops::linear_quant::{QuantFormat, QuantTensor};
 
 /// The CPU reference of every op, under one roof.
 pub mod cpu {
@@ -29,6 +33,10 @@ pub mod cpu {
     pub use crate::ops::gelu_new::gelu_new_cpu;
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;
+    pub use crate::ops::linear_quant::{
+        dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, quantize_q4_0,
+        quantize_q8_0,
+    };
     pub use crate::ops::scale_shift::scale_shift_cpu;
     pub use crate::ops::softmax::softmax_cpu;
 }

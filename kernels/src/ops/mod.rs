@@ -9,6 +9,7 @@ pub mod embed;
 pub mod gelu_new;
 pub mod layer_norm;
 pub mod linear;
+pub mod linear_quant;
 pub mod scale_shift;
 pub mod softmax;
 

@@ -1,0 +1,454 @@
+//! `linear_q8_0` / `linear_q4_0`: a dense layer `y = x @ W + b` whose weights stay in GGUF's
+//! Q8_0 or Q4_0 block format on the GPU and are dequantized inside the matmul.
+//!
+//! x `[m, k]` f32 (any leading shape, flattened to m rows), W given as GGUF stores an
+//! nn.Linear weight: `W_t [n, k]`, n rows (output features) of k elements, each row quantized
+//! in blocks of 32 along k (so W = W_t transposed is TransformerLens's `[k, n]`), b `[n]`
+//! optional -> y `[m, n]` (leading shape of x kept). k must be a multiple of 32.
+//!
+//! | format | block (32 weights) | weight |
+//! | --- | --- | --- |
+//! | Q8_0 | 34 bytes: f16 `d`, 32 x i8 `q` | `d * q` |
+//! | Q4_0 | 18 bytes: f16 `d`, 16 x u8 | `d * (nibble - 8)`; element j < 16 = low nibble of byte j, j + 16 = its high nibble |
+//!
+//! On the GPU the bytes live unchanged (padded to a multiple of 4) in a u32 storage buffer
+//! ([`GpuContext::upload_bytes`], or [`GpuContext::upload_quant`], which also checks the size
+//! and keeps format and shape in a [`QuantTensor`]). The kernel (linear_quant.wgsl) is the
+//! row-block design of `linear_rows`: 8 rows x 256 columns per workgroup, summing over k in
+//! order; every dequantized weight is exact in f32, so the result equals the CPU reference
+//! (`dequantize`, then a plain f32 matmul summing in order) up to a driver's multiply-add fusion.
+//!
+//! Also here: the host quantizers [`quantize_q8_0`] / [`quantize_q4_0`] (ggml's reference
+//! `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref`, byte for byte), the dequantizers, and
+//! f16 <-> f32 conversions.
+//!
+//! Not: a tiled kernel for large m (every m uses the row block), activations quantized too
+//! (unlike ggml's CPU path, x stays f32), other formats (Q4_1, Q5_*, K-quants).
+
+use crate::context::KernelId;
+use crate::{GpuBuffer, GpuContext, GpuTensor, Recorder};
+
+pub(crate) const WGSL: &str = include_str!("linear_quant.wgsl");
+
+/// Weights per block in both formats (QK8_0 = QK4_0 = 32).
+pub const QK: usize = 32;
+/// Rows / columns of y per workgroup (ROWS_R / COLS_PER_WG in linear_quant.wgsl).
+const ROWS_R: u32 = 8;
+const COLS_PER_WG: u32 = 256;
+
+/// A GGUF block format the quantized linear reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantFormat {
+    /// 34 bytes per 32 weights: f16 scale, 32 x i8.
+    Q8_0,
+    /// 18 bytes per 32 weights: f16 scale, 32 x 4-bit (offset 8).
+    Q4_0,
+}
+
+impl QuantFormat {
+    /// Bytes per block of 32 weights.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            QuantFormat::Q8_0 => 34,
+            QuantFormat::Q4_0 => 18,
+        }
+    }
+
+    /// GGUF's name ("q8_0", "q4_0").
+    pub const fn name(self) -> &'static str {
+        match self {
+            QuantFormat::Q8_0 => "q8_0",
+            QuantFormat::Q4_0 => "q4_0",
+        }
+    }
+
+    /// Bytes of an `[n, k]` matrix in this format. Panics unless k is a multiple of 32.
+    pub fn matrix_bytes(self, n: usize, k: usize) -> usize {
+        check_k(self, k);
+        n * (k / QK) * self.block_bytes()
+    }
+
+    fn kernel(self) -> KernelId {
+        match self {
+            QuantFormat::Q8_0 => KernelId::LinearQ8_0,
+            QuantFormat::Q4_0 => KernelId::LinearQ4_0,
+        }
+    }
+}
+
+#[track_caller]
+fn check_k(format: QuantFormat, k: usize) {
+    assert!(
+        k.is_multiple_of(QK),
+        "linear_{}: k = {k} is not a multiple of 32 (the {} block size); \
+         quantized weights need whole blocks along k",
+        format.name(),
+        format.name().to_uppercase(),
+    );
+}
+
+/// A quantized weight matrix on the GPU: GGUF blocks of `W_t [n, k]` (n output rows of k
+/// elements), as uploaded by [`GpuContext::upload_quant`].
+#[derive(Clone, Debug)]
+pub struct QuantTensor {
+    pub buffer: GpuBuffer,
+    pub format: QuantFormat,
+    /// Output features (rows of `W_t`).
+    pub n: usize,
+    /// Input features (elements per row; a multiple of 32).
+    pub k: usize,
+}
+
+impl GpuContext {
+    /// Uploads the GGUF bytes of a `W_t [n, k]` matrix in `format`. Panics unless k is a
+    /// multiple of 32 and `bytes` has exactly `n * k / 32 * block_bytes` bytes.
+    pub fn upload_quant(
+        &self,
+        format: QuantFormat,
+        bytes: &[u8],
+        n: usize,
+        k: usize,
+    ) -> QuantTensor {
+        let want = format.matrix_bytes(n, k);
+        assert_eq!(
+            bytes.len(),
+            want,
+            "upload_quant: {} [n = {n}, k = {k}] needs {want} bytes, got {}",
+            format.name(),
+            bytes.len()
+        );
+        QuantTensor {
+            buffer: self.upload_bytes(bytes),
+            format,
+            n,
+            k,
+        }
+    }
+}
+
+impl Recorder<'_> {
+    /// x `[.., k]` @ W (Q8_0 blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
+    /// Panics unless k is a multiple of 32 and the shapes and the buffer size agree.
+    #[track_caller]
+    pub fn linear_q8_0(
+        &mut self,
+        x: &GpuTensor,
+        w_q: &GpuBuffer,
+        n: usize,
+        k: usize,
+        bias: Option<&GpuTensor>,
+    ) -> GpuTensor {
+        self.linear_quantized(QuantFormat::Q8_0, x, w_q, n, k, bias)
+    }
+
+    /// x `[.., k]` @ W (Q4_0 blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
+    /// Panics unless k is a multiple of 32 and the shapes and the buffer size agree.
+    #[track_caller]
+    pub fn linear_q4_0(
+        &mut self,
+        x: &GpuTensor,
+        w_q: &GpuBuffer,
+        n: usize,
+        k: usize,
+        bias: Option<&GpuTensor>,
+    ) -> GpuTensor {
+        self.linear_quantized(QuantFormat::Q4_0, x, w_q, n, k, bias)
+    }
+
+    /// [`Recorder::linear_q8_0`] or [`Recorder::linear_q4_0`], by `w.format`.
+    #[track_caller]
+    pub fn linear_quant(
+        &mut self,
+        x: &GpuTensor,
+        w: &QuantTensor,
+        bias: Option<&GpuTensor>,
+    ) -> GpuTensor {
+        self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias)
+    }
+
+    #[track_caller]
+    fn linear_quantized(
+        &mut self,
+        format: QuantFormat,
+        x: &GpuTensor,
+        w_q: &GpuBuffer,
+        n: usize,
+        k: usize,
+        bias: Option<&GpuTensor>,
+    ) -> GpuTensor {
+        let op = format.name();
+        check_k(format, k);
+        assert_eq!(
+            x.last_dim(),
+            k,
+            "linear_{op}: x {:?} does not end in k = {k}",
+            x.shape
+        );
+        let bytes = format.matrix_bytes(n, k);
+        assert_eq!(
+            w_q.len,
+            bytes.div_ceil(4),
+            "linear_{op}: w_q holds {} u32 words, but [n = {n}, k = {k}] in {} is {bytes} bytes \
+             = {} words",
+            w_q.len,
+            op.to_uppercase(),
+            bytes.div_ceil(4)
+        );
+        if let Some(b) = bias {
+            assert_eq!(
+                b.len(),
+                n,
+                "linear_{op}: bias has {} values, n = {n}",
+                b.len()
+            );
+        }
+        let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
+        let mut shape = x.shape.clone();
+        match shape.last_mut() {
+            Some(last) => *last = n,
+            None => shape.push(n),
+        }
+        let y = self.output(&shape);
+        if m == 0 || n == 0 {
+            return y;
+        }
+        // Row groups over (x, y) (past 65535 workgroups), column blocks over z.
+        let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
+        let grid = [gx, gy, super::groups_for(n, COLS_PER_WG)];
+        let ctx = self.ctx;
+        let bias_buf = bias.map(|b| &*b.buffer).unwrap_or(&ctx.dummy);
+        self.dispatch(
+            format.kernel(),
+            &[m as u32, k as u32, n as u32, bias.is_some() as u32],
+            &[&x.buffer, &w_q.buffer, bias_buf],
+            &[&y.buffer],
+            grid,
+        );
+        y
+    }
+}
+
+// ---- f16 ------------------------------------------------------------------------------------
+
+/// IEEE half -> f32 (exact; subnormals, infinities and NaN included).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 => {
+            // Zero or subnormal: man * 2^-24, exact in f32.
+            let v = man as f32 * f32::from_bits(0x3380_0000); // 2^-24
+            return if sign != 0 { -v } else { v };
+        }
+        0x1f => sign | 0x7f80_0000 | (man << 13),
+        _ => sign | ((exp + 112) << 23) | (man << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// f32 -> IEEE half, rounding to nearest, ties to even (like ggml's GGML_FP32_TO_FP16 and
+/// numpy's `astype(float16)`); overflow gives infinity, tiny values subnormals or zero.
+pub fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x7f_ffff;
+    if exp == 0xff {
+        // Infinity stays infinity; NaN stays a (quiet) NaN.
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal half (or zero): units of 2^-24.
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32; // 14 ..= 24
+        let h = m >> shift;
+        let rem = m & ((1 << shift) - 1);
+        let half = 1 << (shift - 1);
+        let h = if rem > half || (rem == half && h & 1 == 1) {
+            h + 1
+        } else {
+            h
+        };
+        return sign | h as u16;
+    }
+    let h = ((e as u32) << 10) | (man >> 13);
+    let rem = man & 0x1fff;
+    // A carry out of the mantissa bumps the exponent, up to infinity: both correct.
+    let h = if rem > 0x1000 || (rem == 0x1000 && h & 1 == 1) {
+        h + 1
+    } else {
+        h
+    };
+    sign | h as u16
+}
+
+// ---- host quantizers and dequantizers -------------------------------------------------------
+
+#[track_caller]
+fn check_len(format: QuantFormat, len: usize) {
+    assert!(
+        len.is_multiple_of(QK),
+        "quantize_{}: {len} values is not a multiple of 32 (the block size)",
+        format.name()
+    );
+}
+
+/// ggml's `quantize_row_q8_0_ref`: per block of 32, `d = max|x| / 127`, `q = round(x / d)`
+/// (computed as `x * (1/d)`, rounding half away from zero), d stored as f16.
+/// `x.len()` must be a multiple of 32; a row-major `W_t [n, k]` gives GGUF's tensor bytes.
+pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
+    check_len(QuantFormat::Q8_0, x.len());
+    let mut out = Vec::with_capacity(x.len() / QK * 34);
+    for block in x.chunks_exact(QK) {
+        let amax = block.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+        for &v in block {
+            out.push(((v * id).round() as i8) as u8);
+        }
+    }
+    out
+}
+
+/// ggml's `quantize_row_q4_0_ref`: per block of 32, `max` = the value of largest magnitude
+/// (the first one on ties), `d = max / -8`, nibble = `min(15, trunc(x * (1/d) + 8.5))`
+/// (so `max` itself maps to nibble 0 = -8 * d), d stored as f16; byte j holds element j in its
+/// low nibble and element j + 16 in its high nibble.
+pub fn quantize_q4_0(x: &[f32]) -> Vec<u8> {
+    check_len(QuantFormat::Q4_0, x.len());
+    let mut out = Vec::with_capacity(x.len() / QK * 18);
+    for block in x.chunks_exact(QK) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in block {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+        // (int8_t)(v * id + 8.5): a truncation; the argument lies in [0.5, 16.5].
+        let nibble = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+        for j in 0..QK / 2 {
+            out.push(nibble(block[j]) | (nibble(block[j + QK / 2]) << 4));
+        }
+    }
+    out
+}
+
+#[track_caller]
+fn check_bytes(format: QuantFormat, len: usize) {
+    assert!(
+        len.is_multiple_of(format.block_bytes()),
+        "dequantize_{}: {len} bytes is not a whole number of {}-byte blocks",
+        format.name(),
+        format.block_bytes()
+    );
+}
+
+/// Q8_0 bytes -> f32 (32 values per 34-byte block): `d * q`.
+pub fn dequantize_q8_0(bytes: &[u8]) -> Vec<f32> {
+    check_bytes(QuantFormat::Q8_0, bytes.len());
+    let mut out = Vec::with_capacity(bytes.len() / 34 * QK);
+    for block in bytes.chunks_exact(34) {
+        let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+        out.extend(block[2..].iter().map(|&q| d * (q as i8) as f32));
+    }
+    out
+}
+
+/// Q4_0 bytes -> f32 (32 values per 18-byte block): `d * (nibble - 8)`, low nibbles first.
+pub fn dequantize_q4_0(bytes: &[u8]) -> Vec<f32> {
+    check_bytes(QuantFormat::Q4_0, bytes.len());
+    let mut out = Vec::with_capacity(bytes.len() / 18 * QK);
+    for block in bytes.chunks_exact(18) {
+        let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+        let qs = &block[2..];
+        out.extend(qs.iter().map(|&q| d * ((q & 0x0f) as i32 - 8) as f32));
+        out.extend(qs.iter().map(|&q| d * ((q >> 4) as i32 - 8) as f32));
+    }
+    out
+}
+
+/// `format`'s bytes -> f32.
+pub fn dequantize(format: QuantFormat, bytes: &[u8]) -> Vec<f32> {
+    match format {
+        QuantFormat::Q8_0 => dequantize_q8_0(bytes),
+        QuantFormat::Q4_0 => dequantize_q4_0(bytes),
+    }
+}
+
+// ---- CPU references -------------------------------------------------------------------------
+
+/// CPU reference of [`Recorder::linear_q8_0`]: x `[m, k]`, Q8_0 bytes of `W_t [n, k]`,
+/// b `[n]` -> `[m, n]`. Dequantizes, then sums `x[r, j] * W_t[c, j]` over j in order, then
+/// adds b.
+#[track_caller]
+pub fn linear_q8_0_cpu(
+    x: &[f32],
+    w_q: &[u8],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    linear_quant_cpu(QuantFormat::Q8_0, x, w_q, b, m, k, n)
+}
+
+/// CPU reference of [`Recorder::linear_q4_0`]; as [`linear_q8_0_cpu`].
+#[track_caller]
+pub fn linear_q4_0_cpu(
+    x: &[f32],
+    w_q: &[u8],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    linear_quant_cpu(QuantFormat::Q4_0, x, w_q, b, m, k, n)
+}
+
+#[track_caller]
+fn linear_quant_cpu(
+    format: QuantFormat,
+    x: &[f32],
+    w_q: &[u8],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    let bytes = format.matrix_bytes(n, k); // checks k % 32
+    assert_eq!(x.len(), m * k, "linear_{}_cpu: x", format.name());
+    assert_eq!(w_q.len(), bytes, "linear_{}_cpu: w_q", format.name());
+    if let Some(b) = b {
+        assert_eq!(b.len(), n, "linear_{}_cpu: bias", format.name());
+    }
+    let wt = dequantize(format, w_q); // [n, k]
+    let mut y = vec![0.0; m * n];
+    for r in 0..m {
+        let xr = &x[r * k..(r + 1) * k];
+        for c in 0..n {
+            let wc = &wt[c * k..(c + 1) * k];
+            let mut s = 0.0f32;
+            for j in 0..k {
+                s += xr[j] * wc[j];
+            }
+            if let Some(b) = b {
+                s += b[c];
+            }
+            y[r * n + c] = s;
+        }
+    }
+    y
+}
