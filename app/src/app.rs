@@ -106,6 +106,8 @@ struct Ui {
     scan_progress: RwSignal<Option<(usize, usize)>>,
     scan_layer: RwSignal<usize>,
     scan_neuron: RwSignal<usize>,
+    /// The CPU engine that sweeps use on a software WebGPU adapter (see `sweep_engine`).
+    sweep_cpu: StoredValue<Option<Rc<Engine>>, LocalStorage>,
 }
 
 /// Characters of the corpus slice a scan reads (about 2 seconds on the wasm CPU path for the
@@ -152,6 +154,7 @@ pub fn App() -> impl IntoView {
         scan_progress: RwSignal::new(None),
         scan_layer: RwSignal::new(0),
         scan_neuron: RwSignal::new(0),
+        sweep_cpu: StoredValue::new_local(None),
     };
     spawn_local(start(ui, params));
 
@@ -446,18 +449,8 @@ async fn compute_neurons(ui: Ui) {
     if ui.neuron_progress.get_untracked().is_some() || ui.neuron_grid.with_untracked(Option::is_some) {
         return;
     }
-    let (Some(info), Some(mut engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
+    let Some((info, engine)) = sweep_engine(ui).await else { return };
     let Some(d_mlp) = info.cfg.d_mlp else { return };
-    // A software WebGPU adapter runs this sweep about 100 times slower than our wasm CPU path
-    // (measured in headless Chromium on SwiftShader: minutes against 3 seconds), so the sweep
-    // runs on the CPU there, with the weights already in memory.
-    if engine.is_software_gpu() {
-        if let Some(bundle) = ui.bundle.get_value() {
-            if let Ok((cpu, _)) = Engine::start(&bundle, true).await {
-                engine = Rc::new(cpu);
-            }
-        }
-    }
     let p = info.cfg.d_vocab_out;
     let eq = p as u32; // the "=" token follows the numbers 0..p-1
     let hook = format!("blocks.{}.mlp.hook_post", info.cfg.n_layers - 1);
@@ -490,6 +483,29 @@ async fn compute_neurons(ui: Ui) {
     ui.neuron_grid.set(Some(Arc::new(NeuronGrid { p, d_mlp, acts })));
 }
 
+/// The engine for a large batched sweep (all modular inputs, a corpus scan): the page's own,
+/// except on a software WebGPU adapter, which runs such sweeps about 100 times slower than our
+/// wasm CPU path (headless Chromium on SwiftShader: minutes against 3 seconds). There a CPU
+/// engine is made once from the weights already in memory and kept for later sweeps.
+async fn sweep_engine(ui: Ui) -> Option<(Arc<ModelInfo>, Rc<Engine>)> {
+    let (info, engine) = (ui.model.get_untracked()?, ui.engine.get_value()?);
+    if !engine.is_software_gpu() {
+        return Some((info, engine));
+    }
+    if let Some(cpu) = ui.sweep_cpu.get_value() {
+        return Some((info, cpu));
+    }
+    let bundle = ui.bundle.get_value()?;
+    match Engine::start(&bundle, true).await {
+        Ok((cpu, _)) => {
+            let cpu = Rc::new(cpu);
+            ui.sweep_cpu.set_value(Some(cpu.clone()));
+            Some((info, cpu))
+        }
+        Err(_) => Some((info, engine)),
+    }
+}
+
 /// Lets the browser render (and handle input) before the next chunk of work.
 async fn yield_now() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
@@ -508,16 +524,8 @@ async fn scan_corpus(ui: Ui, layer: usize) {
         return;
     }
     let Some((path, _)) = ui.model_entry.corpus else { return };
-    let (Some(info), Some(mut engine)) = (ui.model.get_untracked(), ui.engine.get_value()) else { return };
+    let Some((info, engine)) = sweep_engine(ui).await else { return };
     let Some(d_mlp) = info.cfg.d_mlp else { return };
-    if engine.is_software_gpu() {
-        // As for the modular sweep: the wasm CPU path is far faster than a software adapter.
-        if let Some(bundle) = ui.bundle.get_value() {
-            if let Ok((cpu, _)) = Engine::start(&bundle, true).await {
-                engine = Rc::new(cpu);
-            }
-        }
-    }
     ui.scan_progress.set(Some((0, SCAN_CHARS)));
     let text = match crate::loader::fetch_bytes(&crate::loader::resolve(path), |_, _| {}).await.map(String::from_utf8) {
         Ok(Ok(t)) => t,

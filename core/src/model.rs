@@ -86,21 +86,7 @@ impl<B: Backend> HookedTransformer<B> {
     pub async fn run_batch(&self, backend: &B, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<RunOutput> {
         let plan = self.plan_batch(tokens, n_batch, cache)?;
         let (logits, cached) = self.forward_planned(backend, &plan, tokens, n_batch)?;
-        let mut refs: Vec<&B::Tensor> = vec![&logits];
-        refs.extend(cached.iter().map(|(_, t)| t));
-        let mut data = backend.read(&refs).await?.into_iter();
-        let n_pos = tokens.len() / n_batch;
-        let logits = HostTensor::new(vec![n_batch, n_pos, self.cfg.d_vocab_out], data.next().expect("logits were read"));
-        let cache = cached
-            .into_iter()
-            .zip(data)
-            .map(|((point, _), d)| {
-                let mut shape = vec![n_batch];
-                shape.extend(point.shape(&self.cfg, n_pos));
-                (point.name.clone(), HostTensor::new(shape, d))
-            })
-            .collect();
-        Ok(RunOutput { cache, logits })
+        self.read_output(backend, logits, cached, Some(n_batch), tokens.len() / n_batch).await
     }
 
     /// Checks a batch and plans it: the first sequence's plan (which checks the length and the
@@ -180,12 +166,18 @@ impl<B: Backend> HookedTransformer<B> {
     /// TransformerLens shapes.
     pub async fn run(&self, backend: &B, req: &RunRequest) -> Result<RunOutput> {
         let (logits, cached) = self.forward(backend, req)?;
+        self.read_output(backend, logits, cached, None, req.tokens.len()).await
+    }
+
+    /// Reads the logits and the cached hooks back to the host with TransformerLens shapes,
+    /// after a leading batch axis when `n_batch` is given.
+    async fn read_output(&self, backend: &B, logits: B::Tensor, cached: Vec<(HookPoint, B::Tensor)>, n_batch: Option<usize>, n_pos: usize) -> Result<RunOutput> {
         let mut refs: Vec<&B::Tensor> = vec![&logits];
         refs.extend(cached.iter().map(|(_, t)| t));
         let mut data = backend.read(&refs).await?.into_iter();
-        let n_pos = req.tokens.len();
-        let logits = HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], data.next().expect("logits were read"));
-        let cache = cached.into_iter().zip(data).map(|((point, _), d)| (point.name.clone(), HostTensor::new(point.shape(&self.cfg, n_pos), d))).collect();
+        let shape = |s: Vec<usize>| n_batch.into_iter().chain(s).collect::<Vec<usize>>();
+        let logits = HostTensor::new(shape(vec![n_pos, self.cfg.d_vocab_out]), data.next().expect("logits were read"));
+        let cache = cached.into_iter().zip(data).map(|((point, _), d)| (point.name.clone(), HostTensor::new(shape(point.shape(&self.cfg, n_pos)), d))).collect();
         Ok(RunOutput { cache, logits })
     }
 }

@@ -34,8 +34,8 @@ pub mod cpu {
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;
     pub use crate::ops::linear_quant::{
-        dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, quantize_q4_0,
-        quantize_q8_0,
+        dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, linear_quant_cpu,
+        quantize, quantize_q4_0, quantize_q8_0,
     };
     pub use crate::ops::scale_shift::scale_shift_cpu;
     pub use crate::ops::softmax::softmax_cpu;

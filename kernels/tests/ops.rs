@@ -5,45 +5,13 @@
 //! shared by all tests of this binary (creating devices on lavapipe is slow). If no adapter is
 //! found every test FAILS with the reason: an adapter is expected wherever these tests run.
 
-use std::sync::OnceLock;
+mod common;
+use common::*;
 
 use glassbox_kernels::cpu::*;
-use glassbox_kernels::{GpuContext, GpuTensor, LinearKernel};
+use glassbox_kernels::LinearKernel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let r = CTX.get_or_init(|| {
-        let c = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
-        eprintln!(
-            "kernel tests on adapter: {} ({:?})",
-            c.adapter_name(),
-            c.adapter_info().backend
-        );
-        Ok(c)
-    });
-    match r {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "GpuContext::new() failed, so the kernels cannot be tested: {e}\n\
-             (expected a GPU adapter; on a CPU-only machine install mesa-vulkan-drivers and run \
-             with WGPU_BACKEND=vulkan)"
-        ),
-    }
-}
-
-fn read(ts: &[&GpuTensor]) -> Vec<Vec<f32>> {
-    pollster::block_on(ctx().read(ts)).expect("read-back failed")
-}
-
-fn read1(t: &GpuTensor) -> Vec<f32> {
-    read(&[t]).pop().unwrap()
-}
-
-fn rand_vec(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
-}
 
 /// |got - want| <= atol + rtol * |want| everywhere; infinities must match exactly.
 #[track_caller]

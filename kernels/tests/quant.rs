@@ -5,46 +5,14 @@
 //! Run: `WGPU_BACKEND=vulkan cargo test -p glassbox-kernels --test quant` (lavapipe). As in
 //! tests/ops.rs, one GpuContext is shared and a missing adapter FAILS every GPU test.
 
-use std::sync::OnceLock;
+mod common;
+use common::*;
 
 use glassbox_kernels::cpu::*;
 use glassbox_kernels::ops::linear_quant::{f16_to_f32, f32_to_f16};
-use glassbox_kernels::{GpuContext, GpuTensor, QuantFormat};
+use glassbox_kernels::QuantFormat;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let r = CTX.get_or_init(|| {
-        let c = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
-        eprintln!(
-            "quant tests on adapter: {} ({:?})",
-            c.adapter_name(),
-            c.adapter_info().backend
-        );
-        Ok(c)
-    });
-    match r {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "GpuContext::new() failed, so the kernels cannot be tested: {e}\n\
-             (expected a GPU adapter; on a CPU-only machine install mesa-vulkan-drivers and run \
-             with WGPU_BACKEND=vulkan)"
-        ),
-    }
-}
-
-fn read(ts: &[&GpuTensor]) -> Vec<Vec<f32>> {
-    pollster::block_on(ctx().read(ts)).expect("read-back failed")
-}
-
-fn read1(t: &GpuTensor) -> Vec<f32> {
-    read(&[t]).pop().unwrap()
-}
-
-fn rand_vec(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
-}
 
 /// |got - want| <= atol + rtol * |want| everywhere. Returns the largest |got - want|.
 #[track_caller]
@@ -70,28 +38,6 @@ fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) -> 
     }
     eprintln!("{what}: max abs err {:e} at {}", worst.0, worst.1);
     worst.0
-}
-
-fn quantize(format: QuantFormat, x: &[f32]) -> Vec<u8> {
-    match format {
-        QuantFormat::Q8_0 => quantize_q8_0(x),
-        QuantFormat::Q4_0 => quantize_q4_0(x),
-    }
-}
-
-fn linear_quant_cpu(
-    format: QuantFormat,
-    x: &[f32],
-    w_q: &[u8],
-    b: Option<&[f32]>,
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Vec<f32> {
-    match format {
-        QuantFormat::Q8_0 => linear_q8_0_cpu(x, w_q, b, m, k, n),
-        QuantFormat::Q4_0 => linear_q4_0_cpu(x, w_q, b, m, k, n),
-    }
 }
 
 fn hex(s: &str) -> Vec<u8> {

@@ -356,6 +356,14 @@ fn check_bytes(format: QuantFormat, len: usize) {
     );
 }
 
+/// [`quantize_q8_0`] or [`quantize_q4_0`], by format.
+pub fn quantize(format: QuantFormat, x: &[f32]) -> Vec<u8> {
+    match format {
+        QuantFormat::Q8_0 => quantize_q8_0(x),
+        QuantFormat::Q4_0 => quantize_q4_0(x),
+    }
+}
+
 /// Q8_0 bytes -> f32 (32 values per 34-byte block): `d * q`.
 pub fn dequantize_q8_0(bytes: &[u8]) -> Vec<f32> {
     check_bytes(QuantFormat::Q8_0, bytes.len());
@@ -418,8 +426,9 @@ pub fn linear_q4_0_cpu(
     linear_quant_cpu(QuantFormat::Q4_0, x, w_q, b, m, k, n)
 }
 
+/// CPU reference of [`Recorder::linear_quant`]: [`linear_q8_0_cpu`] or [`linear_q4_0_cpu`] by format.
 #[track_caller]
-fn linear_quant_cpu(
+pub fn linear_quant_cpu(
     format: QuantFormat,
     x: &[f32],
     w_q: &[u8],
