@@ -1,5 +1,5 @@
 //! glassbox-kernels: the WebGPU compute kernels (WGSL, run through wgpu) of the GPT-2-style
-//! forward pass, each with a plain-Rust CPU reference.
+//! forward pass (GPT-2, Llama-family and GPT-NeoX blocks), each with a plain-Rust CPU reference.
 //!
 //! * [`GpuContext`] owns the device, the queue and the compute pipelines (all compiled once, in
 //!   [`GpuContext::new`], inside an error scope: a WGSL error is a [`GpuError::Shader`]).
@@ -30,6 +30,12 @@ pub mod cpu {
     pub use crate::ops::attn_scores::attn_scores_cpu;
     pub use crate::ops::attn_z::attn_z_cpu;
     pub use crate::ops::embed::{embed_cpu, pos_embed_cpu};
+    pub use crate::ops::embed_quant::embed_quant_cpu;
+    pub use crate::ops::gelu::gelu_cpu;
+    pub use crate::ops::mul::mul_cpu;
+    pub use crate::ops::rms_norm::rms_norm_cpu;
+    pub use crate::ops::rotary::{rotary_cpu, rotary_tables};
+    pub use crate::ops::silu::silu_cpu;
     pub use crate::ops::gelu_new::gelu_new_cpu;
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;

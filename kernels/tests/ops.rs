@@ -149,12 +149,12 @@ fn scale_shift_matches_cpu() {
             c.upload(&b, &[d]),
         );
         let mut r = c.recorder();
-        let y = r.scale_shift(&tx, &tw, &tb);
+        let y = r.scale_shift(&tx, &tw, Some(&tb));
         r.submit();
         assert_eq!(y.shape, vec![rows, d]);
         assert_close(
             &read1(&y),
-            &scale_shift_cpu(&x, &w, &b),
+            &scale_shift_cpu(&x, &w, Some(&b)),
             1e-6,
             1e-6,
             &format!("scale_shift {rows}x{d}"),
@@ -402,7 +402,7 @@ fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
         let c = ctx();
         let (tq, tk) = (c.upload(&q, &[pos, nh * dh]), c.upload(&k, &[pos, nh * dh]));
         let mut r = c.recorder();
-        let s = r.attn_scores(&tq, &tk, 1, nh, dh);
+        let s = r.attn_scores(&tq, &tk, 1, nh, nh, dh);
         r.submit();
         assert_eq!(s.shape, vec![nh, pos, pos]);
         let got = read1(&s);
@@ -424,7 +424,7 @@ fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
         }
         assert_close(
             &got,
-            &attn_scores_cpu(&q, &k, 1, nh, dh),
+            &attn_scores_cpu(&q, &k, 1, nh, nh, dh),
             1e-5,
             1e-4,
             &format!("attn_scores {pos}x{nh}x{dh}"),
@@ -506,12 +506,12 @@ fn attn_z_matches_cpu() {
             c.upload(&v, &[pos, nh * dh]),
         );
         let mut r = c.recorder();
-        let z = r.attn_z(&tp, &tv, 1, nh, dh);
+        let z = r.attn_z(&tp, &tv, 1, nh, nh, dh);
         r.submit();
         assert_eq!(z.shape, vec![pos, nh * dh]);
         assert_close(
             &read1(&z),
-            &attn_z_cpu(&pattern, &v, 1, nh, dh),
+            &attn_z_cpu(&pattern, &v, 1, nh, nh, dh),
             1e-5,
             1e-4,
             &format!("attn_z {pos}x{nh}x{dh}"),
@@ -535,15 +535,15 @@ fn attention_chain_in_one_submission() {
         c.upload(&v, &[pos, nh * dh]),
     );
     let mut r = c.recorder();
-    let s = r.attn_scores(&tq, &tk, 1, nh, dh);
+    let s = r.attn_scores(&tq, &tk, 1, nh, nh, dh);
     let p = r.softmax(&s);
-    let z = r.attn_z(&p, &tv, 1, nh, dh);
+    let z = r.attn_z(&p, &tv, 1, nh, nh, dh);
     r.submit();
     assert_eq!(p.shape, vec![nh, pos, pos]);
     let out = read(&[&s, &p, &z]);
-    let ws = attn_scores_cpu(&q, &k, 1, nh, dh);
+    let ws = attn_scores_cpu(&q, &k, 1, nh, nh, dh);
     let wp = softmax_cpu(&ws, pos);
-    let wz = attn_z_cpu(&wp, &v, 1, nh, dh);
+    let wz = attn_z_cpu(&wp, &v, 1, nh, nh, dh);
     assert_close(&out[0], &ws, 1e-5, 1e-4, "chain scores");
     assert_close(&out[1], &wp, 1e-6, 1e-4, "chain pattern");
     assert_close(&out[2], &wz, 1e-5, 1e-4, "chain z");
@@ -594,9 +594,9 @@ fn batched_attention_and_pos_embed_keep_sequences_apart() {
     let (tq, tk, tv) = (c.upload(&q, &shape), c.upload(&k, &shape), c.upload(&v, &shape));
     let tw = c.upload(&w_pos, &[pos + 5, d_model]);
     let mut r = c.recorder();
-    let s = r.attn_scores(&tq, &tk, n_batch, nh, dh);
+    let s = r.attn_scores(&tq, &tk, n_batch, nh, nh, dh);
     let p = r.softmax(&s);
-    let z = r.attn_z(&p, &tv, n_batch, nh, dh);
+    let z = r.attn_z(&p, &tv, n_batch, nh, nh, dh);
     let pe = r.pos_embed(n_batch, pos, &tw);
     r.submit();
     assert_eq!(s.shape, vec![n_batch, nh, pos, pos]);
@@ -606,13 +606,13 @@ fn batched_attention_and_pos_embed_keep_sequences_apart() {
     let (seq, pat) = (pos * width, nh * pos * pos);
     for b in 0..n_batch {
         let sl = |x: &[f32], n: usize| x[b * n..(b + 1) * n].to_vec();
-        let ws = attn_scores_cpu(&sl(&q, seq), &sl(&k, seq), 1, nh, dh);
+        let ws = attn_scores_cpu(&sl(&q, seq), &sl(&k, seq), 1, nh, nh, dh);
         let wp = softmax_cpu(&ws, pos);
-        let wz = attn_z_cpu(&wp, &sl(&v, seq), 1, nh, dh);
+        let wz = attn_z_cpu(&wp, &sl(&v, seq), 1, nh, nh, dh);
         assert_close(&sl(&out[0], pat), &ws, 1e-5, 1e-4, &format!("batched scores, sequence {b}"));
         assert_close(&sl(&out[1], pat), &wp, 1e-6, 1e-4, &format!("batched pattern, sequence {b}"));
         assert_close(&sl(&out[2], seq), &wz, 1e-5, 1e-4, &format!("batched z, sequence {b}"));
     }
-    assert_close(&out[0], &attn_scores_cpu(&q, &k, n_batch, nh, dh), 1e-5, 1e-4, "batched scores vs batched reference");
+    assert_close(&out[0], &attn_scores_cpu(&q, &k, n_batch, nh, nh, dh), 1e-5, 1e-4, "batched scores vs batched reference");
     assert_eq!(out[3], pos_embed_cpu(n_batch, pos, &w_pos, d_model), "batched pos_embed");
 }

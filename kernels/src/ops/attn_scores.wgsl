@@ -1,6 +1,8 @@
 // attn_scores.wgsl: causal attention scores for every head.
 //
-//   q, k: [batch * pos, n_heads * d_head]  (row b*pos + p holds all heads: head h at columns h*d_head ..)
+//   q: [batch * pos, n_heads * d_head]  (row b*pos + p holds all heads: head h at columns h*d_head ..)
+//   k: [batch * pos, n_kv_heads * d_head]; query head h reads key head g = h / (n_heads / n_kv_heads)
+//      (grouped-query attention; g = h when n_kv_heads = n_heads)
 //   scores: [batch, n_heads, pos, pos]     scores[b, h, i, j] = (q_bh[i] . k_bh[j]) / attn_scale   for j <= i
 //                                                             = -inf                                for j >  i
 //   The batch is implicit: workgroup z runs over batch * n_heads (b = z / n_heads, h = z % n_heads).
@@ -29,7 +31,7 @@ struct Params {
     d_head: u32,
     neg_inf_bits: u32, // 0xff800000u, the bits of -inf
     attn_scale: f32,   // sqrt(d_head)
-    _pad0: u32,
+    n_kv_heads: u32,   // key heads (grouped-query attention; = n_heads without grouping)
     _pad1: u32,
     _pad2: u32,
 }
@@ -39,7 +41,7 @@ const KS_STRIDE: u32 = 17u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;            // [batch * pos, n_heads * d_head]
-@group(0) @binding(2) var<storage, read> k: array<f32>;            // [batch * pos, n_heads * d_head]
+@group(0) @binding(2) var<storage, read> k: array<f32>;            // [batch * pos, n_kv_heads * d_head]
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>; // [batch, n_heads, pos, pos]
 
 var<workgroup> qs: array<f32, 256>; // [16 query rows][16 e]
@@ -59,6 +61,8 @@ fn attn_scores(
     let i = i0 + ty;        // query position of this invocation's output
     let j = j0 + tx;        // key position
     let stride = p.n_heads * p.d_head;
+    let kstride = p.n_kv_heads * p.d_head;
+    let g = h / (p.n_heads / p.n_kv_heads);
     let out_idx = (wid.z * p.pos + i) * p.pos + j;
     let neg_inf = bitcast<f32>(p.neg_inf_bits);
 
@@ -84,7 +88,7 @@ fn attn_scores(
         let jr = j0 + ty;
         var kv = 0.0;
         if (jr < p.pos && e < p.d_head) {
-            kv = k[(row0 + jr) * stride + h * p.d_head + e];
+            kv = k[(row0 + jr) * kstride + g * p.d_head + e];
         }
         ks[ty * KS_STRIDE + tx] = kv;
         workgroupBarrier();

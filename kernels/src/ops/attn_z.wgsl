@@ -1,8 +1,9 @@
 // attn_z.wgsl: attention-weighted sum of values, all heads, heads laid out side by side.
 //
 //   pattern: [batch, n_heads, pos, pos]       (rows: query i, columns: key j)
-//   v:       [batch * pos, n_heads * d_head]   (head h at columns h*d_head ..)
-//   z:       [batch * pos, n_heads * d_head]   z[b*pos + i, h*d_head + e] = sum_{j < pos} pattern[b, h, i, j] * v[b*pos + j, h*d_head + e]
+//   v:       [batch * pos, n_kv_heads * d_head] (value head g at columns g*d_head ..; query head h
+//            reads g = h / (n_heads / n_kv_heads), grouped-query attention)
+//   z:       [batch * pos, n_heads * d_head]   z[b*pos + i, h*d_head + e] = sum_{j < pos} pattern[b, h, i, j] * v[b*pos + j, g*d_head + e]
 //   The batch is implicit: workgroup z runs over batch * n_heads (b = z / n_heads, h = z % n_heads).
 //
 // The sum runs over ALL keys j, not just j <= i: a patched pattern may put weight above the
@@ -20,14 +21,14 @@ struct Params {
     pos: u32,
     n_heads: u32,
     d_head: u32,
-    _pad: u32,
+    n_kv_heads: u32, // value heads (grouped-query attention; = n_heads without grouping)
 }
 
 const T: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pattern: array<f32>;  // [batch, n_heads, pos, pos]
-@group(0) @binding(2) var<storage, read> v: array<f32>;        // [batch * pos, n_heads * d_head]
+@group(0) @binding(2) var<storage, read> v: array<f32>;        // [batch * pos, n_kv_heads * d_head]
 @group(0) @binding(3) var<storage, read_write> z: array<f32>;  // [batch * pos, n_heads * d_head]
 
 var<workgroup> ps: array<f32, 256>; // [16 query rows][16 keys]
@@ -47,6 +48,8 @@ fn attn_z(
     let i = i0 + ty;
     let e = e0 + tx;
     let stride = p.n_heads * p.d_head;
+    let vstride = p.n_kv_heads * p.d_head;
+    let g = h / (p.n_heads / p.n_kv_heads);
 
     var acc = 0.0;
     let n_steps = (p.pos + T - 1u) / T;
@@ -61,7 +64,7 @@ fn attn_z(
         // vs[ty][tx] = v[j0 + ty, h*d_head + e0 + tx]
         var vv = 0.0;
         if (j0 + ty < p.pos && e < p.d_head) {
-            vv = v[(row0 + j0 + ty) * stride + h * p.d_head + e];
+            vv = v[(row0 + j0 + ty) * vstride + g * p.d_head + e];
         }
         vs[ty * T + tx] = vv;
         workgroupBarrier();

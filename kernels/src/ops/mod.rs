@@ -6,11 +6,17 @@ pub mod affine;
 pub mod attn_scores;
 pub mod attn_z;
 pub mod embed;
+pub mod embed_quant;
+pub mod gelu;
 pub mod gelu_new;
 pub mod layer_norm;
 pub mod linear;
 pub mod linear_quant;
+pub mod mul;
+pub mod rms_norm;
+pub mod rotary;
 pub mod scale_shift;
+pub mod silu;
 pub mod softmax;
 
 /// Threads per workgroup of the elementwise kernels (embed, gelu_new, add, affine, scale_shift).

@@ -1,6 +1,7 @@
 // scale_shift.wgsl: LayerNorm's weight and bias, after hook_normalized.
 //
 //   out[i] = x[i] * w[i % d] + b[i % d]        x, out: [rows, d]; w, b: [d]
+//   (without a bias, has_bias == 0: out[i] = x[i] * w[i % d]; RMSNorm's weight)
 //
 // One invocation per element; 1D dispatch split into a 2D grid past 65535 workgroups:
 // i = (wid.y * num_workgroups.x + wid.x) * WG + lid.x, and i >= n exits (bounds check for n not
@@ -9,7 +10,7 @@
 struct Params {
     n: u32,
     d: u32,
-    _pad0: u32,
+    has_bias: u32,
     _pad1: u32,
 }
 
@@ -18,7 +19,7 @@ const WG: u32 = 256u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows, d]
 @group(0) @binding(2) var<storage, read> w: array<f32>;          // [d]
-@group(0) @binding(3) var<storage, read> b: array<f32>;          // [d]
+@group(0) @binding(3) var<storage, read> b: array<f32>;          // [d], or a placeholder when has_bias == 0
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [rows, d]
 
 @compute @workgroup_size(256, 1, 1)
@@ -32,5 +33,9 @@ fn scale_shift(
         return;
     }
     let c = i % p.d;
-    out[i] = x[i] * w[c] + b[c];
+    var y = x[i] * w[c];
+    if (p.has_bias != 0u) {
+        y = y + b[c];
+    }
+    out[i] = y;
 }
