@@ -20,18 +20,7 @@ pub const EVAL_SEED: u64 = 1_000_003;
 pub const EVAL_SEQUENCES: usize = 200;
 
 pub fn config() -> Config {
-    Config {
-        n_layers: 2,
-        d_model: 64,
-        n_heads: 4,
-        d_head: 16,
-        d_mlp: None,
-        d_vocab: induction::vocab().len(),
-        d_vocab_out: induction::vocab().len(),
-        n_ctx: 64,
-        eps: 1e-5,
-        tied_embeddings: false,
-    }
+    Config { tied_embeddings: false, ..Config::gpt2(2, 64, 4, None, induction::vocab().len(), 64) }
 }
 
 /// GPT-2-style initialisation: N(0, 0.02) matrices, unit LayerNorm gains, zero biases.
@@ -46,31 +35,32 @@ pub fn init(cfg: &Config, rng: &mut Rng) -> ModelWeights<HostTensor> {
     let blocks = (0..cfg.n_layers)
         .map(|_| BlockWeights {
             ln1_w: ones(d),
-            ln1_b: zeros(d),
+            ln1_b: Some(zeros(d)),
             W_Q: normal(vec![d, hd]),
-            b_Q: zeros(hd),
+            b_Q: Some(zeros(hd)),
             W_K: normal(vec![d, hd]),
-            b_K: zeros(hd),
+            b_K: Some(zeros(hd)),
             W_V: normal(vec![d, hd]),
-            b_V: zeros(hd),
+            b_V: Some(zeros(hd)),
             W_O: normal(vec![hd, d]),
-            b_O: zeros(d),
+            b_O: Some(zeros(d)),
             mlp: cfg.d_mlp.map(|m| MlpWeights {
+                W_gate: None,
                 ln2_w: ones(d),
-                ln2_b: zeros(d),
+                ln2_b: Some(zeros(d)),
                 W_in: normal(vec![d, m]),
-                b_in: zeros(m),
+                b_in: Some(zeros(m)),
                 W_out: normal(vec![m, d]),
-                b_out: zeros(d),
+                b_out: Some(zeros(d)),
             }),
         })
         .collect();
     ModelWeights {
         W_E: normal(vec![cfg.d_vocab, d]),
-        W_pos: normal(vec![cfg.n_ctx, d]),
+        W_pos: Some(normal(vec![cfg.n_ctx, d])),
         blocks,
         ln_final_w: ones(d),
-        ln_final_b: zeros(d),
+        ln_final_b: Some(zeros(d)),
         W_U: normal(vec![d, cfg.d_vocab_out]),
     }
 }
@@ -87,7 +77,7 @@ impl Trainee {
     pub fn new(cfg: &Config, seed: u64) -> candle_core::Result<Trainee> {
         let host = init(cfg, &mut Rng::new(seed));
         let mut vars: Vec<Var> = Vec::new();
-        let weights = host.try_map(|_, t| -> candle_core::Result<Tensor> {
+        let weights = host.try_map_same(|_, t| -> candle_core::Result<Tensor> {
             let v = Var::from_tensor(&Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)?;
             vars.push(v.clone());
             Ok(v.as_tensor().clone())
@@ -98,7 +88,7 @@ impl Trainee {
     /// The current weights as host tensors.
     pub fn weights(&self) -> candle_core::Result<ModelWeights<HostTensor>> {
         let mut it = self.vars.iter();
-        self.host.try_map(|_, t| -> candle_core::Result<HostTensor> {
+        self.host.try_map_same(|_, t| -> candle_core::Result<HostTensor> {
             let v = it.next().expect("one var per weight");
             Ok(HostTensor::new(t.shape.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
         })

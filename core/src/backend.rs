@@ -6,6 +6,7 @@
 //! On the CPU they compute eagerly and `read` only copies out.
 
 use crate::tensor::HostTensor;
+use crate::weights::{HostMatrix, MatrixRole};
 use crate::Result;
 
 #[allow(async_fn_in_trait)] // Backends are used from one thread (wasm32 has no other).
@@ -13,15 +14,22 @@ pub trait Backend {
     /// A tensor living on this backend. Cloning is cheap (shared storage).
     type Tensor: Clone;
 
+    /// A weight matrix living on this backend: a dense tensor, or (GPU) quantized blocks.
+    type Matrix: Clone;
+
     /// A short human-readable name: "CPU" or "WebGPU (SwiftShader)".
     fn name(&self) -> String;
 
     /// Copies a host tensor onto the backend.
     fn upload(&self, t: &HostTensor) -> Result<Self::Tensor>;
 
+    /// Copies a weight matrix onto the backend, used as `role` says. A backend may keep
+    /// quantized blocks as they are or dequantize them.
+    fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<Self::Matrix>;
+
     /// Rows `tokens` of `w_e` `[d_vocab, d_model]` -> `[tokens, d_model]` (`batch * pos` tokens,
     /// sequence after sequence).
-    fn embed(&self, tokens: &[u32], w_e: &Self::Tensor) -> Result<Self::Tensor>;
+    fn embed(&self, tokens: &[u32], w_e: &Self::Matrix) -> Result<Self::Tensor>;
 
     /// Rows `0..n_pos` of `w_pos` `[n_ctx, d_model]`, once per sequence -> `[batch * pos, d_model]`.
     fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
@@ -31,25 +39,48 @@ pub trait Backend {
     /// `[rows, 1]`, normalized `[rows, d]`), scale = sqrt(var + eps), normalized = (x - mean) / scale.
     fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)>;
 
-    /// `x [rows, d] * w [d] + b [d]`: LayerNorm's weight and bias.
-    fn scale_shift(&self, x: &Self::Tensor, w: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// RMSNorm's normalisation over the last axis of `[rows, d]`, without its weight: returns
+    /// (scale `[rows, 1]`, normalized `[rows, d]`), scale = sqrt(mean(x^2) + eps), normalized = x / scale.
+    fn rms_norm(&self, x: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)>;
+
+    /// `x [rows, d] * w [d] + b [d]`: a norm's weight and (LayerNorm only) bias.
+    fn scale_shift(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;
 
     /// `x [m, k] @ w [k, n] + b [n]`.
-    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;
+    fn linear(&self, x: &Self::Tensor, w: &Self::Matrix, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;
 
     /// GPT-2's tanh approximation of GELU, elementwise.
     fn gelu_new(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// q, k `[batch * pos, n_heads * d_head]` -> scores `[batch, n_heads, q_pos, k_pos]` =
-    /// q.k / sqrt(d_head) within each sequence, with future keys (k_pos > q_pos) set to -inf.
-    fn attn_scores(&self, q: &Self::Tensor, k: &Self::Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+    /// The exact (erf) GELU, elementwise.
+    fn gelu(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// SiLU, x * sigmoid(x), elementwise.
+    fn silu(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Elementwise `a * b`.
+    fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Uploads the rotary tables (cos, sin) `[n_pos, rot_dim / 2]` of positions `0..n_pos`.
+    fn rotary_tables(&self, n_pos: usize, rot_dim: usize, base: f32) -> Result<(Self::Tensor, Self::Tensor)>;
+
+    /// Rotary embeddings on x `[batch * pos, n_heads * d_head]` (the first `rot_dim` features of
+    /// each head, rotate-half pairing), position = row within its sequence.
+    fn rotary(&self, x: &Self::Tensor, tables: &(Self::Tensor, Self::Tensor), n_heads: usize, d_head: usize, rot_dim: usize) -> Result<Self::Tensor>;
+
+    /// q `[batch * pos, n_heads * d_head]`, k `[batch * pos, n_kv_heads * d_head]` -> scores
+    /// `[batch, n_heads, q_pos, k_pos]` = q.k / sqrt(d_head) within each sequence (query head h
+    /// against key head h / (n_heads / n_kv_heads)), with future keys (k_pos > q_pos) set to -inf.
+    #[allow(clippy::too_many_arguments)]
+    fn attn_scores(&self, q: &Self::Tensor, k: &Self::Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Self::Tensor>;
 
     /// Softmax over the last axis.
     fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// pattern `[batch, n_heads, q_pos, k_pos]`, v `[batch * pos, n_heads * d_head]` -> z
+    /// pattern `[batch, n_heads, q_pos, k_pos]`, v `[batch * pos, n_kv_heads * d_head]` -> z
     /// `[batch * pos, n_heads * d_head]`.
-    fn attn_z(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+    #[allow(clippy::too_many_arguments)]
+    fn attn_z(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Self::Tensor>;
 
     /// Elementwise `a + b`.
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::backend::Backend;
 use crate::tensor::HostTensor;
+use crate::weights::{HostMatrix, MatrixRole};
 use crate::Result;
 
 #[derive(Clone, Debug, Default)]
@@ -16,6 +17,17 @@ pub struct CpuBackend;
 impl CpuBackend {
     pub fn new() -> CpuBackend {
         CpuBackend
+    }
+
+    /// Repeats each of `n_kv_heads` heads of x `[batch, n_kv_heads, pos, d_head]` so that query
+    /// head h finds key head h / (n_heads / n_kv_heads) at index h: `[batch, n_heads, pos, d_head]`.
+    fn repeat_kv(x: Tensor, n_heads: usize, n_kv_heads: usize) -> Result<Tensor> {
+        if n_heads == n_kv_heads {
+            return Ok(x);
+        }
+        let (b, kv, pos, dh) = x.dims4()?;
+        let group = n_heads / n_kv_heads;
+        Ok(x.unsqueeze(2)?.broadcast_as((b, kv, group, pos, dh))?.contiguous()?.reshape((b, n_heads, pos, dh))?)
     }
 
     /// The causal mask `[q, k]`: 1 where key k is visible from query q (k <= q).
@@ -27,6 +39,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     type Tensor = Tensor;
+    type Matrix = Tensor;
 
     fn name(&self) -> String {
         "CPU".into()
@@ -34,6 +47,15 @@ impl Backend for CpuBackend {
 
     fn upload(&self, t: &HostTensor) -> Result<Tensor> {
         Ok(Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)
+    }
+
+    /// The CPU keeps every matrix dense: quantized blocks are dequantized here, which makes
+    /// this path the f32 reference for a quantized model.
+    fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<Tensor> {
+        match m {
+            HostMatrix::Dense(t) => self.upload(t),
+            HostMatrix::Quant(_) => self.upload(&m.dense(role)?),
+        }
     }
 
     fn embed(&self, tokens: &[u32], w_e: &Tensor) -> Result<Tensor> {
@@ -52,8 +74,17 @@ impl Backend for CpuBackend {
         Ok((scale.clone(), centred.broadcast_div(&scale)?))
     }
 
-    fn scale_shift(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-        Ok(x.broadcast_mul(w)?.broadcast_add(b)?)
+    fn rms_norm(&self, x: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+        let scale = (x.sqr()?.mean_keepdim(D::Minus1)? + eps as f64)?.sqrt()?; // [rows, 1]
+        Ok((scale.clone(), x.broadcast_div(&scale)?))
+    }
+
+    fn scale_shift(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let y = x.broadcast_mul(w)?;
+        Ok(match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -70,11 +101,45 @@ impl Backend for CpuBackend {
         Ok(x.gelu()?)
     }
 
-    fn attn_scores(&self, q: &Tensor, k: &Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Tensor> {
+    fn gelu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.gelu_erf()?)
+    }
+
+    fn silu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.silu()?)
+    }
+
+    fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok((a * b)?)
+    }
+
+    fn rotary_tables(&self, n_pos: usize, rot_dim: usize, base: f32) -> Result<(Tensor, Tensor)> {
+        let (cos, sin) = glassbox_kernels::cpu::rotary_tables(n_pos, rot_dim, base);
+        let shape = (n_pos, rot_dim / 2);
+        Ok((Tensor::from_vec(cos, shape, &Device::Cpu)?, Tensor::from_vec(sin, shape, &Device::Cpu)?))
+    }
+
+    fn rotary(&self, x: &Tensor, tables: &(Tensor, Tensor), n_heads: usize, d_head: usize, rot_dim: usize) -> Result<Tensor> {
+        let (n_pos, half) = tables.0.dims2()?;
+        let n_batch = x.dim(0)? / n_pos;
+        let x4 = x.reshape((n_batch, n_pos, n_heads, d_head))?;
+        // cos, sin [pos, half] -> [1, pos, 1, half], broadcast over batch and heads.
+        let (cos, sin) = (tables.0.reshape((1, n_pos, 1, half))?, tables.1.reshape((1, n_pos, 1, half))?);
+        let (x1, x2) = (x4.narrow(3, 0, half)?, x4.narrow(3, half, half)?);
+        let y1 = (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?;
+        let y2 = (x2.broadcast_mul(&cos)? + x1.broadcast_mul(&sin)?)?;
+        let mut parts = vec![y1, y2];
+        if rot_dim < d_head {
+            parts.push(x4.narrow(3, rot_dim, d_head - rot_dim)?);
+        }
+        Ok(Tensor::cat(&parts, 3)?.reshape(x.shape())?)
+    }
+
+    fn attn_scores(&self, q: &Tensor, k: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = q.dim(0)? / n_batch;
-        // [batch * pos, n_heads * d_head] -> [batch, n_heads, pos, d_head]
-        let heads = |x: &Tensor| x.reshape((n_batch, n_pos, n_heads, d_head))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (heads(q)?, heads(k)?);
+        // [batch * pos, heads * d_head] -> [batch, heads, pos, d_head]
+        let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
+        let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
         let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [batch, n_heads, q, k]
         let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
         let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
@@ -88,9 +153,10 @@ impl Backend for CpuBackend {
         Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
     }
 
-    fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_batch: usize, n_heads: usize, d_head: usize) -> Result<Tensor> {
+    fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = v.dim(0)? / n_batch;
-        let v = v.reshape((n_batch, n_pos, n_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [batch, n_heads, pos, d_head]
+        let v = v.reshape((n_batch, n_pos, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [batch, n_kv_heads, pos, d_head]
+        let v = Self::repeat_kv(v, n_heads, n_kv_heads)?; // [batch, n_heads, pos, d_head]
         let pattern = pattern.reshape((n_batch, n_heads, n_pos, n_pos))?;
         let z = pattern.contiguous()?.matmul(&v)?; // [batch, n_heads, q, d_head]
         Ok(z.transpose(1, 2)?.contiguous()?.reshape((n_batch * n_pos, n_heads * d_head))?)

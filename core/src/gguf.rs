@@ -593,17 +593,31 @@ impl GgufFile {
         let n = usize::try_from(info.n_elements().unwrap_or(u64::MAX))
             .map_err(|_| weights_error(format!("tensor '{}' has too many elements for this machine", info.name)))?;
         let mut out = vec![0f32; n];
-        match info.ggml_type {
-            GgmlType::F32 => dequantize_f32(data, &mut out),
-            GgmlType::F16 => dequantize_f16(data, &mut out),
-            GgmlType::Q8_0 => dequantize_q8_0(data, &mut out),
-            GgmlType::Q4_0 => dequantize_q4_0(data, &mut out),
-            GgmlType::Q4_K => dequantize_q4_k(data, &mut out),
-            GgmlType::Q6_K => dequantize_q6_k(data, &mut out),
-            other => unreachable!("{other} passed is_supported"),
-        }
+        dequantize(info.ggml_type, data, &mut out)?;
         Ok(HostTensor { shape: info.shape(), data: out })
     }
+}
+
+/// Dequantizes `data` (whole blocks of `ty`) into `out`: an error, not a panic, when the type
+/// is not supported or the sizes do not agree.
+pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
+    let (block, size) = (ty.block_size() as usize, ty.type_size() as usize);
+    if !ty.is_supported() {
+        return Err(weights_error(format!("ggml type {ty} cannot be dequantized yet")));
+    }
+    if !out.len().is_multiple_of(block) || data.len() != out.len() / block * size {
+        return Err(weights_error(format!("{} bytes of {ty} do not hold {} values", data.len(), out.len())));
+    }
+    match ty {
+        GgmlType::F32 => dequantize_f32(data, out),
+        GgmlType::F16 => dequantize_f16(data, out),
+        GgmlType::Q8_0 => dequantize_q8_0(data, out),
+        GgmlType::Q4_0 => dequantize_q4_0(data, out),
+        GgmlType::Q4_K => dequantize_q4_k(data, out),
+        GgmlType::Q6_K => dequantize_q6_k(data, out),
+        other => unreachable!("{other} passed is_supported"),
+    }
+    Ok(())
 }
 
 /// The data size of `info`, or an error naming what is wrong with its dims.

@@ -14,8 +14,9 @@ pub enum HookKind {
     PosWidth { width: usize },
     /// `[pos, 1]`: a LayerNorm scale.
     Scale,
-    /// `[pos, head, d_head]`: q, k, v, z. Neuron = index into `d_head`.
-    PosHead,
+    /// `[pos, head, d_head]`: q, k, v, z, rot_q, rot_k. Neuron = index into `d_head`. `heads`
+    /// is `n_heads`, or `n_kv_heads` for the keys and values of grouped-query attention.
+    PosHead { heads: usize },
     /// `[head, query_pos, key_pos]`: attention scores and pattern. Position = the query;
     /// neuron = the key position.
     HeadQueryKey,
@@ -36,36 +37,53 @@ impl HookPoint {
         match self.kind {
             HookKind::PosWidth { width } => vec![n_pos, width],
             HookKind::Scale => vec![n_pos, 1],
-            HookKind::PosHead => vec![n_pos, cfg.n_heads, cfg.d_head],
+            HookKind::PosHead { heads } => vec![n_pos, heads, cfg.d_head],
             HookKind::HeadQueryKey => vec![cfg.n_heads, n_pos, n_pos],
         }
     }
 }
 
-/// Every hook point of a model, in the order the forward pass visits them.
+/// Every hook point of a model, in the order the forward pass visits them. The list depends on
+/// the family, as TransformerLens's does: rotary models have no `hook_pos_embed` but have
+/// `hook_rot_q` / `hook_rot_k`; gated MLPs add `mlp.hook_pre_linear`; parallel blocks (GPT-NeoX)
+/// have no `hook_resid_mid`; attention-only models have no MLP hooks.
 pub fn hook_points(cfg: &Config) -> Vec<HookPoint> {
     let mut out = Vec::new();
     let mut push = |name: String, kind: HookKind, layer: Option<usize>| out.push(HookPoint { name, kind, layer });
     let resid = HookKind::PosWidth { width: cfg.d_model };
+    let q_heads = HookKind::PosHead { heads: cfg.n_heads };
+    let kv_heads = HookKind::PosHead { heads: cfg.n_kv_heads };
+    let rotary = cfg.rotary().is_some();
     push("hook_embed".into(), resid, None);
-    push("hook_pos_embed".into(), resid, None);
+    if !rotary {
+        push("hook_pos_embed".into(), resid, None);
+    }
     for l in 0..cfg.n_layers {
         let b = |s: &str| format!("blocks.{l}.{s}");
         push(b("hook_resid_pre"), resid, Some(l));
         push(b("ln1.hook_scale"), HookKind::Scale, Some(l));
         push(b("ln1.hook_normalized"), resid, Some(l));
-        push(b("attn.hook_q"), HookKind::PosHead, Some(l));
-        push(b("attn.hook_k"), HookKind::PosHead, Some(l));
-        push(b("attn.hook_v"), HookKind::PosHead, Some(l));
+        push(b("attn.hook_q"), q_heads, Some(l));
+        push(b("attn.hook_k"), kv_heads, Some(l));
+        push(b("attn.hook_v"), kv_heads, Some(l));
+        if rotary {
+            push(b("attn.hook_rot_q"), q_heads, Some(l));
+            push(b("attn.hook_rot_k"), kv_heads, Some(l));
+        }
         push(b("attn.hook_attn_scores"), HookKind::HeadQueryKey, Some(l));
         push(b("attn.hook_pattern"), HookKind::HeadQueryKey, Some(l));
-        push(b("attn.hook_z"), HookKind::PosHead, Some(l));
+        push(b("attn.hook_z"), q_heads, Some(l));
         push(b("hook_attn_out"), resid, Some(l));
         if let Some(d_mlp) = cfg.d_mlp {
-            push(b("hook_resid_mid"), resid, Some(l));
+            if !cfg.parallel_attn_mlp {
+                push(b("hook_resid_mid"), resid, Some(l));
+            }
             push(b("ln2.hook_scale"), HookKind::Scale, Some(l));
             push(b("ln2.hook_normalized"), resid, Some(l));
             push(b("mlp.hook_pre"), HookKind::PosWidth { width: d_mlp }, Some(l));
+            if cfg.gated_mlp {
+                push(b("mlp.hook_pre_linear"), HookKind::PosWidth { width: d_mlp }, Some(l));
+            }
             push(b("mlp.hook_post"), HookKind::PosWidth { width: d_mlp }, Some(l));
             push(b("hook_mlp_out"), resid, Some(l));
         }

@@ -1,23 +1,26 @@
-//! The hooked GPT-2-architecture transformer, written once for every backend.
+//! The hooked transformer, written once for every backend and every family (GPT-2, Llama,
+//! GPT-NeoX; `Config::arch`).
 //!
-//! Reads top to bottom like the paper: embed, then per block a pre-LayerNorm attention
-//! (q, k, v, scores, pattern, z, output) and a pre-LayerNorm GELU MLP (absent in
-//! attention-only models) added into the residual stream, then the final LayerNorm and the
-//! unembedding. Every intermediate value passes through [`Hooks::hook`], which applies the
-//! run's interventions and keeps what the run asked to cache. Hook names come from `hooks.rs`.
+//! Reads top to bottom like the papers: embed (plus learned positions, for GPT-2), then per
+//! block a pre-norm attention (q, k, v, rotary q and k for rotary models, scores, pattern, z,
+//! output) and a pre-norm MLP (GELU, or SwiGLU when gated; absent in attention-only models),
+//! added into the residual stream one after the other (GPT-2, Llama) or side by side from the
+//! same stream (GPT-NeoX's parallel block), then the final norm and the unembedding. Every
+//! intermediate value passes through [`Hooks::hook`], which applies the run's interventions and
+//! keeps what the run asked to cache. Hook names come from `hooks.rs`.
 
 use crate::backend::Backend;
-use crate::config::Config;
+use crate::config::{ActFn, Config, Normalization};
 use crate::hooks::HookPoint;
 use crate::run::{HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
-use crate::weights::{BlockWeights, ModelWeights};
+use crate::weights::{matrix_role, BlockWeights, MatrixSource, MlpWeights, ModelWeights};
 use crate::{Error, Result};
 
 /// A model whose weights live on backend `B`.
 pub struct HookedTransformer<B: Backend> {
     pub cfg: Config,
-    pub weights: ModelWeights<B::Tensor>,
+    pub weights: ModelWeights<B::Tensor, B::Matrix>,
 }
 
 /// The hook points of one run, visited in order by the forward pass.
@@ -58,10 +61,10 @@ impl<'r, B: Backend> Hooks<'r, B> {
 }
 
 impl<B: Backend> HookedTransformer<B> {
-    /// Uploads host weights to the backend.
-    pub fn new(backend: &B, cfg: Config, weights: &ModelWeights<HostTensor>) -> Result<Self> {
+    /// Uploads host weights (dense tensors, or matrices that may be quantized) to the backend.
+    pub fn new<M: MatrixSource>(backend: &B, cfg: Config, weights: &ModelWeights<HostTensor, M>) -> Result<Self> {
         cfg.validate()?;
-        let weights = weights.try_map(|_, t| backend.upload(t))?;
+        let weights = weights.try_map(|_, t| backend.upload(t), |name, m| backend.upload_matrix(&m.to_matrix(), matrix_role(name)))?;
         Ok(HookedTransformer { cfg, weights })
     }
 
@@ -108,12 +111,21 @@ impl<B: Backend> HookedTransformer<B> {
         let n_pos = tokens.len() / n_batch;
 
         let embed = h.hook(backend, "hook_embed", backend.embed(tokens, &w.W_E)?)?; // [pos, d_model]
-        let pos_embed = h.hook(backend, "hook_pos_embed", backend.pos_embed(n_batch, n_pos, &w.W_pos)?)?; // [pos, d_model]
-        let mut resid = backend.add(&embed, &pos_embed)?;
+        let mut resid = match &w.W_pos {
+            Some(w_pos) => {
+                let pos_embed = h.hook(backend, "hook_pos_embed", backend.pos_embed(n_batch, n_pos, w_pos)?)?; // [pos, d_model]
+                backend.add(&embed, &pos_embed)?
+            }
+            None => embed, // rotary models add positions inside attention
+        };
+        let rotary = match self.cfg.rotary() {
+            Some((dim, base)) => Some(backend.rotary_tables(n_pos, dim, base)?),
+            None => None,
+        };
         for (l, block) in w.blocks.iter().enumerate() {
-            resid = self.block(backend, h, l, block, resid, n_batch)?;
+            resid = self.block(backend, h, l, block, resid, n_batch, rotary.as_ref())?;
         }
-        let x = self.layer_norm(backend, h, "ln_final", &resid, &w.ln_final_w, &w.ln_final_b)?;
+        let x = self.norm(backend, h, "ln_final", &resid, &w.ln_final_w, w.ln_final_b.as_ref())?;
         let unembed_in = h.hook(backend, "unembed.hook_in", x)?; // [pos, d_model]
         let logits = h.hook(backend, "unembed.hook_out", backend.linear(&unembed_in, &w.W_U, None)?)?; // [pos, d_vocab_out]
         assert_eq!(hooks.next, plan.hooks.len(), "the forward pass skipped hook points");
@@ -122,41 +134,88 @@ impl<B: Backend> HookedTransformer<B> {
 
     /// One transformer block: `resid_pre -> resid_post`. Shapes in the comments are for one
     /// sequence; a batch stacks its sequences along `pos` (and leads the `[head, query, key]` ones).
-    fn block(&self, backend: &B, h: &mut Hooks<'_, B>, l: usize, w: &BlockWeights<B::Tensor>, resid_pre: B::Tensor, n_batch: usize) -> Result<B::Tensor> {
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        backend: &B,
+        h: &mut Hooks<'_, B>,
+        l: usize,
+        w: &BlockWeights<B::Tensor, B::Matrix>,
+        resid_pre: B::Tensor,
+        n_batch: usize,
+        rotary: Option<&(B::Tensor, B::Tensor)>,
+    ) -> Result<B::Tensor> {
         let cfg = &self.cfg;
         let name = |s: &str| format!("blocks.{l}.{s}");
-        let (n_heads, d_head) = (cfg.n_heads, cfg.d_head);
+        let (n_heads, n_kv_heads, d_head) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
         let resid_pre = h.hook(backend, &name("hook_resid_pre"), resid_pre)?; // [pos, d_model]
 
         // Attention.
-        let x = self.layer_norm(backend, h, &name("ln1"), &resid_pre, &w.ln1_w, &w.ln1_b)?; // [pos, d_model]
-        let q = h.hook(backend, &name("attn.hook_q"), backend.linear(&x, &w.W_Q, Some(&w.b_Q))?)?; // [pos, head, d_head]
-        let k = h.hook(backend, &name("attn.hook_k"), backend.linear(&x, &w.W_K, Some(&w.b_K))?)?; // [pos, head, d_head]
-        let v = h.hook(backend, &name("attn.hook_v"), backend.linear(&x, &w.W_V, Some(&w.b_V))?)?; // [pos, head, d_head]
-        let scores = backend.attn_scores(&q, &k, n_batch, n_heads, d_head)?;
+        let x = self.norm(backend, h, &name("ln1"), &resid_pre, &w.ln1_w, w.ln1_b.as_ref())?; // [pos, d_model]
+        let mut q = h.hook(backend, &name("attn.hook_q"), backend.linear(&x, &w.W_Q, w.b_Q.as_ref())?)?; // [pos, head, d_head]
+        let mut k = h.hook(backend, &name("attn.hook_k"), backend.linear(&x, &w.W_K, w.b_K.as_ref())?)?; // [pos, kv_head, d_head]
+        let v = h.hook(backend, &name("attn.hook_v"), backend.linear(&x, &w.W_V, w.b_V.as_ref())?)?; // [pos, kv_head, d_head]
+        if let (Some(tables), Some((rot_dim, _))) = (rotary, cfg.rotary()) {
+            q = h.hook(backend, &name("attn.hook_rot_q"), backend.rotary(&q, tables, n_heads, d_head, rot_dim)?)?; // [pos, head, d_head]
+            k = h.hook(backend, &name("attn.hook_rot_k"), backend.rotary(&k, tables, n_kv_heads, d_head, rot_dim)?)?; // [pos, kv_head, d_head]
+        }
+        let scores = backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?;
         let scores = h.hook(backend, &name("attn.hook_attn_scores"), scores)?; // [head, query, key]
         let pattern = h.hook(backend, &name("attn.hook_pattern"), backend.softmax(&scores)?)?; // [head, query, key]
-        let z = h.hook(backend, &name("attn.hook_z"), backend.attn_z(&pattern, &v, n_batch, n_heads, d_head)?)?; // [pos, head, d_head]
-        let attn_out = h.hook(backend, &name("hook_attn_out"), backend.linear(&z, &w.W_O, Some(&w.b_O))?)?; // [pos, d_model]
+        let z = h.hook(backend, &name("attn.hook_z"), backend.attn_z(&pattern, &v, n_batch, n_heads, n_kv_heads, d_head)?)?; // [pos, head, d_head]
+        let attn_out = h.hook(backend, &name("hook_attn_out"), backend.linear(&z, &w.W_O, w.b_O.as_ref())?)?; // [pos, d_model]
 
         let Some(mlp) = &w.mlp else {
             // Attention-only: there is no resid_mid.
             return h.hook(backend, &name("hook_resid_post"), backend.add(&resid_pre, &attn_out)?);
         };
+        if cfg.parallel_attn_mlp {
+            // GPT-NeoX: the MLP reads resid_pre too, and both outputs are added at once.
+            let mlp_out = self.mlp(backend, h, l, mlp, &resid_pre)?;
+            let sum = backend.add(&backend.add(&resid_pre, &attn_out)?, &mlp_out)?;
+            return h.hook(backend, &name("hook_resid_post"), sum); // [pos, d_model]
+        }
         let resid_mid = h.hook(backend, &name("hook_resid_mid"), backend.add(&resid_pre, &attn_out)?)?; // [pos, d_model]
-
-        // MLP.
-        let x = self.layer_norm(backend, h, &name("ln2"), &resid_mid, &mlp.ln2_w, &mlp.ln2_b)?; // [pos, d_model]
-        let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, &mlp.W_in, Some(&mlp.b_in))?)?; // [pos, d_mlp]
-        let post = h.hook(backend, &name("mlp.hook_post"), backend.gelu_new(&pre)?)?; // [pos, d_mlp]
-        let mlp_out = h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &mlp.W_out, Some(&mlp.b_out))?)?; // [pos, d_model]
+        let mlp_out = self.mlp(backend, h, l, mlp, &resid_mid)?;
         h.hook(backend, &name("hook_resid_post"), backend.add(&resid_mid, &mlp_out)?) // [pos, d_model]
     }
 
-    /// LayerNorm `ln` (`ln1`, `ln2`, `ln_final`) with its two hooks, as TransformerLens 3:
-    /// `hook_scale` `[pos, 1]`, then `hook_normalized` `[pos, d_model]` before the weight and bias.
-    fn layer_norm(&self, backend: &B, h: &mut Hooks<'_, B>, ln: &str, x: &B::Tensor, w: &B::Tensor, b: &B::Tensor) -> Result<B::Tensor> {
-        let (scale, normalized) = backend.layer_norm(x, self.cfg.eps)?;
+    /// The MLP with the norm before it: `resid -> hook_mlp_out`. Plain: `act(x W_in + b_in)`;
+    /// gated (SwiGLU): `act(x W_gate) * (x W_in)` with both halves hooked, as TransformerLens.
+    fn mlp(&self, backend: &B, h: &mut Hooks<'_, B>, l: usize, w: &MlpWeights<B::Tensor, B::Matrix>, resid: &B::Tensor) -> Result<B::Tensor> {
+        let name = |s: &str| format!("blocks.{l}.{s}");
+        let x = self.norm(backend, h, &name("ln2"), resid, &w.ln2_w, w.ln2_b.as_ref())?; // [pos, d_model]
+        let post = match &w.W_gate {
+            Some(w_gate) => {
+                let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, w_gate, None)?)?; // [pos, d_mlp]
+                let pre_linear = h.hook(backend, &name("mlp.hook_pre_linear"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?; // [pos, d_mlp]
+                backend.mul(&self.act(backend, &pre)?, &pre_linear)?
+            }
+            None => {
+                let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?; // [pos, d_mlp]
+                self.act(backend, &pre)?
+            }
+        };
+        let post = h.hook(backend, &name("mlp.hook_post"), post)?; // [pos, d_mlp]
+        h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &w.W_out, w.b_out.as_ref())?) // [pos, d_model]
+    }
+
+    fn act(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        match self.cfg.act_fn {
+            ActFn::GeluNew => backend.gelu_new(x),
+            ActFn::Gelu => backend.gelu(x),
+            ActFn::Silu => backend.silu(x),
+        }
+    }
+
+    /// The norm `ln` (`ln1`, `ln2`, `ln_final`: LayerNorm or RMSNorm) with its two hooks, as
+    /// TransformerLens 3: `hook_scale` `[pos, 1]`, then `hook_normalized` `[pos, d_model]` before
+    /// the weight (and LayerNorm's bias).
+    fn norm(&self, backend: &B, h: &mut Hooks<'_, B>, ln: &str, x: &B::Tensor, w: &B::Tensor, b: Option<&B::Tensor>) -> Result<B::Tensor> {
+        let (scale, normalized) = match self.cfg.normalization {
+            Normalization::LayerNorm => backend.layer_norm(x, self.cfg.eps)?,
+            Normalization::RmsNorm => backend.rms_norm(x, self.cfg.eps)?,
+        };
         h.hook(backend, &format!("{ln}.hook_scale"), scale)?;
         let normalized = h.hook(backend, &format!("{ln}.hook_normalized"), normalized)?;
         backend.scale_shift(&normalized, w, b)

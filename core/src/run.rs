@@ -200,18 +200,22 @@ fn lower(cfg: &Config, point: &HookPoint, n_pos: usize, iv: &Intervention) -> Re
     let shape = point.shape(cfg, n_pos);
     let bad = |msg: String| Error::Request(format!("intervention on {}: {msg}", point.name));
     let last = *shape.last().unwrap();
-    let has_head = matches!(point.kind, HookKind::PosHead | HookKind::HeadQueryKey);
+    let n_heads = match point.kind {
+        HookKind::PosHead { heads } => Some(heads),
+        HookKind::HeadQueryKey => Some(cfg.n_heads),
+        _ => None,
+    };
     if let Some(ps) = &iv.positions {
         if let Some(&p) = ps.iter().find(|&&p| p >= n_pos) {
             return Err(bad(format!("position {p} is past the last position {}", n_pos - 1)));
         }
     }
     if let Some(h) = iv.head {
-        if !has_head {
+        let Some(n_heads) = n_heads else {
             return Err(bad("this hook has no head axis".into()));
-        }
-        if h >= cfg.n_heads {
-            return Err(bad(format!("head {h} does not exist (the model has {})", cfg.n_heads)));
+        };
+        if h >= n_heads {
+            return Err(bad(format!("head {h} does not exist (this hook has {n_heads})")));
         }
     }
     if let Some(n) = iv.neuron {
@@ -237,7 +241,7 @@ fn lower(cfg: &Config, point: &HookPoint, n_pos: usize, iv: &Intervention) -> Re
         // Which position, head and neuron this entry belongs to.
         let (pos, head, neuron) = match point.kind {
             HookKind::PosWidth { .. } | HookKind::Scale => (i0, None, i1),
-            HookKind::PosHead => (i0, Some(i1), i2),
+            HookKind::PosHead { .. } => (i0, Some(i1), i2),
             HookKind::HeadQueryKey => (i1, Some(i0), i2),
         };
         let selected = iv.positions.as_ref().is_none_or(|ps| ps.contains(&pos))

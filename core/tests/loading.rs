@@ -33,7 +33,16 @@ fn weights_that_do_not_fit_the_config_are_named() {
 #[test]
 fn bad_configs_are_errors() {
     assert!(Config::from_hf_json("{").is_err());
-    assert!(Config::from_hf_json(r#"{"model_type":"llama","n_layer":1,"n_embd":8,"n_head":2,"n_positions":8,"vocab_size":8}"#).unwrap_err().to_string().contains("llama"));
+    // A Llama config with GPT-2's keys lacks Llama's: the message names the missing key.
+    assert!(Config::from_hf_json(r#"{"model_type":"llama","n_layer":1,"n_embd":8,"n_head":2,"n_positions":8,"vocab_size":8}"#).unwrap_err().to_string().contains("hidden_size"));
+    // An unsupported family is named.
+    assert!(Config::from_hf_json(r#"{"model_type":"bert","hidden_size":8}"#).unwrap_err().to_string().contains("\"bert\""));
+    // RoPE scaling is refused by name.
+    let scaled = r#"{"model_type":"llama","hidden_size":8,"num_attention_heads":2,"num_hidden_layers":1,"intermediate_size":16,"vocab_size":8,"max_position_embeddings":8,"rope_scaling":{"rope_type":"yarn","factor":4.0}}"#;
+    assert!(Config::from_hf_json(scaled).unwrap_err().to_string().contains("yarn"));
+    // Heads that do not share key/value heads evenly.
+    let gqa = r#"{"model_type":"llama","hidden_size":12,"num_attention_heads":3,"num_key_value_heads":2,"num_hidden_layers":1,"intermediate_size":16,"vocab_size":8,"max_position_embeddings":8}"#;
+    assert!(Config::from_hf_json(gqa).unwrap_err().to_string().contains("key/value heads"));
     assert!(Config::from_hf_json(r#"{"n_layer":1,"n_embd":9,"n_head":2,"n_positions":8,"vocab_size":8}"#).is_err());
     assert!(Config::from_hf_json(r#"{"n_layer":100000,"n_embd":8,"n_head":2,"n_positions":8,"vocab_size":8}"#).unwrap_err().to_string().contains("n_layers"));
 }

@@ -52,3 +52,26 @@ pub fn gpu_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A fixture of any family (python/make_family_fixtures.py): weights through the general
+/// Hugging Face loader.
+pub struct FamilyFixture {
+    pub dir: PathBuf,
+    pub cfg: Config,
+    pub weights: ModelWeights<HostTensor, glassbox_core::weights::HostMatrix>,
+    pub tokens: Vec<u32>,
+    pub activations: std::collections::HashMap<String, HostTensor>,
+    pub hook_names: Vec<String>,
+}
+
+pub fn family_fixture(name: &str) -> FamilyFixture {
+    let dir = repo_root().join("fixtures").join(name);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("reading fixture {name}/{f}: {e}"));
+    let cfg = Config::from_hf_json(std::str::from_utf8(&read("config.json")).unwrap()).unwrap();
+    let weights = glassbox_core::weights::from_hf_tensors(&cfg, read_safetensors(&read("model.safetensors")).unwrap()).unwrap();
+    let tokens: serde_json::Value = serde_json::from_slice(&read("tokens.json")).unwrap();
+    let tokens = tokens["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+    let activations = read_safetensors(&read("activations.safetensors")).unwrap();
+    let hook_names = serde_json::from_slice(&read("hook_names.json")).unwrap();
+    FamilyFixture { dir, cfg, weights, tokens, activations, hook_names }
+}
