@@ -2,7 +2,7 @@
 //! every position, attention patterns per layer, and per-head scores that point a reader at
 //! the interesting heads. Pure logic: no DOM, no backend.
 
-use glassbox_core::{VocabTokenizer, HostTensor, RunOutput};
+use glassbox_core::{HostTensor, RunOutput, Tokenizer};
 
 /// The attention-pattern hook of layer `l`: `[head, query, key]`.
 pub fn pattern_hook(l: usize) -> String {
@@ -33,18 +33,18 @@ impl RunView {
         ids: Vec<u32>,
         out: &RunOutput,
         n_layers: usize,
-        tokenizer: &VocabTokenizer,
+        tokenizer: &Tokenizer,
         elapsed_ms: f64,
     ) -> RunView {
         let tokens = ids
             .iter()
-            .map(|&id| tokenizer.token_str(id).to_string())
+            .map(|&id| tokenizer.token_str(id))
             .collect();
         let top5 = (0..ids.len())
             .map(|p| {
                 out.top_k(p, 5)
                     .into_iter()
-                    .map(|(id, prob)| (tokenizer.output_str(id).to_string(), prob))
+                    .map(|(id, prob)| (tokenizer.output_str(id), prob))
                     .collect()
             })
             .collect();

@@ -5,7 +5,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glassbox_core::{VocabTokenizer, Config, ModelBundle, RunRequest};
+use glassbox_core::weights::MatrixRole;
+use glassbox_core::{Config, ModelBundle, RunRequest, Tokenizer};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -39,7 +40,7 @@ pub enum LoadState {
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
     pub cfg: Config,
-    pub tokenizer: VocabTokenizer,
+    pub tokenizer: Tokenizer,
     pub card: serde_json::Value,
 }
 
@@ -55,8 +56,8 @@ impl ModelInfo {
     /// What the prompt box says the model accepts: the vocabulary's own sentence, or the card's
     /// description of the vocabulary.
     pub fn vocabulary_help(&self) -> String {
-        match &self.tokenizer.help {
-            Some(h) => h.clone(),
+        match self.tokenizer.help() {
+            Some(h) => h.to_string(),
             None => format!("Type a prompt. The model knows {}.", self.card_str("vocabulary")),
         }
     }
@@ -64,7 +65,7 @@ impl ModelInfo {
     /// Whether the model answers through a readout of its own (named outputs, such as a
     /// classifier's classes) rather than by predicting the next token.
     pub fn has_readout(&self) -> bool {
-        self.tokenizer.outputs.is_some()
+        self.tokenizer.outputs().is_some()
     }
 }
 
@@ -333,7 +334,7 @@ async fn start(ui: Ui, params: url_state::UrlParams) {
     ui.engine.set_value(Some(Rc::new(engine)));
     if ui.model_entry.id == MODULAR {
         let p = cfg.d_vocab_out;
-        ui.embedding_norms.set(embedding_frequency_norms(&bundle.weights.W_E.data, p, cfg.d_model));
+        ui.embedding_norms.set(embedding_frequency_norms(&bundle.weights.W_E.dense(MatrixRole::Table).map(|t| t.data).unwrap_or_default(), p, cfg.d_model));
     }
     let bundle = Rc::new(bundle);
     ui.bundle.set_value(Some(bundle.clone()));
@@ -535,11 +536,11 @@ async fn scan_corpus(ui: Ui, layer: usize) {
     let chars: Vec<char> = text.chars().take(SCAN_CHARS).collect();
     let slice: String = chars.iter().collect();
     let ids = match info.tokenizer.encode(&slice) {
-        Ok(ids) => ids[usize::from(info.tokenizer.bos.is_some())..].to_vec(),
+        Ok(ids) => ids[usize::from(info.tokenizer.bos().is_some())..].to_vec(),
         Err(e) => return scan_failed(ui, e.to_string()),
     };
     let body = info.cfg.n_ctx - 1;
-    let bos = info.tokenizer.bos.unwrap_or(0);
+    let bos = info.tokenizer.bos().unwrap_or(0);
     let hook = format!("blocks.{layer}.mlp.hook_post");
     let mut top = TopActivations::new(d_mlp, 10);
     let windows: Vec<&[u32]> = ids.chunks_exact(body).collect(); // whole windows only

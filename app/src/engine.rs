@@ -66,7 +66,7 @@ impl Engine {
         let model = HookedTransformer::new(&*backend, bundle.cfg.clone(), &bundle.weights)?;
         // One tiny run builds the pipelines and proves the device computes, so that a GPU that
         // fails here falls back to the CPU instead of failing the user's first prompt.
-        let first = bundle.tokenizer.bos.unwrap_or(0);
+        let first = bundle.tokenizer.bos().unwrap_or(0);
         model.run(&*backend, &RunRequest::new(vec![first])).await?;
         ACTIVE_GPU.with(|g| *g.borrow_mut() = Some(backend.clone()));
         Ok(Engine::Gpu { backend, model })

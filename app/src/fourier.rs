@@ -157,7 +157,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models/modular-addition");
         let bundle = glassbox_core::ModelBundle::from_dir(&root).expect("the shipped model loads");
         let d = bundle.cfg.d_model;
-        let norms = embedding_frequency_norms(&bundle.weights.W_E.data, 113, d);
+        let norms = embedding_frequency_norms(&bundle.weights.W_E.dense(glassbox_core::weights::MatrixRole::Table).unwrap().data, 113, d);
         let share = top_share(&norms, 6);
         assert!(share > 0.5, "the top 6 frequencies hold only {share:.2} of the embedding");
     }

@@ -2,7 +2,7 @@
 //! needs when that text is empty, too long for the model's context, or has characters the
 //! model does not know. Pure logic: no DOM, no backend.
 
-use glassbox_core::{VocabTokenizer, Error};
+use glassbox_core::{Error, Tokenizer, VocabTokenizer};
 
 /// Tokens cut off the end of a prompt longer than the model's context.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +52,7 @@ impl std::fmt::Display for PromptError {
 /// Tokenizes `text` and keeps at most `n_ctx` tokens (the BOS token counts).
 pub fn prepare(
     text: &str,
-    tokenizer: &VocabTokenizer,
+    tokenizer: &Tokenizer,
     n_ctx: usize,
 ) -> Result<Prepared, PromptError> {
     if text.chars().all(char::is_whitespace) {
@@ -94,10 +94,10 @@ impl Cut {
 mod tests {
     use super::*;
 
-    fn tok() -> VocabTokenizer {
+    fn tok() -> Tokenizer {
         let mut tokens = vec!["<bos>".to_string()];
         tokens.extend(('a'..='z').map(String::from));
-        VocabTokenizer::chars(tokens, Some(0))
+        Tokenizer::Vocab(VocabTokenizer::chars(tokens, Some(0)))
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use backend::Backend;
-pub use bundle::ModelBundle;
+pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};
