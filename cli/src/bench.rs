@@ -1,29 +1,40 @@
 //! `glassbox bench`: median wall time of a forward pass with every hook cached, on a Hugging
 //! Face GPT-2 directory (config.json + model.safetensors), for comparison with
 //! TransformerLens's `run_with_cache` on the same weights (python/bench_transformer_lens.py).
+//! `--quant q8_0|q4_0` quantizes the matrices on load (as the app's quantize-on-load does): the
+//! GPU backend keeps them quantized; the CPU backend dequantizes them (it is the f32 reference).
+//! Any family `config.json` works (GPT-2, Llama, Qwen2, GPT-NeoX).
 
 use std::path::Path;
 use std::time::Instant;
 
-use glassbox_core::weights::read_safetensors;
-use glassbox_core::{Backend, Config, CpuBackend, GpuBackend, HookedTransformer, ModelWeights, RunRequest};
+use glassbox_core::bundle::quantize_matrices;
+use glassbox_core::weights::{from_hf_tensors, read_safetensors, HostMatrix};
+use glassbox_core::{Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights, QuantizeOnLoad, RunRequest};
 
-pub fn bench(dir: &Path, tokens: &str, runs: usize, backend: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub fn bench(dir: &Path, tokens: &str, runs: usize, backend: &str, quant: &str) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
-    let weights = ModelWeights::from_hf_gpt2(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
+    let mut weights = from_hf_tensors(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
+    match quant {
+        "f32" => {}
+        "q8_0" => weights = quantize_matrices(&weights, QuantizeOnLoad::Q8_0),
+        "q4_0" => weights = quantize_matrices(&weights, QuantizeOnLoad::Q4_0),
+        other => return Err(format!("unknown --quant {other:?} (f32, q8_0 or q4_0)").into()),
+    }
+    eprintln!("weights: {:.1} MB as stored ({quant})", weights.n_bytes() as f64 / 1e6);
     let counts: Vec<usize> = tokens.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
     match backend {
-        "cpu" => bench_on(&CpuBackend, "cpu", &cfg, &weights, &counts, runs),
+        "cpu" => bench_on(&CpuBackend, &format!("cpu {quant}"), &cfg, &weights, &counts, runs),
         "gpu" => {
             let gpu = pollster::block_on(GpuBackend::new())?;
-            let name = format!("gpu:{}", gpu.adapter_name());
+            let name = format!("gpu:{} {quant}", gpu.adapter_name());
             bench_on(&gpu, &name, &cfg, &weights, &counts, runs)
         }
         other => Err(format!("unknown backend {other:?} (cpu or gpu)").into()),
     }
 }
 
-fn bench_on<B: Backend>(b: &B, name: &str, cfg: &Config, weights: &ModelWeights<glassbox_core::HostTensor>, counts: &[usize], runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn bench_on<B: Backend>(b: &B, name: &str, cfg: &Config, weights: &ModelWeights<HostTensor, HostMatrix>, counts: &[usize], runs: usize) -> Result<(), Box<dyn std::error::Error>> {
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();

@@ -6,7 +6,7 @@
 //!
 //! The other organisms (modular addition, balanced parentheses, English) are trained by
 //! python/train_organisms.py; see that file for why.
-//!   glassbox bench --model DIR [--tokens 16,64,256] [--runs N] [--backend cpu|gpu]
+//!   glassbox bench --model DIR [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0]
 //!   glassbox run --model DIR --prompt TEXT                          top-5 predictions per position
 
 mod bench;
@@ -37,6 +37,7 @@ fn main() {
             &arg(&args, "--tokens", "16,64,256"),
             arg(&args, "--runs", "10").parse().expect("--runs takes a number"),
             &arg(&args, "--backend", "cpu"),
+            &arg(&args, "--quant", "f32"),
         ),
         Some("run") => run_prompt(&PathBuf::from(arg(&args, "--model", "public/models/induction-2l")), &arg(&args, "--prompt", "")),
         _ => {
@@ -51,7 +52,17 @@ fn main() {
 }
 
 fn eval_induction(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let bundle = ModelBundle::from_dir(dir)?;
+    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
+    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
+        std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
+            .collect::<std::io::Result<_>>()?
+    } else {
+        vec![(dir.display().to_string(), std::fs::read(dir)?)]
+    };
+    let bundle = ModelBundle::from_files(&files, None)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     let seed = bundle.card["metrics"]["eval_seed"].as_u64().unwrap_or(train::EVAL_SEED);
     let n = bundle.card["metrics"]["eval_sequences"].as_u64().unwrap_or(train::EVAL_SEQUENCES as u64) as usize;
@@ -61,7 +72,17 @@ fn eval_induction(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error
 }
 
 fn run_prompt(dir: &std::path::Path, prompt: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let bundle = ModelBundle::from_dir(dir)?;
+    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
+    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
+        std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
+            .collect::<std::io::Result<_>>()?
+    } else {
+        vec![(dir.display().to_string(), std::fs::read(dir)?)]
+    };
+    let bundle = ModelBundle::from_files(&files, None)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     let tokens = bundle.tokenizer.encode(prompt)?;
     let out = pollster::block_on(model.run(&CpuBackend, &RunRequest::new(tokens.clone())))?;
@@ -74,7 +95,17 @@ fn run_prompt(dir: &std::path::Path, prompt: &str) -> Result<(), Box<dyn std::er
 
 /// Recomputes a shipped organism's held-out metric with the Rust forward pass.
 fn eval_organism(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let bundle = ModelBundle::from_dir(dir)?;
+    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
+    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
+        std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
+            .collect::<std::io::Result<_>>()?
+    } else {
+        vec![(dir.display().to_string(), std::fs::read(dir)?)]
+    };
+    let bundle = ModelBundle::from_files(&files, None)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     for (name, got, card) in pollster::block_on(glassbox_core::tasks::card_metrics(&bundle, &model, &CpuBackend, dir))? {
         println!("{name}: {got:.4} (card: {card:.4})");

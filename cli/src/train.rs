@@ -93,11 +93,6 @@ impl Trainee {
             Ok(HostTensor::new(t.shape.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
         })
     }
-
-    /// A model on the CPU backend with the current weights, detached from training.
-    pub fn snapshot(&self) -> Result<HookedTransformer<CpuBackend>, Box<dyn std::error::Error>> {
-        Ok(HookedTransformer::new(&CpuBackend, self.model.cfg.clone(), &self.weights()?)?)
-    }
 }
 
 /// Writes the four files of a shipped model: config.json, model.safetensors, vocab.json, card.json.
