@@ -27,6 +27,12 @@ pub trait Backend {
     /// quantized blocks as they are or dequantize them.
     fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<Self::Matrix>;
 
+    /// The unembedding of a tied model whose W_E was uploaded as `w_e`, when this backend can
+    /// use the same storage for both (quantized blocks on the GPU: one copy instead of two).
+    fn tied_unembed(&self, _w_e: &Self::Matrix) -> Option<Self::Matrix> {
+        None
+    }
+
     /// Rows `tokens` of `w_e` `[d_vocab, d_model]` -> `[tokens, d_model]` (`batch * pos` tokens,
     /// sequence after sequence).
     fn embed(&self, tokens: &[u32], w_e: &Self::Matrix) -> Result<Self::Tensor>;

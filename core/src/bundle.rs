@@ -221,7 +221,7 @@ pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, q: Quan
         QuantizeOnLoad::Q8_0 => (QuantFormat::Q8_0, GgmlType::Q8_0),
         QuantizeOnLoad::Q4_0 => (QuantFormat::Q4_0, GgmlType::Q4_0),
     };
-    weights
+    let mut out = weights
         .try_map(
             |_, t| Ok::<_, std::convert::Infallible>(t.clone()),
             |name, m| {
@@ -240,5 +240,13 @@ pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, q: Quan
                 Ok(HostMatrix::Quant(QuantMatrix { ggml_type, rows, cols, bytes: bytes.into() }))
             },
         )
-        .unwrap_or_else(|e| match e {})
+        .unwrap_or_else(|e| match e {});
+    // A tied unembedding quantizes to W_E's very blocks: share them, so that a backend can
+    // keep one copy.
+    if let (HostMatrix::Quant(e), HostMatrix::Quant(u)) = (&out.W_E, &mut out.W_U) {
+        if e.bytes == u.bytes && e.rows == u.rows {
+            u.bytes = e.bytes.clone();
+        }
+    }
+    out
 }

@@ -16,12 +16,15 @@ use crate::tensor::HostTensor;
 use crate::weights::{HostMatrix, MatrixRole};
 use crate::{Error, Result};
 
-/// A weight matrix on the GPU: dense f32 (`[in, out]`, or `[d_vocab, d_model]` for W_E), or
-/// Q8_0 / Q4_0 blocks that the matmul and embedding kernels dequantize as they read.
+/// A weight matrix on the GPU: dense f32 (`[in, out]`, or `[d_vocab, d_model]` for W_E), Q8_0 /
+/// Q4_0 blocks that the matmul and embedding kernels dequantize as they read, or, for a matrix
+/// larger than one storage binding may be, pieces along its output axis (a table's rows, a
+/// linear layer's output columns), each starting at the given offset.
 #[derive(Clone, Debug)]
 pub enum GpuMatrix {
     Dense(GpuTensor),
     Quant(QuantTensor),
+    Chunks(Vec<(usize, GpuMatrix)>),
 }
 
 impl GpuMatrix {
@@ -30,14 +33,23 @@ impl GpuMatrix {
         match self {
             GpuMatrix::Dense(t) => 4 * t.len(),
             GpuMatrix::Quant(q) => 4 * q.buffer.len,
+            GpuMatrix::Chunks(c) => c.iter().map(|(_, m)| m.n_bytes()).sum(),
         }
     }
+}
+
+/// Splits `n` rows of `row_bytes` each into runs of at most `limit` bytes: (start, len) pairs.
+fn chunk_rows(n: usize, row_bytes: usize, limit: u64) -> Vec<(usize, usize)> {
+    let per = ((limit / row_bytes.max(1) as u64) as usize).max(1);
+    (0..n).step_by(per).map(|s| (s, per.min(n - s))).collect()
 }
 
 pub struct GpuBackend {
     ctx: &'static GpuContext,
     /// The encoder that ops record into; started lazily, submitted by `read`.
     recorder: RefCell<Option<Recorder<'static>>>,
+    /// A smaller storage-binding limit than the device's, for tests of split matrices.
+    binding_limit: std::cell::Cell<Option<u64>>,
 }
 
 impl GpuBackend {
@@ -47,7 +59,13 @@ impl GpuBackend {
         // The context lives as long as the page (or the process); leaking it lets recorders
         // borrow it without a self-referential struct.
         let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
-        Ok(GpuBackend { ctx, recorder: RefCell::new(None) })
+        Ok(GpuBackend { ctx, recorder: RefCell::new(None), binding_limit: std::cell::Cell::new(None) })
+    }
+
+    /// Uploads later matrices as if the device bound at most `bytes` per storage buffer
+    /// (`None`: the device's own limit). Exists so that tests can split small matrices.
+    pub fn set_binding_limit(&self, bytes: Option<u64>) {
+        self.binding_limit.set(bytes);
     }
 
     pub fn adapter_name(&self) -> String {
@@ -58,6 +76,25 @@ impl GpuBackend {
     /// with a "device lost" error. Exists so that tests can check what callers do then.
     pub fn destroy_device(&self) {
         self.ctx.device().destroy();
+    }
+
+    /// A dense matrix, in pieces when it is larger than one binding may be: a table by rows,
+    /// a linear layer `[in, out]` by output columns.
+    fn upload_dense(&self, t: &HostTensor, role: MatrixRole, limit: u64) -> Result<GpuMatrix> {
+        if (4 * t.len()) as u64 <= limit || t.shape.len() != 2 {
+            return Ok(GpuMatrix::Dense(self.upload(t)?));
+        }
+        let (r, c) = (t.shape[0], t.shape[1]);
+        Ok(GpuMatrix::Chunks(match role {
+            MatrixRole::Table => chunk_rows(r, 4 * c, limit)
+                .into_iter()
+                .map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.data[s * c..(s + n) * c], &[n, c]))))
+                .collect(),
+            MatrixRole::Linear => chunk_rows(c, 4 * r, limit)
+                .into_iter()
+                .map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.columns(s, s + n).data, &[r, n]))))
+                .collect(),
+        }))
     }
 
     fn record<T>(&self, f: impl FnOnce(&mut Recorder<'static>) -> T) -> T {
@@ -79,8 +116,10 @@ impl Backend for GpuBackend {
     }
 
     /// Q8_0 and Q4_0 stay quantized (the kernels read the blocks); other formats (F16, Q4_K,
-    /// Q6_K) are dequantized to f32 here, as there is no kernel for them yet.
+    /// Q6_K) are dequantized to f32 here, as there is no kernel for them yet. A matrix larger
+    /// than the device's storage-binding limit is uploaded in pieces along its output axis.
     fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<GpuMatrix> {
+        let limit = self.binding_limit.get().unwrap_or_else(|| self.ctx.max_binding_bytes());
         let format = match m {
             HostMatrix::Quant(q) if q.cols % 32 == 0 => match q.ggml_type {
                 GgmlType::Q8_0 => Some(QuantFormat::Q8_0),
@@ -90,18 +129,54 @@ impl Backend for GpuBackend {
             _ => None,
         };
         match (m, format) {
-            (HostMatrix::Quant(q), Some(format)) => Ok(GpuMatrix::Quant(self.ctx.upload_quant(format, &q.bytes, q.rows, q.cols))),
-            (HostMatrix::Dense(t), _) => Ok(GpuMatrix::Dense(self.upload(t)?)),
-            (_, None) => Ok(GpuMatrix::Dense(self.upload(&m.dense(role)?)?)),
+            (HostMatrix::Quant(q), Some(format)) => {
+                let row_bytes = q.bytes.len() / q.rows.max(1);
+                let pieces = chunk_rows(q.rows, row_bytes, limit);
+                let up = |start: usize, n: usize| GpuMatrix::Quant(self.ctx.upload_quant(format, &q.bytes[start * row_bytes..(start + n) * row_bytes], n, q.cols));
+                Ok(match pieces.as_slice() {
+                    [(s, n)] => up(*s, *n),
+                    _ => GpuMatrix::Chunks(pieces.iter().map(|&(s, n)| (s, up(s, n))).collect()),
+                })
+            }
+            (HostMatrix::Dense(t), _) => self.upload_dense(t, role, limit),
+            (_, None) => self.upload_dense(&m.dense(role)?, role, limit),
+        }
+    }
+
+    fn tied_unembed(&self, w_e: &GpuMatrix) -> Option<GpuMatrix> {
+        match w_e {
+            GpuMatrix::Quant(_) => Some(w_e.clone()),
+            // Row pieces of quantized blocks are also the output pieces of the linear layer.
+            GpuMatrix::Chunks(c) if c.iter().all(|(_, m)| matches!(m, GpuMatrix::Quant(_))) => Some(w_e.clone()),
+            _ => None,
         }
     }
 
     fn embed(&self, tokens: &[u32], w_e: &GpuMatrix) -> Result<GpuTensor> {
-        let ids = self.ctx.upload_u32(tokens);
-        Ok(self.record(|r| match w_e {
-            GpuMatrix::Dense(t) => r.embed(&ids, tokens.len(), t),
-            GpuMatrix::Quant(q) => r.embed_quant(&ids, tokens.len(), q),
-        }))
+        match w_e {
+            GpuMatrix::Dense(t) => {
+                let ids = self.ctx.upload_u32(tokens);
+                Ok(self.record(|r| r.embed(&ids, tokens.len(), t)))
+            }
+            GpuMatrix::Quant(q) => {
+                let ids = self.ctx.upload_u32(tokens);
+                Ok(self.record(|r| r.embed_quant(&ids, tokens.len(), q)))
+            }
+            GpuMatrix::Chunks(chunks) => {
+                // Each piece gathers the tokens in its rows (ids shifted into it; the others fall
+                // outside it and give zero rows), and the pieces are summed.
+                let mut sum: Option<GpuTensor> = None;
+                for (start, piece) in chunks {
+                    let shifted: Vec<u32> = tokens.iter().map(|&t| t.checked_sub(*start as u32).unwrap_or(u32::MAX)).collect();
+                    let part = self.embed(&shifted, piece)?;
+                    sum = Some(match sum {
+                        None => part,
+                        Some(s) => self.add(&s, &part)?,
+                    });
+                }
+                sum.ok_or_else(|| Error::Gpu("an empty embedding table".into()))
+            }
+        }
     }
 
     fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &GpuTensor) -> Result<GpuTensor> {
@@ -121,10 +196,29 @@ impl Backend for GpuBackend {
     }
 
     fn linear(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>) -> Result<GpuTensor> {
-        Ok(self.record(|r| match w {
-            GpuMatrix::Dense(w) => r.linear(x, w, b),
-            GpuMatrix::Quant(q) => r.linear_quant(x, q, b),
-        }))
+        match w {
+            GpuMatrix::Dense(w) => Ok(self.record(|r| r.linear(x, w, b))),
+            GpuMatrix::Quant(q) => Ok(self.record(|r| r.linear_quant(x, q, b))),
+            GpuMatrix::Chunks(chunks) => {
+                // Output columns piece by piece, joined side by side, then the bias.
+                let mut out: Option<GpuTensor> = None;
+                for (_, piece) in chunks {
+                    let part = self.linear(x, piece, None)?;
+                    out = Some(match out {
+                        None => part,
+                        Some(o) => self.record(|r| r.concat_cols(&o, &part)),
+                    });
+                }
+                let out = out.ok_or_else(|| Error::Gpu("an empty weight matrix".into()))?;
+                match b {
+                    None => Ok(out),
+                    Some(b) => {
+                        let ones = self.ctx.upload(&vec![1.0; b.len()], &[b.len()]);
+                        Ok(self.record(|r| r.scale_shift(&out, &ones, Some(b))))
+                    }
+                }
+            }
+        }
     }
 
     fn gelu(&self, x: &GpuTensor) -> Result<GpuTensor> {

@@ -14,7 +14,7 @@ use crate::config::{ActFn, Config, Normalization};
 use crate::hooks::HookPoint;
 use crate::run::{HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
-use crate::weights::{matrix_role, BlockWeights, MatrixSource, MlpWeights, ModelWeights};
+use crate::weights::{matrix_role, BlockWeights, HostMatrix, MatrixSource, MlpWeights, ModelWeights};
 use crate::{Error, Result};
 
 /// A model whose weights live on backend `B`.
@@ -64,7 +64,26 @@ impl<B: Backend> HookedTransformer<B> {
     /// Uploads host weights (dense tensors, or matrices that may be quantized) to the backend.
     pub fn new<M: MatrixSource>(backend: &B, cfg: Config, weights: &ModelWeights<HostTensor, M>) -> Result<Self> {
         cfg.validate()?;
-        let weights = weights.try_map(|_, t| backend.upload(t), |name, m| backend.upload_matrix(&m.to_matrix(), matrix_role(name)))?;
+        // A tied, quantized unembedding shares W_E's blocks (same allocation): upload them once
+        // where the backend can read them both ways.
+        let shared = cfg.tied_embeddings
+            && matches!((&*weights.W_E.to_matrix(), &*weights.W_U.to_matrix()), (HostMatrix::Quant(e), HostMatrix::Quant(u)) if std::sync::Arc::ptr_eq(&e.bytes, &u.bytes));
+        let mut w_e = None;
+        let weights = weights.try_map(
+            |_, t| backend.upload(t),
+            |name, m| {
+                if name == "unembed.W_U" && shared {
+                    if let Some(u) = w_e.as_ref().and_then(|e| backend.tied_unembed(e)) {
+                        return Ok(u);
+                    }
+                }
+                let up = backend.upload_matrix(&m.to_matrix(), matrix_role(name))?;
+                if name == "embed.W_E" {
+                    w_e = Some(up.clone());
+                }
+                Ok(up)
+            },
+        )?;
         Ok(HookedTransformer { cfg, weights })
     }
 

@@ -241,7 +241,12 @@ impl<M: MatrixSource> ModelWeights<HostTensor, M> {
         let total = std::cell::Cell::new(0usize);
         let _ = self.try_map(
             |_, t| Ok::<(), ()>(total.set(total.get() + 4 * t.len())),
-            |_, m| Ok::<(), ()>(total.set(total.get() + m.n_bytes())),
+            |name, m| {
+                // A tied unembedding sharing W_E's blocks is stored once.
+                let shared = name == "unembed.W_U"
+                    && matches!((&*self.W_E.to_matrix(), &*m.to_matrix()), (HostMatrix::Quant(e), HostMatrix::Quant(u)) if Arc::ptr_eq(&e.bytes, &u.bytes));
+                Ok::<(), ()>(total.set(total.get() + if shared { 0 } else { m.n_bytes() }))
+            },
         );
         total.get()
     }

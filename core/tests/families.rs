@@ -169,3 +169,30 @@ fn bad_gguf_models_are_named_errors() {
     magic[0] = b'X';
     assert!(GgufModel::from_bytes(&magic).is_err());
 }
+
+#[test]
+fn matrices_past_the_binding_limit_are_split_and_give_the_same_result() {
+    // GPT-2 small's f32 embedding (147 MiB) is larger than the default 128 MiB storage binding;
+    // here a tiny limit forces the same splitting on the fixtures: tables by rows, linear layers
+    // by output columns, quantized blocks by rows, and a tied quantized unembedding shared.
+    let _guard = gpu_lock();
+    let gpu = gpu();
+    let f = family_fixture("qwen2-tiny"); // tied embeddings
+    let q8 = GgufModel::from_bytes(&std::fs::read(f.dir.join("model-q8_0.gguf")).unwrap()).unwrap();
+    let gpt2 = family_fixture("gpt2-tiny");
+    let cases = [("qwen2 f32", f.cfg.clone(), f.weights.clone(), f.tokens.clone()), ("qwen2 q8_0", q8.cfg.clone(), q8.weights.clone(), f.tokens.clone()), ("gpt2 f32", gpt2.cfg.clone(), gpt2.weights.clone(), gpt2.tokens.clone())];
+    for (what, cfg, weights, tokens) in cases {
+        let req = RunRequest::new(tokens).cache(&["hook_embed"]);
+        gpu.set_binding_limit(None);
+        let whole = pollster::block_on(HookedTransformer::new(gpu, cfg.clone(), &weights).unwrap().run(gpu, &req)).unwrap();
+        gpu.set_binding_limit(Some(3000));
+        let model = HookedTransformer::new(gpu, cfg.clone(), &weights).unwrap();
+        gpu.set_binding_limit(None);
+        assert!(matches!(model.weights.W_E, glassbox_core::gpu::GpuMatrix::Chunks(ref c) if c.len() >= 2), "{what}: W_E is split");
+        assert!(matches!(model.weights.W_U, glassbox_core::gpu::GpuMatrix::Chunks(_)), "{what}: W_U is split");
+        let split = pollster::block_on(model.run(gpu, &req)).unwrap();
+        assert_eq!(split.cache[0].1, whole.cache[0].1, "{what}: the embedding gathers the same rows");
+        let d = split.logits.max_abs_diff(&whole.logits);
+        assert!(d <= 1e-5, "{what}: split logits differ by {d}");
+    }
+}

@@ -105,6 +105,7 @@ pub(crate) enum KernelId {
     Mul,
     EmbedQ8_0,
     EmbedQ4_0,
+    ConcatCols,
 }
 
 /// What the pipeline table needs to know to build a kernel.
@@ -264,6 +265,13 @@ const KERNELS: &[KernelSpec] = &[
         n_inputs: 2,
         n_outputs: 1,
     },
+    KernelSpec {
+        id: KernelId::ConcatCols,
+        wgsl: ops::concat_cols::WGSL,
+        entry: "concat_cols",
+        n_inputs: 2,
+        n_outputs: 1,
+    },
 ];
 
 struct Kernel {
@@ -397,6 +405,11 @@ impl GpuContext {
 
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's
     /// adapter description (may be empty there, then a generic description).
+    /// The largest storage buffer a kernel can bind, in bytes (the device's limit).
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.device.limits().max_storage_buffer_binding_size as u64
+    }
+
     pub fn adapter_name(&self) -> String {
         if self.info.name.is_empty() {
             format!(

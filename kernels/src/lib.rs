@@ -29,6 +29,7 @@ pub mod cpu {
     pub use crate::ops::affine::affine_cpu;
     pub use crate::ops::attn_scores::attn_scores_cpu;
     pub use crate::ops::attn_z::attn_z_cpu;
+    pub use crate::ops::concat_cols::concat_cols_cpu;
     pub use crate::ops::embed::{embed_cpu, pos_embed_cpu};
     pub use crate::ops::embed_quant::embed_quant_cpu;
     pub use crate::ops::gelu::gelu_cpu;

@@ -216,3 +216,22 @@ fn quantized_embedding_gathers_are_exact() {
         }
     }
 }
+
+#[test]
+fn concat_cols_matches_cpu() {
+    let mut rng = StdRng::seed_from_u64(28);
+    for &(rows, na, nb) in &[(1usize, 1usize, 1usize), (3, 5, 7), (16, 300, 257)] {
+        let a = rand_vec(&mut rng, rows * na, -1.0, 1.0);
+        let b = rand_vec(&mut rng, rows * nb, -1.0, 1.0);
+        let want = concat_cols_cpu(&a, na, &b, nb);
+        assert_eq!(&want[..na], &a[..na]);
+        assert_eq!(&want[na..na + nb], &b[..nb]);
+        let c = ctx();
+        let (ta, tb) = (c.upload(&a, &[rows, na]), c.upload(&b, &[rows, nb]));
+        let mut r = c.recorder();
+        let y = r.concat_cols(&ta, &tb);
+        r.submit();
+        assert_eq!(y.shape, vec![rows, na + nb]);
+        assert_eq!(read1(&y), want);
+    }
+}

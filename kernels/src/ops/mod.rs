@@ -5,6 +5,7 @@ pub mod add;
 pub mod affine;
 pub mod attn_scores;
 pub mod attn_z;
+pub mod concat_cols;
 pub mod embed;
 pub mod embed_quant;
 pub mod gelu;
