@@ -53,7 +53,7 @@ if [ "${1:-}" = "--python" ]; then
   if ! python3 -c "import torch, transformers, safetensors, transformer_lens" 2>/dev/null; then
     say "installing Python packages (torch CPU, transformers, transformer-lens<4)"
     python3 -m pip install -q torch
-    python3 -m pip install -q "transformers" "safetensors" "numpy" "transformer-lens<4" "gguf"
+    python3 -m pip install -q "transformers" "safetensors" "numpy" "transformer-lens<4" "gguf" "sentencepiece"
   fi
 fi
 

@@ -138,7 +138,7 @@ const result = await page.evaluate(async (shaders) => {
     const pos = 5, nh = 2, dh = 3, width = nh * dh;
     const q = Array.from({ length: pos * width }, rand), k = Array.from({ length: pos * width }, rand);
     const scores = empty(nh * pos * pos);
-    const s = await run('attn_scores', [pos, nh, dh, 0xff800000, f2u(Math.sqrt(dh))],
+    const s = await run('attn_scores', [pos, nh, dh, 0xff800000, f2u(Math.sqrt(dh)), nh],
       [storage(q), storage(k), scores], [1, 1, nh], scores, nh * pos * pos);
     let maskOk = true, valOk = true;
     for (let h = 0; h < nh; h++) for (let i = 0; i < pos; i++) for (let j = 0; j < pos; j++) {
