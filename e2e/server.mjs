@@ -1,8 +1,12 @@
 // A tiny static file server for the built site (../dist), serving it twice: at the root `/`
 // and under the sub-path `/explorer/`, to prove the site works wherever a host puts it.
+// It also mimics the Hugging Face hub's layout for the tests that load real models:
+// `/hub/<org>/<repo>/resolve/main/<file>` serves `e2e/hub/<org>/<repo>/<file>` (with Range
+// requests, as the hub does), `/hub/glassbox-test/broken/resolve/main/truncated.gguf` is the
+// first half of a real GGUF file, and anything else under /hub is a 404.
 // No dependencies; used by playwright.config.mjs (webServer) and by hand: `node server.mjs`.
 import { createServer } from 'node:http';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,9 +32,40 @@ function send(res, status, body, headers = {}) {
   res.end(body);
 }
 
+const hubRoot = resolve(join(here, 'hub'));
+
+function hub(req, res, path) {
+  const m = path.match(/^\/hub\/([^/]+)\/([^/]+)\/resolve\/main\/(.+)$/);
+  if (!m) return send(res, 404, 'not found');
+  const [, org, repo, file] = m;
+  let body;
+  if (org === 'glassbox-test' && repo === 'broken' && file === 'truncated.gguf') {
+    const whole = readFileSync(join(hubRoot, 'glassbox-test', 'tiny-gpt2-gguf', 'model-q8_0.gguf'));
+    body = whole.subarray(0, whole.length >> 1);
+  } else {
+    const f = normalize(join(hubRoot, org, repo, file));
+    if (!f.startsWith(hubRoot)) return send(res, 403, 'forbidden');
+    try {
+      body = readFileSync(f);
+    } catch {
+      return send(res, 404, 'Entry not found');
+    }
+  }
+  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  const headers = { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'accept-ranges': 'bytes' };
+  if (range) {
+    const start = Math.min(Number(range[1]), body.length);
+    res.writeHead(206, { ...headers, 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+    return res.end(body.subarray(start));
+  }
+  res.writeHead(200, { ...headers, 'content-length': body.length });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
   let path = decodeURIComponent(url.pathname);
+  if (path.startsWith('/hub/')) return hub(req, res, path);
   if (path === SUB) return send(res, 301, '', { location: `${SUB}/${url.search}` });
   if (path.startsWith(`${SUB}/`)) path = path.slice(SUB.length);
   if (path.endsWith('/')) path += 'index.html';

@@ -12,9 +12,11 @@ use leptos::task::spawn_local;
 
 use crate::analysis::{pattern_hook, RunView};
 use crate::components::{
-    AttentionHeatmap, BackendBadge, CorpusScan, FourierPanel, HeadPicker, ModelPanel, NeuronGrid,
-    Notice, NoticeKind, Notices, Prediction, PromptBox, ScanPanel, TokenChips,
+    AttentionHeatmap, BackendBadge, CorpusScan, FourierPanel, HeadPicker, HubLoad, LoadPanel,
+    ModelPanel, ModelSource, NeuronGrid, Notice, NoticeKind, Notices, Prediction, PromptBox,
+    ScanPanel, TokenChips,
 };
+use crate::hub;
 use crate::scan::TopActivations;
 use crate::fourier::embedding_frequency_norms;
 use crate::engine::{CpuReason, Engine};
@@ -109,6 +111,18 @@ struct Ui {
     scan_neuron: RwSignal<usize>,
     /// The CPU engine that sweeps use on a software WebGPU adapter (see `sweep_engine`).
     sweep_cpu: StoredValue<Option<Rc<Engine>>, LocalStorage>,
+    /// Loading a model from the hub, a URL or a file (the model in use stays until the new
+    /// one is ready).
+    hub_load: RwSignal<HubLoad>,
+    hub_base: RwSignal<String>,
+    /// "name (family, format)" of the outside model in use; None while a shipped one is.
+    loaded: RwSignal<Option<String>>,
+    cached: RwSignal<Vec<(String, u64, String)>>,
+    abort: StoredValue<Option<web_sys::AbortController>, LocalStorage>,
+    /// How many files of the load in progress came from the browser's cache.
+    from_cache: RwSignal<usize>,
+    /// The URLs the load in progress has fetched (removed from the cache if they fail to load).
+    fetched: StoredValue<Vec<String>, LocalStorage>,
 }
 
 /// Characters of the corpus slice a scan reads (about 2 seconds on the wasm CPU path for the
@@ -156,8 +170,16 @@ pub fn App() -> impl IntoView {
         scan_layer: RwSignal::new(0),
         scan_neuron: RwSignal::new(0),
         sweep_cpu: StoredValue::new_local(None),
+        hub_load: RwSignal::new(HubLoad::Idle),
+        hub_base: RwSignal::new(url_state::read_param("hub").unwrap_or_else(|| hub::DEFAULT_HUB.to_string())),
+        loaded: RwSignal::new(None),
+        cached: RwSignal::new(Vec::new()),
+        abort: StoredValue::new_local(None),
+        from_cache: RwSignal::new(0),
+        fetched: StoredValue::new_local(Vec::new()),
     };
     spawn_local(start(ui, params));
+    spawn_local(refresh_cached(ui));
 
     Effect::new(move |_| {
         if !ui.url_live.get() {
@@ -230,6 +252,22 @@ pub fn App() -> impl IntoView {
         <main>
             <Notices notices=notices />
             <ModelPanel entry=ui.model_entry models=MODELS load=ui.load model=ui.model />
+            <LoadPanel
+                state=ui.hub_load
+                hub_base=ui.hub_base
+                loaded=ui.loaded
+                cached=ui.cached
+                on_load=Callback::new(move |src: ModelSource| spawn_local(load_outside(ui, src)))
+                on_cancel=Callback::new(move |()| {
+                    if let Some(a) = ui.abort.get_value() {
+                        a.abort();
+                    }
+                })
+                on_delete=Callback::new(move |url: String| spawn_local(async move {
+                    hub::delete_cached(&url).await;
+                    refresh_cached(ui).await;
+                }))
+            />
             <PromptBox
                 text=ui.text
                 ready=ready
@@ -252,14 +290,14 @@ pub fn App() -> impl IntoView {
                 <div class="two-col">
                     <section class="panel">
                         <h2>{move || if readout.get() { "Answer" } else { "Next-token prediction" }}</h2>
-                        <Prediction tokens=tokens ids=Signal::derive(move || run.get().map(|r| r.ids.clone()).unwrap_or_default()) pos=ui.pos predictions=predictions readout=readout n_tokens=Signal::derive(move || run.get().map_or(0, |r| r.n_tokens())) induction_hint=Signal::derive(move || ui.model_entry.id == "induction-2l") />
+                        <Prediction tokens=tokens ids=Signal::derive(move || run.get().map(|r| r.ids.clone()).unwrap_or_default()) pos=ui.pos predictions=predictions readout=readout n_tokens=Signal::derive(move || run.get().map_or(0, |r| r.n_tokens())) induction_hint=Signal::derive(move || ui.model_entry.id == "induction-2l" && ui.loaded.get().is_none()) />
                     </section>
                     <section class="panel">
                         <h2>"Heads"</h2>
                         <HeadPicker n_layers=n_layers layer=ui.layer head=ui.head run=Signal::derive(move || run.get()) />
                     </section>
                 </div>
-                {(ui.model_entry.id == MODULAR).then(|| view! {
+                {move || (ui.model_entry.id == MODULAR && ui.loaded.get().is_none()).then(|| view! {
                     <FourierPanel
                         embedding_norms=ui.embedding_norms
                         grid=ui.neuron_grid
@@ -268,7 +306,7 @@ pub fn App() -> impl IntoView {
                         neuron=ui.neuron
                     />
                 })}
-                {ui.model_entry.corpus.map(|(_, what)| view! {
+                {move || ui.model_entry.corpus.filter(|_| ui.loaded.get().is_none()).map(|(_, what)| view! {
                     <ScanPanel
                         n_layers=n_layers
                         layer=ui.scan_layer
@@ -567,4 +605,149 @@ async fn scan_corpus(ui: Ui, layer: usize) {
 fn scan_failed(ui: Ui, why: String) {
     ui.scan_progress.set(None);
     ui.prompt_error.set(Some(format!("The scan failed: {why}")));
+}
+
+/// Reads the list of cached model files into the panel.
+async fn refresh_cached(ui: Ui) {
+    ui.cached.set(hub::list_cached().await);
+}
+
+/// Loads a model from the hub, a URL or a local file. The model in use stays in place (and
+/// keeps answering) until the new one has been downloaded, parsed and started; on any failure
+/// the panel says why and nothing else changes.
+async fn load_outside(ui: Ui, src: ModelSource) {
+    if matches!(ui.hub_load.get_untracked(), HubLoad::Downloading { .. } | HubLoad::Starting) {
+        return;
+    }
+    match fetch_outside(ui, &src).await {
+        Ok((files, quantize, label)) => {
+            ui.hub_load.set(HubLoad::Starting);
+            yield_now().await; // let the page show "Starting" before the parse blocks it
+            match start_outside(ui, &files, quantize, label).await {
+                Ok(()) => ui.hub_load.set(HubLoad::Idle),
+                Err(e) => {
+                    // Files that do not make a model are not kept for next time.
+                    for url in ui.fetched.get_value() {
+                        hub::delete_cached(&url).await;
+                    }
+                    ui.hub_load.set(HubLoad::Failed(e));
+                }
+            }
+        }
+        Err(e) => ui.hub_load.set(HubLoad::Failed(e)),
+    }
+    ui.abort.set_value(None);
+    refresh_cached(ui).await;
+}
+
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Downloads (or reads from the cache) the files of `src`.
+async fn fetch_outside(ui: Ui, src: &ModelSource) -> Result<(Files, Option<glassbox_core::QuantizeOnLoad>, String), String> {
+    let controller = web_sys::AbortController::new().map_err(|_| "this browser cannot cancel downloads".to_string())?;
+    ui.from_cache.set(0);
+    ui.fetched.set_value(Vec::new());
+    let signal = controller.signal();
+    ui.abort.set_value(Some(controller));
+    let get = |url: String, name: String| {
+        let signal = signal.clone();
+        async move {
+            let t0 = js_sys::Date::now();
+            let shown = name.clone();
+            let progress = move |loaded: u64, total: Option<u64>| {
+                let secs = (js_sys::Date::now() - t0) / 1000.0;
+                let rate = if secs > 0.2 { loaded as f64 / secs } else { 0.0 };
+                ui.hub_load.set(HubLoad::Downloading { file: shown.clone(), loaded, total, rate, cached: false });
+            };
+            ui.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: 0, total: None, rate: 0.0, cached: false });
+            let (bytes, from_cache) = hub::fetch_model_file(&url, &signal, &progress).await?;
+            ui.fetched.update_value(|v| v.push(url.clone()));
+            if from_cache {
+                ui.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: bytes.len() as u64, total: Some(bytes.len() as u64), rate: 0.0, cached: true });
+                ui.from_cache.update(|n| *n += 1);
+            }
+            Ok::<_, hub::FetchError>((name, bytes))
+        }
+    };
+    let gguf_name = |u: &str| u.rsplit('/').next().unwrap_or("model.gguf").split('?').next().unwrap_or("model.gguf").to_string();
+    match src {
+        ModelSource::Local(name, bytes) => Ok((vec![(name.clone(), bytes.to_vec())], None, name.clone())),
+        ModelSource::Url(url) => {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("\u{201c}{url}\u{201d} is not an http(s) URL."));
+            }
+            let name = gguf_name(url);
+            let file = get(url.clone(), name.clone()).await.map_err(|e| format!("{e}."))?;
+            Ok((vec![file], None, name))
+        }
+        ModelSource::Hub { base, repo, file, quantize } => {
+            hub::check_repo(repo)?;
+            let quantize = match quantize.as_deref() {
+                Some("q8_0") => Some(glassbox_core::QuantizeOnLoad::Q8_0),
+                Some("q4_0") => Some(glassbox_core::QuantizeOnLoad::Q4_0),
+                _ => None,
+            };
+            let url = |f: &str| hub::resolve_url(base, repo, f);
+            let fail = |e: hub::FetchError| format!("{e}.");
+            match file {
+                Some(f) if f.is_empty() => Err("Name the GGUF file in the repository (for example model-q8_0.gguf).".into()),
+                Some(f) => {
+                    let one = get(url(f), f.clone()).await.map_err(fail)?;
+                    Ok((vec![one], None, format!("{repo}/{f}")))
+                }
+                None => {
+                    let mut files = vec![
+                        get(url("config.json"), "config.json".into()).await.map_err(fail)?,
+                        get(url("tokenizer.json"), "tokenizer.json".into()).await.map_err(fail)?,
+                    ];
+                    match get(url("model.safetensors"), "model.safetensors".into()).await {
+                        Ok(f) => files.push(f),
+                        Err(hub::FetchError::NotFound(_)) => {
+                            let index = get(url("model.safetensors.index.json"), "model.safetensors.index.json".into()).await.map_err(fail)?;
+                            let shards = glassbox_core::weights::shard_files(&index.1).map_err(|e| format!("{e}."))?;
+                            files.push(index);
+                            for s in shards {
+                                files.push(get(url(&s), s.clone()).await.map_err(fail)?);
+                            }
+                        }
+                        Err(e) => return Err(fail(e)),
+                    }
+                    Ok((files, quantize, repo.clone()))
+                }
+            }
+        }
+    }
+}
+
+/// Parses the files and starts a backend; only when both worked does the page switch to the
+/// new model.
+async fn start_outside(ui: Ui, files: &Files, quantize: Option<glassbox_core::QuantizeOnLoad>, label: String) -> Result<(), String> {
+    let bundle = ModelBundle::from_files(files, quantize).map_err(|e| format!("Could not read the model: {e}."))?;
+    let (engine, reason) = Engine::start(&bundle, ui.force_cpu).await.map_err(|e| format!("Could not start the model: {e}."))?;
+    let cfg = bundle.cfg.clone();
+    let format = bundle.card.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
+    let name = bundle.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or(label);
+    // Ready: switch everything over at once. Share links describe the shipped models only,
+    // so the URL stops following the view while an outside model is in use.
+    ui.url_live.set(false);
+    ui.backend.set(Some(engine.backend_label()));
+    ui.cpu_reason.set(reason);
+    ui.engine.set_value(Some(Rc::new(engine)));
+    ui.sweep_cpu.set_value(None);
+    let bundle = Rc::new(bundle);
+    ui.bundle.set_value(Some(bundle.clone()));
+    ui.run.set(None);
+    ui.layer.set(cfg.n_layers - 1);
+    ui.head.set(0);
+    ui.pos.set(0);
+    let n_files = files.len();
+    let cached = match ui.from_cache.get_untracked() {
+        0 => String::new(),
+        n if n == n_files => "; read from this browser's cache".to_string(),
+        n => format!("; {n} of {n_files} files from this browser's cache"),
+    };
+    ui.loaded.set(Some(format!("{name} ({}, {} layers, d_model {}; {format}{cached})", cfg.family(), cfg.n_layers, cfg.d_model)));
+    ui.model.set(Some(Arc::new(ModelInfo { cfg, tokenizer: bundle.tokenizer.clone(), card: bundle.card.clone() })));
+    run_prompt(ui, None).await;
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod bench;
 mod components;
 mod engine;
 mod fourier;
+mod hub;
 mod loader;
 mod models;
 mod prompt;

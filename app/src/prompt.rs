@@ -2,7 +2,7 @@
 //! needs when that text is empty, too long for the model's context, or has characters the
 //! model does not know. Pure logic: no DOM, no backend.
 
-use glassbox_core::{Error, Tokenizer, VocabTokenizer};
+use glassbox_core::{Error, Tokenizer};
 
 /// Tokens cut off the end of a prompt longer than the model's context.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +97,7 @@ mod tests {
     fn tok() -> Tokenizer {
         let mut tokens = vec!["<bos>".to_string()];
         tokens.extend(('a'..='z').map(String::from));
-        Tokenizer::Vocab(VocabTokenizer::chars(tokens, Some(0)))
+        Tokenizer::Vocab(glassbox_core::VocabTokenizer::chars(tokens, Some(0)))
     }
 
     #[test]

@@ -145,10 +145,15 @@ pub fn write(view: &UrlView<'_>) {
     let Ok(url) = web_sys::Url::new(&href) else {
         return;
     };
+    // The hub base (`hub=`, where "Load a model" fetches from) is not part of the view: keep it.
+    let hub = url.search_params().get("hub");
     url.set_search("");
     let params = url.search_params();
     for (k, v) in view.pairs() {
         params.append(k, &v);
+    }
+    if let Some(h) = hub {
+        params.append("hub", &h);
     }
     if let Ok(history) = window.history() {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url.href()));

@@ -1,0 +1,243 @@
+//! Models from outside the site: a Hugging Face repository (by id and file, through the hub's
+//! `resolve` URLs, under a configurable base so that tests can point at a local mock), any URL,
+//! or a local file. Downloads stream with progress, can be cancelled, retry a dropped
+//! connection from where it stopped (an HTTP Range request), and are kept in the browser's
+//! Cache Storage keyed by URL, with the content's SHA-256 beside them, so that a second visit
+//! loads with the network off.
+
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, ReadableStreamDefaultReader, RequestInit, Response};
+
+/// The Cache Storage bucket holding downloaded model files.
+pub const CACHE_NAME: &str = "glassbox-models-v1";
+
+/// The hub used when the page names none.
+pub const DEFAULT_HUB: &str = "https://huggingface.co";
+
+/// A curated model: where it lives on the hub and what its files weigh.
+pub struct Curated {
+    pub title: &'static str,
+    pub repo: &'static str,
+    /// (file, approximate download size, format) choices.
+    pub files: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// Real models known to load (sizes are the hub's, approximate).
+pub const CURATED: &[Curated] = &[
+    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~178 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~107 MB", "Q4_0")] },
+    Curated { title: "SmolLM2-135M", repo: "HuggingFaceTB/SmolLM2-135M", files: &[("safetensors", "~270 MB", "bf16")] },
+    Curated { title: "SmolLM2-135M (GGUF)", repo: "QuantFactory/SmolLM2-135M-GGUF", files: &[("SmolLM2-135M.Q8_0.gguf", "~145 MB", "Q8_0")] },
+    Curated { title: "Pythia-70m", repo: "EleutherAI/pythia-70m", files: &[("safetensors", "~166 MB", "f16")] },
+    Curated { title: "TinyStories-33M (GPT-Neo: not supported yet)", repo: "roneneldan/TinyStories-33M", files: &[] },
+    Curated { title: "Qwen2.5-0.5B (GGUF)", repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF", files: &[("qwen2.5-0.5b-instruct-q4_0.gguf", "~430 MB", "Q4_0"), ("qwen2.5-0.5b-instruct-q8_0.gguf", "~680 MB", "Q8_0")] },
+];
+
+/// `{base}/{repo}/resolve/main/{file}`, as the hub serves files.
+pub fn resolve_url(base: &str, repo: &str, file: &str) -> String {
+    format!("{}/{}/resolve/main/{}", base.trim_end_matches('/'), repo.trim_matches('/'), file.trim_start_matches('/'))
+}
+
+/// Checks a repo id: `owner/name`, hub-style characters only.
+pub fn check_repo(repo: &str) -> Result<(), String> {
+    let ok = |s: &str| !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    match repo.split_once('/') {
+        Some((a, b)) if ok(a) && ok(b) => Ok(()),
+        _ => Err(format!("\u{201c}{repo}\u{201d} is not a repository id (owner/name).")),
+    }
+}
+
+/// Bytes in words: "12.3 MB".
+pub fn size(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.0} kB", bytes as f64 / 1e3)
+    }
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Why a download stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FetchError {
+    Cancelled,
+    NotFound(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Cancelled => write!(f, "the download was cancelled"),
+            FetchError::NotFound(url) => write!(f, "not found (HTTP 404): {url}"),
+            FetchError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+async fn cache() -> Option<web_sys::Cache> {
+    let caches = web_sys::window()?.caches().ok()?;
+    JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+}
+
+/// The cached bytes of `url`, if any.
+pub async fn cached(url: &str) -> Option<Vec<u8>> {
+    let c = cache().await?;
+    let hit = JsFuture::from(c.match_with_str(url)).await.ok()?;
+    let resp: Response = hit.dyn_into().ok()?;
+    let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
+    Some(Uint8Array::new(&buf).to_vec())
+}
+
+/// SHA-256 of `bytes`, in hex (the browser's SubtleCrypto).
+async fn sha256(bytes: &[u8]) -> Option<String> {
+    let crypto = Reflect::get(&web_sys::window()?.into(), &"crypto".into()).ok()?;
+    let subtle = Reflect::get(&crypto, &"subtle".into()).ok()?;
+    let digest: js_sys::Function = Reflect::get(&subtle, &"digest".into()).ok()?.dyn_into().ok()?;
+    let data = Uint8Array::from(bytes);
+    let promise: js_sys::Promise = digest.call2(&subtle, &"SHA-256".into(), &data).ok()?.dyn_into().ok()?;
+    let out = JsFuture::from(promise).await.ok()?;
+    Some(Uint8Array::new(&out).to_vec().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Keeps `bytes` as the cached copy of `url`, with their size and SHA-256 in headers.
+async fn store(url: &str, bytes: &[u8]) {
+    let Some(c) = cache().await else { return };
+    let hash = sha256(bytes).await.unwrap_or_default();
+    let init = web_sys::ResponseInit::new();
+    let headers = web_sys::Headers::new().expect("Headers");
+    let _ = headers.set("content-length", &bytes.len().to_string());
+    let _ = headers.set("x-glassbox-sha256", &hash);
+    init.set_headers(&headers);
+    let body = Uint8Array::from(bytes);
+    if let Ok(resp) = Response::new_with_opt_buffer_source_and_init(Some(&body), &init) {
+        // A full cache (quota) only means no offline copy: the model still loads.
+        let _ = JsFuture::from(c.put_with_str(url, &resp)).await;
+    }
+}
+
+/// Every cached file: (url, bytes, sha256).
+pub async fn list_cached() -> Vec<(String, u64, String)> {
+    let Some(c) = cache().await else { return Vec::new() };
+    let Ok(keys) = JsFuture::from(c.keys()).await else { return Vec::new() };
+    let mut out = Vec::new();
+    for req in js_sys::Array::from(&keys).iter() {
+        let Ok(req) = req.dyn_into::<web_sys::Request>() else { continue };
+        let url = req.url();
+        let Ok(hit) = JsFuture::from(c.match_with_request(&req)).await else { continue };
+        let Ok(resp) = hit.dyn_into::<Response>() else { continue };
+        let h = resp.headers();
+        let n = h.get("content-length").ok().flatten().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let hash = h.get("x-glassbox-sha256").ok().flatten().unwrap_or_default();
+        out.push((url, n, hash));
+    }
+    out.sort();
+    out
+}
+
+/// Removes `url` from the cache.
+pub async fn delete_cached(url: &str) {
+    if let Some(c) = cache().await {
+        let _ = JsFuture::from(c.delete_with_str(url)).await;
+    }
+}
+
+/// `url`'s bytes: from the cache when there, else downloaded (streamed, with
+/// `on_progress(loaded, total)`, cancellable through `signal`, resumed up to twice after a
+/// dropped connection) and then cached. Returns the bytes and whether they came from the cache.
+pub async fn fetch_model_file(url: &str, signal: &AbortSignal, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
+    if let Some(bytes) = cached(url).await {
+        on_progress(bytes.len() as u64, Some(bytes.len() as u64));
+        return Ok((bytes, true));
+    }
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut total: Option<u64> = None;
+    let mut attempts = 0;
+    loop {
+        match fetch_into(url, signal, &mut bytes, &mut total, on_progress).await {
+            Ok(()) => break,
+            Err(FetchError::Failed(m)) if attempts < 2 && !bytes.is_empty() && !signal.aborted() => {
+                attempts += 1;
+                web_sys::console::warn_1(&format!("download of {url} broke off at {} bytes ({m}); resuming", bytes.len()).into());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    store(url, &bytes).await;
+    Ok((bytes, false))
+}
+
+/// One request for `url`, appending to `bytes` (asking for the rest with a Range header when
+/// some bytes are already there).
+async fn fetch_into(url: &str, signal: &AbortSignal, bytes: &mut Vec<u8>, total: &mut Option<u64>, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(), FetchError> {
+    let window = web_sys::window().ok_or(FetchError::Failed("no window".into()))?;
+    let init = RequestInit::new();
+    init.set_signal(Some(signal));
+    if !bytes.is_empty() {
+        let headers = web_sys::Headers::new().map_err(|e| FetchError::Failed(js_err(e)))?;
+        let _ = headers.set("range", &format!("bytes={}-", bytes.len()));
+        init.set_headers(&headers);
+    }
+    let failed = |e: JsValue| {
+        if signal.aborted() {
+            FetchError::Cancelled
+        } else {
+            FetchError::Failed(format!("could not download {url}: the server refused the request or could not be reached ({})", js_err(e)))
+        }
+    };
+    let resp: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init)).await.map_err(failed)?.dyn_into().map_err(|_| FetchError::Failed("the fetch did not return a response".into()))?;
+    match resp.status() {
+        404 => return Err(FetchError::NotFound(url.to_string())),
+        206 => {}
+        200 => bytes.clear(), // a server that ignores Range sends everything again
+        s => return Err(FetchError::Failed(format!("HTTP {s} {} for {url}", resp.status_text()).trim_end().to_string())),
+    }
+    let h = resp.headers();
+    let encoded = h.get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
+    if total.is_none() && !encoded {
+        *total = h.get("content-length").ok().flatten().and_then(|s| s.parse::<u64>().ok()).map(|n| n + bytes.len() as u64);
+    }
+    on_progress(bytes.len() as u64, *total);
+    let body = resp.body().ok_or(FetchError::Failed(format!("{url}: the response has no body")))?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| if signal.aborted() { FetchError::Cancelled } else { FetchError::Failed(format!("the download broke off: {}", js_err(e))) })?;
+        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| FetchError::Failed(js_err(e)))?.unchecked_into();
+        let start = bytes.len();
+        bytes.resize(start + value.length() as usize, 0);
+        value.copy_to(&mut bytes[start..]);
+        on_progress(bytes.len() as u64, *total);
+    }
+    if let Some(t) = *total {
+        if (bytes.len() as u64) < t {
+            return Err(FetchError::Failed(format!("truncated download: received {} of {t} bytes", bytes.len())));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_urls_and_repo_ids() {
+        assert_eq!(resolve_url("https://huggingface.co/", "a/b", "m.gguf"), "https://huggingface.co/a/b/resolve/main/m.gguf");
+        assert_eq!(resolve_url("http://127.0.0.1:4173/hub", "/a/b/", "/x.json"), "http://127.0.0.1:4173/hub/a/b/resolve/main/x.json");
+        assert!(check_repo("QuantFactory/gpt2-GGUF").is_ok());
+        for bad in ["gpt2", "a/b/c", "/b", "a/", "a b/c", "../x/y", "../x"] {
+            assert!(check_repo(bad).is_err(), "{bad}");
+        }
+        assert_eq!(size(1_500_000), "1.5 MB");
+        assert_eq!(size(2_000), "2 kB");
+    }
+}

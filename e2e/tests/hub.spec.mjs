@@ -1,0 +1,121 @@
+// Loading real models as a user would, against the local server's mimic of the Hugging Face hub
+// (e2e/server.mjs serves e2e/hub/ at /hub/<org>/<repo>/resolve/main/<file>; the models are made
+// by python/make_hub_fixtures.py): a GGUF file and a safetensors repository by repo id, with
+// the progress bar; the browser cache with the network blocked; bad files, while the model in
+// use keeps working.
+import { test, expect } from '@playwright/test';
+import { recordRequests, runPrompt, top5, waitForModel } from './browser.mjs';
+
+/** Records every state the load-progress bar shows (a small file can come and go between polls). */
+async function watchProgress(page) {
+  await page.evaluate(() => {
+    window.__progress = [];
+    new MutationObserver(() => {
+      const el = document.querySelector('[data-testid="load-progress"]');
+      if (el) window.__progress.push({ loaded: Number(el.dataset.loaded), total: Number(el.dataset.total || NaN), text: el.textContent });
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+}
+
+async function loadHub(page, repo, file) {
+  await page.getByTestId('hub-repo').fill(repo);
+  if (file) {
+    await page.getByTestId('hub-format').selectOption('gguf');
+    await page.getByTestId('hub-file').fill(file);
+  } else {
+    await page.getByTestId('hub-format').selectOption('safetensors');
+  }
+  await page.getByTestId('load-button').click();
+}
+
+test('l: load a GGUF model and a safetensors model from the hub by repo id; the cache works offline', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const requests = recordRequests(page);
+  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await waitForModel(page);
+  await expect(page.getByTestId('hub-base')).toHaveValue('http://127.0.0.1:4173/hub');
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+
+  // (a) A Q8_0 GGUF GPT-2 with its own BPE vocabulary.
+  await watchProgress(page);
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  await expect(page.getByTestId('loaded-model')).toContainText('Q8_0');
+  await expect(page.getByTestId('loaded-model')).not.toContainText('cache');
+  const seen = await page.evaluate(() => window.__progress);
+  expect(seen.length).toBeGreaterThan(0);
+  expect(seen.some((p) => p.total === 216160 && p.text.includes('model-q8_0.gguf'))).toBe(true);
+  await runPrompt(page, 'The whale was white');
+  const gguf = await top5(page);
+  expect(gguf.length).toBe(5);
+  expect(gguf[0].prob).toBeGreaterThan(0);
+  await expect(page.getByTestId('tokens')).toContainText('whale');
+
+  // (b) A Llama repository as safetensors + tokenizer.json (sentencepiece).
+  await loadHub(page, 'glassbox-test/tiny-llama', null);
+  await expect(page.getByTestId('loaded-model')).toContainText('Llama', { timeout: 120_000 });
+  await runPrompt(page, 'Call me Ishmael.');
+  expect((await top5(page)).length).toBe(5);
+
+  // The cache lists what was downloaded, with sizes.
+  const entries = page.getByTestId('cached-entry');
+  await expect(entries).toHaveCount(4); // the GGUF file, config.json, tokenizer.json, model.safetensors
+  const gg = page.locator('[data-testid="cached-entry"][data-url$="model-q8_0.gguf"]');
+  await expect(gg).toHaveAttribute('data-bytes', '216160');
+
+  // (c) Reload with the hub unreachable: the GGUF model loads from the browser cache.
+  await page.route('**/hub/**', (route) => route.abort('internetdisconnected'));
+  await page.reload();
+  await waitForModel(page);
+  await watchProgress(page);
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  await expect(page.getByTestId('loaded-model')).toContainText("read from this browser's cache");
+  await runPrompt(page, 'The whale was white');
+  expect((await top5(page)).map((r) => r.token)).toEqual(gguf.map((r) => r.token));
+  // A file that is not cached fails with the network's error, and the model stays.
+  await loadHub(page, 'glassbox-test/broken', 'truncated.gguf');
+  await expect(page.getByTestId('load-error')).toContainText('could not be reached');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2');
+
+  // Delete removes a cached file.
+  await gg.getByTestId('cached-delete').click();
+  await expect(page.locator('[data-testid="cached-entry"][data-url$="model-q8_0.gguf"]')).toHaveCount(0);
+  await expect(entries).toHaveCount(3);
+
+  // Every request stayed on this origin.
+  const origin = new URL(page.url()).origin;
+  expect(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:'))).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test('m: a truncated file, a missing file and a bad repo id show errors; the model in use keeps working', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+  const before = await top5(page);
+
+  await loadHub(page, 'glassbox-test/broken', 'truncated.gguf');
+  await expect(page.getByTestId('load-error')).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId('load-error')).toContainText(/past the end|truncat/);
+  await expect(page.getByTestId('load-error')).toContainText('The model in use is unchanged');
+  // A file that does not make a model is not kept in the cache.
+  await expect(page.getByTestId('cached-entry')).toHaveCount(0);
+
+  await loadHub(page, 'glassbox-test/nothing-here', 'model.gguf');
+  await expect(page.getByTestId('load-error')).toContainText('not found (HTTP 404)');
+  await expect(page.getByTestId('load-error')).toContainText('/hub/glassbox-test/nothing-here/resolve/main/model.gguf');
+
+  await loadHub(page, 'not a repo', 'model.gguf');
+  await expect(page.getByTestId('load-error')).toContainText('is not a repository id');
+
+  // The shipped model still answers, as before.
+  await expect(page.getByTestId('loaded-model')).toHaveCount(0);
+  await runPrompt(page, 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ');
+  expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
+  await page.getByTestId('load-panel').screenshot({ path: 'screenshots/load-panel.png' });
+  expect(errors).toEqual([]);
+});
