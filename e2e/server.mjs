@@ -52,6 +52,13 @@ function hub(req, res, path) {
     }
   }
   const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  // `glassbox-test/flaky`: the connection drops halfway through every full download (a Range
+  // request for the rest is answered), as a flaky network would.
+  if (org === 'glassbox-test' && repo === 'flaky' && !range) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'accept-ranges': 'bytes', 'content-length': body.length });
+    res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 50));
+    return;
+  }
   const headers = { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'accept-ranges': 'bytes' };
   if (range) {
     const start = Math.min(Number(range[1]), body.length);

@@ -671,7 +671,7 @@ async fn fetch_outside(ui: Ui, src: &ModelSource) -> Result<(Files, Option<glass
     };
     let gguf_name = |u: &str| u.rsplit('/').next().unwrap_or("model.gguf").split('?').next().unwrap_or("model.gguf").to_string();
     match src {
-        ModelSource::Local(name, bytes) => Ok((vec![(name.clone(), bytes.to_vec())], None, name.clone())),
+        ModelSource::Local(name, bytes) => Ok((vec![(name.clone(), bytes.to_vec())], None, format!("the local file {name}"))),
         ModelSource::Url(url) => {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(format!("\u{201c}{url}\u{201d} is not an http(s) URL."));
@@ -726,7 +726,7 @@ async fn start_outside(ui: Ui, files: &Files, quantize: Option<glassbox_core::Qu
     let (engine, reason) = Engine::start(&bundle, ui.force_cpu).await.map_err(|e| format!("Could not start the model: {e}."))?;
     let cfg = bundle.cfg.clone();
     let format = bundle.card.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
-    let name = bundle.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or(label);
+    let name = bundle.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| label.clone());
     // Ready: switch everything over at once. Share links describe the shipped models only,
     // so the URL stops following the view while an outside model is in use.
     ui.url_live.set(false);
@@ -746,7 +746,7 @@ async fn start_outside(ui: Ui, files: &Files, quantize: Option<glassbox_core::Qu
         n if n == n_files => "; read from this browser's cache".to_string(),
         n => format!("; {n} of {n_files} files from this browser's cache"),
     };
-    ui.loaded.set(Some(format!("{name} ({}, {} layers, d_model {}; {format}{cached})", cfg.family(), cfg.n_layers, cfg.d_model)));
+    ui.loaded.set(Some(format!("{name} ({}, {} layers, d_model {}; {format}; from {label}{cached})", cfg.family(), cfg.n_layers, cfg.d_model)));
     ui.model.set(Some(Arc::new(ModelInfo { cfg, tokenizer: bundle.tokenizer.clone(), card: bundle.card.clone() })));
     run_prompt(ui, None).await;
     Ok(())

@@ -24,14 +24,17 @@ pub struct Curated {
     pub files: &'static [(&'static str, &'static str, &'static str)],
 }
 
-/// Real models known to load (sizes are the hub's, approximate).
+/// Real models of the supported families. Sizes are estimates from the parameter count
+/// (bytes per weight of the format: f16/bf16 2, Q8_0 1.06, Q4_0 0.56; real files keep some
+/// tensors at higher precision), not measured: this site has no network at build time. File
+/// names follow each repository's usual naming and are checked only when the user loads them.
 pub const CURATED: &[Curated] = &[
-    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~178 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~107 MB", "Q4_0")] },
+    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~135 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~75 MB", "Q4_0")] },
+    Curated { title: "GPT-2 small (124M)", repo: "openai-community/gpt2", files: &[("safetensors", "~500 MB", "f32")] },
     Curated { title: "SmolLM2-135M", repo: "HuggingFaceTB/SmolLM2-135M", files: &[("safetensors", "~270 MB", "bf16")] },
-    Curated { title: "SmolLM2-135M (GGUF)", repo: "QuantFactory/SmolLM2-135M-GGUF", files: &[("SmolLM2-135M.Q8_0.gguf", "~145 MB", "Q8_0")] },
-    Curated { title: "Pythia-70m", repo: "EleutherAI/pythia-70m", files: &[("safetensors", "~166 MB", "f16")] },
-    Curated { title: "TinyStories-33M (GPT-Neo: not supported yet)", repo: "roneneldan/TinyStories-33M", files: &[] },
-    Curated { title: "Qwen2.5-0.5B (GGUF)", repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF", files: &[("qwen2.5-0.5b-instruct-q4_0.gguf", "~430 MB", "Q4_0"), ("qwen2.5-0.5b-instruct-q8_0.gguf", "~680 MB", "Q8_0")] },
+    Curated { title: "Pythia-70m", repo: "EleutherAI/pythia-70m", files: &[("safetensors", "~140-170 MB", "f16")] },
+    Curated { title: "Pythia-160m", repo: "EleutherAI/pythia-160m", files: &[("safetensors", "~325 MB", "f16")] },
+    Curated { title: "Qwen2.5-0.5B-Instruct", repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF", files: &[("qwen2.5-0.5b-instruct-q8_0.gguf", "~530 MB", "Q8_0"), ("qwen2.5-0.5b-instruct-q4_0.gguf", "~300-430 MB", "Q4_0")] },
 ];
 
 /// `{base}/{repo}/resolve/main/{file}`, as the hub serves files.

@@ -119,3 +119,28 @@ test('m: a truncated file, a missing file and a bad repo id show errors; the mod
   await page.getByTestId('load-panel').screenshot({ path: 'screenshots/load-panel.png' });
   expect(errors).toEqual([]);
 });
+
+test('n: a download that drops halfway resumes where it stopped; a local file loads through the file picker', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const ranges = [];
+  page.on('request', (r) => { if (r.url().includes('/flaky/')) ranges.push(r.headers()['range'] ?? 'none'); });
+  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+
+  await loadHub(page, 'glassbox-test/flaky', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  // The first request broke off at half the file; the second asked for the rest.
+  expect(ranges[0]).toBe('none');
+  expect(ranges.slice(1)).toContain('bytes=108080-');
+  await runPrompt(page, 'The whale was white');
+  const viaHub = await top5(page);
+
+  // The same model from a file on this computer.
+  await page.getByTestId('load-file').setInputFiles('hub/glassbox-test/tiny-gpt2-gguf/model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('from the local file model-q8_0.gguf', { timeout: 120_000 });
+  await runPrompt(page, 'The whale was white');
+  expect((await top5(page)).map((r) => r.token)).toEqual(viaHub.map((r) => r.token));
+  expect(errors).toEqual([]);
+});
