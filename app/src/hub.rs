@@ -2,8 +2,8 @@
 //! `resolve` URLs, under a configurable base so that tests can point at a local mock), any URL,
 //! or a local file. Downloads stream with progress, can be cancelled, retry a dropped
 //! connection from where it stopped (an HTTP Range request), and are kept in the browser's
-//! Cache Storage keyed by URL, with the content's SHA-256 beside them, so that a second visit
-//! loads with the network off.
+//! Cache Storage keyed by URL, with the content's SHA-256 beside them (checked on every read),
+//! so that a second visit loads with the network off.
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -89,13 +89,22 @@ async fn cache() -> Option<web_sys::Cache> {
     JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
 }
 
-/// The cached bytes of `url`, if any.
+/// The cached bytes of `url`, if any, checked against the SHA-256 stored beside them: a copy
+/// whose content no longer matches its hash (a damaged or tampered cache entry) is dropped,
+/// and the caller downloads the file again.
 pub async fn cached(url: &str) -> Option<Vec<u8>> {
     let c = cache().await?;
     let hit = JsFuture::from(c.match_with_str(url)).await.ok()?;
     let resp: Response = hit.dyn_into().ok()?;
+    let want = resp.headers().get("x-glassbox-sha256").ok().flatten().unwrap_or_default();
     let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
-    Some(Uint8Array::new(&buf).to_vec())
+    let bytes = Uint8Array::new(&buf).to_vec();
+    if want.is_empty() || sha256(&bytes).await.as_deref() != Some(want.as_str()) {
+        web_sys::console::warn_1(&format!("the cached copy of {url} does not match its SHA-256; downloading it again").into());
+        let _ = JsFuture::from(c.delete_with_str(url)).await;
+        return None;
+    }
+    Some(bytes)
 }
 
 /// SHA-256 of `bytes`, in hex (the browser's SubtleCrypto).

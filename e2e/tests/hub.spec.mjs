@@ -144,3 +144,29 @@ test('n: a download that drops halfway resumes where it stopped; a local file lo
   expect((await top5(page)).map((r) => r.token)).toEqual(viaHub.map((r) => r.token));
   expect(errors).toEqual([]);
 });
+
+test('o: a cached file whose content no longer matches its SHA-256 is downloaded again', async ({ page }) => {
+  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  // Damage the cached copy (same size, one byte changed, hash header kept).
+  const url = 'http://127.0.0.1:4173/hub/glassbox-test/tiny-gpt2-gguf/resolve/main/model-q8_0.gguf';
+  await page.evaluate(async (url) => {
+    const c = await caches.open('glassbox-models-v1');
+    const r = await c.match(url);
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    bytes[1000] ^= 0xff;
+    await c.put(url, new Response(bytes, { headers: r.headers }));
+  }, url);
+  const fetched = [];
+  page.on('request', (r) => { if (r.url() === url) fetched.push(r.url()); });
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  // The damaged copy is not used: the file is downloaded again, and the model loads.
+  await expect.poll(() => fetched.length, { timeout: 60_000 }).toBe(1);
+  await expect(page.getByTestId('load-progress')).toHaveCount(0, { timeout: 60_000 });
+  await expect(page.getByTestId('load-starting')).toHaveCount(0, { timeout: 60_000 });
+  await expect(page.getByTestId('load-error')).toHaveCount(0);
+  await expect(page.getByTestId('loaded-model')).not.toContainText('cache');
+});
