@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use glassbox_kernels::{GpuContext, GpuTensor, QuantFormat, QuantTensor, Recorder};
+use glassbox_kernels::{GpuBuffer, GpuContext, GpuTensor, QuantFormat, QuantTensor, Recorder};
 
 use crate::backend::Backend;
 use crate::gguf::GgmlType;
@@ -24,6 +24,8 @@ use crate::{Error, Result};
 pub enum GpuMatrix {
     Dense(GpuTensor),
     Quant(QuantTensor),
+    /// Q4_K or Q6_K super-blocks of a linear layer's `W_t [n, k]` (k a multiple of 256).
+    KQuant { ty: GgmlType, buffer: GpuBuffer, n: usize, k: usize },
     Chunks(Vec<(usize, GpuMatrix)>),
 }
 
@@ -33,6 +35,7 @@ impl GpuMatrix {
         match self {
             GpuMatrix::Dense(t) => 4 * t.len(),
             GpuMatrix::Quant(q) => 4 * q.buffer.len,
+            GpuMatrix::KQuant { buffer, .. } => 4 * buffer.len,
             GpuMatrix::Chunks(c) => c.iter().map(|(_, m)| m.n_bytes()).sum(),
         }
     }
@@ -115,9 +118,10 @@ impl Backend for GpuBackend {
         Ok(self.ctx.upload(&t.data, &t.shape))
     }
 
-    /// Q8_0 and Q4_0 stay quantized (the kernels read the blocks); other formats (F16, Q4_K,
-    /// Q6_K) are dequantized to f32 here, as there is no kernel for them yet. A matrix larger
-    /// than the device's storage-binding limit is uploaded in pieces along its output axis.
+    /// Q8_0 and Q4_0 stay quantized (the kernels read the blocks), and so do Q4_K and Q6_K
+    /// in a linear layer; other formats (F16, a K-quant embedding table) are dequantized to f32
+    /// here, as there is no kernel for them yet. A matrix larger than the device's storage-binding limit
+    /// is uploaded in pieces along its output axis.
     fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<GpuMatrix> {
         let limit = self.binding_limit.get().unwrap_or_else(|| self.ctx.max_binding_bytes());
         let format = match m {
@@ -128,6 +132,17 @@ impl Backend for GpuBackend {
             },
             _ => None,
         };
+        if let HostMatrix::Quant(q) = m {
+            if matches!(q.ggml_type, GgmlType::Q4_K | GgmlType::Q6_K) && role == MatrixRole::Linear && q.cols % 256 == 0 {
+                let row_bytes = q.bytes.len() / q.rows.max(1);
+                let pieces = chunk_rows(q.rows, row_bytes, limit);
+                let up = |start: usize, n: usize| GpuMatrix::KQuant { ty: q.ggml_type, buffer: self.ctx.upload_bytes(&q.bytes[start * row_bytes..(start + n) * row_bytes]), n, k: q.cols };
+                return Ok(match pieces.as_slice() {
+                    [(s, n)] => up(*s, *n),
+                    _ => GpuMatrix::Chunks(pieces.iter().map(|&(s, n)| (s, up(s, n))).collect()),
+                });
+            }
+        }
         match (m, format) {
             (HostMatrix::Quant(q), Some(format)) => {
                 let row_bytes = q.bytes.len() / q.rows.max(1);
@@ -162,6 +177,7 @@ impl Backend for GpuBackend {
                 let ids = self.ctx.upload_u32(tokens);
                 Ok(self.record(|r| r.embed_quant(&ids, tokens.len(), q)))
             }
+            GpuMatrix::KQuant { .. } => Err(Error::Gpu("K-quant tables are dequantized at upload; this one was not".into())),
             GpuMatrix::Chunks(chunks) => {
                 // Each piece gathers the tokens in its rows (ids shifted into it; the others fall
                 // outside it and give zero rows), and the pieces are summed.
@@ -199,6 +215,8 @@ impl Backend for GpuBackend {
         match w {
             GpuMatrix::Dense(w) => Ok(self.record(|r| r.linear(x, w, b))),
             GpuMatrix::Quant(q) => Ok(self.record(|r| r.linear_quant(x, q, b))),
+            GpuMatrix::KQuant { ty: GgmlType::Q4_K, buffer, n, k } => Ok(self.record(|r| r.linear_q4_k(x, buffer, *n, *k, b))),
+            GpuMatrix::KQuant { buffer, n, k, .. } => Ok(self.record(|r| r.linear_q6_k(x, buffer, *n, *k, b))),
             GpuMatrix::Chunks(chunks) => {
                 // Output columns piece by piece, joined side by side, then the bias.
                 let mut out: Option<GpuTensor> = None;

@@ -196,3 +196,48 @@ fn matrices_past_the_binding_limit_are_split_and_give_the_same_result() {
         assert!(d <= 1e-5, "{what}: split logits differ by {d}");
     }
 }
+
+#[test]
+fn q4_k_matrices_stay_quantized_on_the_gpu() {
+    // In the q4_k fixtures the MLP's down projection (rows of 256) is Q4_K. The kernels crate's
+    // Q4_K dequantizer (the reference of its matmul) equals the core's, which is bit-exact
+    // against gguf-py (tests/gguf.rs).
+    let m = GgufModel::from_bytes(&std::fs::read(repo_root().join("fixtures/llama-tiny/model-q4_k.gguf")).unwrap()).unwrap();
+    let HostMatrix::Quant(q) = &m.weights.blocks[0].mlp.as_ref().unwrap().W_out else { panic!("W_out is quantized") };
+    assert_eq!(q.ggml_type, glassbox_core::gguf::GgmlType::Q4_K);
+    assert_eq!(glassbox_kernels::cpu::dequantize_q4_k(&q.bytes), q.dequantize().unwrap().data);
+    let _guard = gpu_lock();
+    let gpu = gpu();
+    let model = HookedTransformer::new(gpu, m.cfg.clone(), &m.weights).unwrap();
+    assert!(matches!(model.weights.blocks[0].mlp.as_ref().unwrap().W_out, glassbox_core::gpu::GpuMatrix::KQuant { .. }));
+}
+
+#[test]
+fn q6_k_matrices_stay_quantized_on_the_gpu_and_match_the_cpu() {
+    // gguf-py cannot write Q6_K, so the model fixtures have none; the dequantization fixture
+    // (python/make_gguf_fixtures.py) has Q6_K blocks. Used as a linear layer's W_t [n, 256]:
+    let bytes = std::fs::read(repo_root().join("fixtures/gguf/q6_k.gguf")).unwrap();
+    let file = glassbox_core::gguf::parse(&bytes).unwrap();
+    let info = file.tensors.iter().find(|t| t.ggml_type == glassbox_core::gguf::GgmlType::Q6_K).expect("a Q6_K tensor");
+    let range = file.tensor_data_range(info, bytes.len()).unwrap();
+    let n_values = info.n_elements().unwrap() as usize;
+    let (n, k) = (n_values / 256, 256);
+    let q = glassbox_core::weights::QuantMatrix { ggml_type: info.ggml_type, rows: n, cols: k, bytes: bytes[range].into() };
+    assert_eq!(glassbox_kernels::cpu::dequantize_q6_k(&q.bytes), q.dequantize().unwrap().data, "the kernels' reference equals the core's");
+    let m = HostMatrix::Quant(q);
+    let x = HostTensor::new(vec![5, k], (0..5 * k).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect());
+    let cpu = {
+        let w = CpuBackend.upload_matrix(&m, glassbox_core::weights::MatrixRole::Linear).unwrap();
+        let y = CpuBackend.linear(&CpuBackend.upload(&x).unwrap(), &w, None).unwrap();
+        pollster::block_on(CpuBackend.read(&[&y])).unwrap().remove(0)
+    };
+    let _guard = gpu_lock();
+    let gpu = gpu();
+    let w = gpu.upload_matrix(&m, glassbox_core::weights::MatrixRole::Linear).unwrap();
+    assert!(matches!(w, glassbox_core::gpu::GpuMatrix::KQuant { .. }), "Q6_K stays quantized");
+    let y = gpu.linear(&gpu.upload(&x).unwrap(), &w, None).unwrap();
+    let g = pollster::block_on(gpu.read(&[&y])).unwrap().remove(0);
+    let scale = cpu.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = g.iter().zip(&cpu).fold(0f32, |a, (p, q)| a.max((p - q).abs()));
+    assert!(d <= 1e-4 + 1e-4 * scale, "Q6_K linear: GPU differs from the CPU's dequantized reference by {d}");
+}

@@ -106,6 +106,8 @@ pub(crate) enum KernelId {
     EmbedQ8_0,
     EmbedQ4_0,
     ConcatCols,
+    LinearQ4K,
+    LinearQ6K,
 }
 
 /// What the pipeline table needs to know to build a kernel.
@@ -270,6 +272,20 @@ const KERNELS: &[KernelSpec] = &[
         wgsl: ops::concat_cols::WGSL,
         entry: "concat_cols",
         n_inputs: 2,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LinearQ4K,
+        wgsl: ops::linear_q4_k::WGSL,
+        entry: "linear_q4_k",
+        n_inputs: 3,
+        n_outputs: 1,
+    },
+    KernelSpec {
+        id: KernelId::LinearQ6K,
+        wgsl: ops::linear_q6_k::WGSL,
+        entry: "linear_q6_k",
+        n_inputs: 3,
         n_outputs: 1,
     },
 ];

@@ -40,6 +40,8 @@ pub mod cpu {
     pub use crate::ops::gelu_new::gelu_new_cpu;
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;
+    pub use crate::ops::linear_q4_k::{dequantize_q4_k, linear_q4_k_cpu};
+    pub use crate::ops::linear_q6_k::{dequantize_q6_k, linear_q6_k_cpu};
     pub use crate::ops::linear_quant::{
         dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, linear_quant_cpu,
         quantize, quantize_q4_0, quantize_q8_0,

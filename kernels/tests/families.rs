@@ -8,7 +8,7 @@ use common::*;
 use glassbox_kernels::cpu::*;
 use glassbox_kernels::QuantFormat;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 #[track_caller]
 fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
@@ -233,5 +233,58 @@ fn concat_cols_matches_cpu() {
         r.submit();
         assert_eq!(y.shape, vec![rows, na + nb]);
         assert_eq!(read1(&y), want);
+    }
+}
+
+#[test]
+fn linear_q4_k_matches_cpu() {
+    let mut rng = StdRng::seed_from_u64(29);
+    for &(m, n, k, with_bias) in &[(1usize, 1usize, 256usize, false), (3, 70, 512, true), (16, 33, 256, true)] {
+        // Random blocks with sane scales: d, dmin in [0.001, 0.03) as f16, random scale bytes
+        // and nibbles.
+        let nb = n * k / 256;
+        let mut bytes = vec![0u8; nb * 144];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (rng.gen_range(0u32..256) ^ (i as u32 * 7)) as u8;
+        }
+        for blk in bytes.chunks_exact_mut(144) {
+            for off in [0, 2] {
+                let h = glassbox_kernels::ops::linear_quant::f32_to_f16(rng.gen_range(0.001f32..0.03));
+                blk[off..off + 2].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        let x = rand_vec(&mut rng, m * k, -1.0, 1.0);
+        let b = rand_vec(&mut rng, n, -1.0, 1.0);
+        let want = linear_q4_k_cpu(&x, &bytes, n, k, with_bias.then_some(b.as_slice()));
+        let c = ctx();
+        let tx = c.upload(&x, &[m, k]);
+        let tb = c.upload(&b, &[n]);
+        let wq = c.upload_bytes(&bytes);
+        let mut r = c.recorder();
+        let y = r.linear_q4_k(&tx, &wq, n, k, with_bias.then_some(&tb));
+        r.submit();
+        assert_close(&read1(&y), &want, 1e-4, 1e-4, &format!("linear_q4_k {m}x{k}x{n}"));
+    }
+}
+
+#[test]
+fn linear_q6_k_matches_cpu() {
+    let mut rng = StdRng::seed_from_u64(30);
+    for &(m, n, k, with_bias) in &[(1usize, 1usize, 256usize, false), (3, 70, 512, true), (16, 33, 256, true)] {
+        // Random blocks (any byte is valid in ql, qh and the signed scales) with d in [0.001, 0.01).
+        let mut bytes: Vec<u8> = (0..n * k / 256 * 210).map(|_| rng.gen_range(0u32..256) as u8).collect();
+        for blk in bytes.chunks_exact_mut(210) {
+            let h = glassbox_kernels::ops::linear_quant::f32_to_f16(rng.gen_range(0.001f32..0.01));
+            blk[208..210].copy_from_slice(&h.to_le_bytes());
+        }
+        let x = rand_vec(&mut rng, m * k, -1.0, 1.0);
+        let b = rand_vec(&mut rng, n, -1.0, 1.0);
+        let want = linear_q6_k_cpu(&x, &bytes, n, k, with_bias.then_some(b.as_slice()));
+        let c = ctx();
+        let (tx, tb, wq) = (c.upload(&x, &[m, k]), c.upload(&b, &[n]), c.upload_bytes(&bytes));
+        let mut r = c.recorder();
+        let y = r.linear_q6_k(&tx, &wq, n, k, with_bias.then_some(&tb));
+        r.submit();
+        assert_close(&read1(&y), &want, 1e-4, 1e-4, &format!("linear_q6_k {m}x{k}x{n}"));
     }
 }

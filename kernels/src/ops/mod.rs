@@ -12,6 +12,8 @@ pub mod gelu;
 pub mod gelu_new;
 pub mod layer_norm;
 pub mod linear;
+pub mod linear_q4_k;
+pub mod linear_q6_k;
 pub mod linear_quant;
 pub mod mul;
 pub mod rms_norm;

@@ -1,0 +1,96 @@
+//! `linear_q4_k`: a dense layer `y = x @ W + b` whose weights stay in GGUF's Q4_K super-blocks
+//! on the GPU (256 values in 144 bytes: f16 `d` and `dmin`, eight packed 6-bit scales and mins,
+//! 128 bytes of nibbles) and are dequantized inside the matmul.
+//!
+//! x `[m, k]` f32 (k a multiple of 256), W given as GGUF stores an nn.Linear weight, `W_t [n, k]`,
+//! bias `[n]` optional -> y `[m, n]`. One invocation per output, summing over k in order, like
+//! the CPU reference ([`linear_q4_k_cpu`]: [`dequantize_q4_k`], then a plain matmul).
+//!
+//! Not: a tiled kernel (Q8_0 / Q4_0 have the fast row-block one), Q6_K and the other K-quants,
+//! quantized embedding gathers of Q4_K tables (those are dequantized at upload).
+
+use crate::context::KernelId;
+use crate::ops::groups_for;
+use crate::{GpuBuffer, GpuTensor, Recorder};
+
+pub(crate) const WGSL: &str = include_str!("linear_q4_k.wgsl");
+
+/// Values and bytes per Q4_K super-block.
+pub const QK_K: usize = 256;
+pub const Q4_K_BLOCK_BYTES: usize = 144;
+
+impl Recorder<'_> {
+    /// x `[.., k]` @ W (Q4_K blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
+    /// Panics unless k is a multiple of 256 and the sizes agree.
+    #[track_caller]
+    pub fn linear_q4_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
+        assert!(k % QK_K == 0, "linear_q4_k: k = {k} is not a multiple of 256");
+        assert_eq!(x.last_dim(), k, "linear_q4_k: x {:?} does not end in k = {k}", x.shape);
+        assert_eq!(w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4, "linear_q4_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4);
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "linear_q4_k: bias has {} values, n = {n}", b.len());
+        }
+        let m = x.len() / k;
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("x has an axis") = n;
+        let y = self.output(&shape);
+        let grid = self.ctx.grid_1d(groups_for(m * n, 64));
+        let ctx = self.ctx;
+        self.dispatch(
+            KernelId::LinearQ4K,
+            &[m as u32, k as u32, n as u32, u32::from(bias.is_some())],
+            &[&x.buffer, &w_q.buffer, bias.map_or(&ctx.dummy, |b| &*b.buffer)],
+            &[&y.buffer],
+            grid,
+        );
+        y
+    }
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    crate::ops::linear_quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
+}
+
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+/// Q4_K blocks -> f32 (ggml's `dequantize_row_q4_K`; the core's GGUF reader has the same
+/// function, tested bit-exact against the `gguf` package).
+pub fn dequantize_q4_k(blocks: &[u8]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(blocks.len() / Q4_K_BLOCK_BYTES * QK_K);
+    for block in blocks.chunks_exact(Q4_K_BLOCK_BYTES) {
+        let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
+        let (scales, qs) = (&block[4..16], &block[16..]);
+        for (i, q) in qs.chunks_exact(32).enumerate() {
+            let (s1, m1) = scale_min_k4(2 * i, scales);
+            let (s2, m2) = scale_min_k4(2 * i + 1, scales);
+            let (d1, mm1, d2, mm2) = (d * s1 as f32, dmin * m1 as f32, d * s2 as f32, dmin * m2 as f32);
+            out.extend(q.iter().map(|&b| d1 * (b & 0x0F) as f32 - mm1));
+            out.extend(q.iter().map(|&b| d2 * (b >> 4) as f32 - mm2));
+        }
+    }
+    out
+}
+
+/// CPU reference: dequantize `W_t [n, k]`, then `y[r, c] = sum_j x[r, j] W_t[c, j] + bias[c]`
+/// summed in order.
+pub fn linear_q4_k_cpu(x: &[f32], bytes: &[u8], n: usize, k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let wt = dequantize_q4_k(bytes);
+    let m = x.len() / k;
+    let mut y = vec![0.0; m * n];
+    for r in 0..m {
+        for c in 0..n {
+            let mut acc = 0.0f32;
+            for j in 0..k {
+                acc += x[r * k + j] * wt[c * k + j];
+            }
+            y[r * n + c] = acc + bias.map_or(0.0, |b| b[c]);
+        }
+    }
+    y
+}

@@ -1,0 +1,93 @@
+//! `linear_q6_k`: a dense layer `y = x @ W + b` whose weights stay in GGUF's Q6_K super-blocks
+//! on the GPU (256 values in 210 bytes: 4 low bits, 2 high bits, 16 signed 8-bit scales, an f16
+//! `d`) and are dequantized inside the matmul. llama.cpp's Q4_K_M files keep their output (and
+//! often embedding) matrices in Q6_K.
+//!
+//! x `[m, k]` f32 (k a multiple of 256), `W_t [n, k]` as GGUF stores an nn.Linear weight, bias
+//! `[n]` optional -> y `[m, n]`. One invocation per output, summing over k in order, like the
+//! CPU reference ([`linear_q6_k_cpu`]: [`dequantize_q6_k`], then a plain matmul).
+//!
+//! Not: a tiled kernel, quantized embedding gathers of Q6_K tables (dequantized at upload).
+
+use crate::context::KernelId;
+use crate::ops::groups_for;
+use crate::{GpuBuffer, GpuTensor, Recorder};
+
+pub(crate) const WGSL: &str = include_str!("linear_q6_k.wgsl");
+
+/// Bytes per Q6_K super-block (of 256 values).
+pub const Q6_K_BLOCK_BYTES: usize = 210;
+
+impl Recorder<'_> {
+    /// x `[.., k]` @ W (Q6_K blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
+    /// Panics unless k is a multiple of 256 and the sizes agree.
+    #[track_caller]
+    pub fn linear_q6_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
+        assert!(k % 256 == 0, "linear_q6_k: k = {k} is not a multiple of 256");
+        assert_eq!(x.last_dim(), k, "linear_q6_k: x {:?} does not end in k = {k}", x.shape);
+        let bytes = n * (k / 256) * Q6_K_BLOCK_BYTES;
+        assert_eq!(w_q.len, bytes.div_ceil(4), "linear_q6_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, bytes.div_ceil(4));
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "linear_q6_k: bias has {} values, n = {n}", b.len());
+        }
+        let m = x.len() / k;
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("x has an axis") = n;
+        let y = self.output(&shape);
+        let grid = self.ctx.grid_1d(groups_for(m * n, 64));
+        let ctx = self.ctx;
+        self.dispatch(
+            KernelId::LinearQ6K,
+            &[m as u32, k as u32, n as u32, u32::from(bias.is_some())],
+            &[&x.buffer, &w_q.buffer, bias.map_or(&ctx.dummy, |b| &*b.buffer)],
+            &[&y.buffer],
+            grid,
+        );
+        y
+    }
+}
+
+/// Q6_K blocks -> f32 (ggml's `dequantize_row_q6_K`; the core's GGUF reader has the same
+/// function, tested bit-exact against the `gguf` package).
+pub fn dequantize_q6_k(blocks: &[u8]) -> Vec<f32> {
+    let mut out = vec![0.0f32; blocks.len() / Q6_K_BLOCK_BYTES * 256];
+    for (block, y) in blocks.chunks_exact(Q6_K_BLOCK_BYTES).zip(out.chunks_exact_mut(256)) {
+        let d = crate::ops::linear_quant::f16_to_f32(u16::from_le_bytes([block[208], block[209]]));
+        for half in 0..2 {
+            let ql = &block[64 * half..64 * half + 64];
+            let qh = &block[128 + 32 * half..128 + 32 * half + 32];
+            let sc = &block[192 + 8 * half..192 + 8 * half + 8];
+            let y = &mut y[128 * half..128 * half + 128];
+            for l in 0..32 {
+                let is = l / 16;
+                let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
+                let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                y[l] = d * (sc[is] as i8) as f32 * q1 as f32;
+                y[l + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
+                y[l + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
+                y[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
+            }
+        }
+    }
+    out
+}
+
+/// CPU reference: dequantize `W_t [n, k]`, then `y[r, c] = sum_j x[r, j] W_t[c, j] + bias[c]`
+/// summed in order.
+pub fn linear_q6_k_cpu(x: &[f32], bytes: &[u8], n: usize, k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let wt = dequantize_q6_k(bytes);
+    let m = x.len() / k;
+    let mut y = vec![0.0; m * n];
+    for r in 0..m {
+        for c in 0..n {
+            let mut acc = 0.0f32;
+            for j in 0..k {
+                acc += x[r * k + j] * wt[c * k + j];
+            }
+            y[r * n + c] = acc + bias.map_or(0.0, |b| b[c]);
+        }
+    }
+    y
+}
