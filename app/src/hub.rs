@@ -6,9 +6,12 @@
 //! so that a second visit loads with the network off.
 
 use js_sys::{Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, ReadableStreamDefaultReader, RequestInit, Response};
+use web_sys::{AbortSignal, Response};
+
+pub use crate::loader::FetchError;
+use crate::loader::fetch_into;
 
 /// The Cache Storage bucket holding downloaded model files.
 pub const CACHE_NAME: &str = "glassbox-models-v1";
@@ -57,30 +60,6 @@ pub fn size(bytes: u64) -> String {
         format!("{:.1} MB", bytes as f64 / 1e6)
     } else {
         format!("{:.0} kB", bytes as f64 / 1e3)
-    }
-}
-
-fn js_err(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
-/// Why a download stopped.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FetchError {
-    Cancelled,
-    NotFound(String),
-    Failed(String),
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::Cancelled => write!(f, "the download was cancelled"),
-            FetchError::NotFound(url) => write!(f, "not found (HTTP 404): {url}"),
-            FetchError::Failed(m) => f.write_str(m),
-        }
     }
 }
 
@@ -172,7 +151,7 @@ pub async fn fetch_model_file(url: &str, signal: &AbortSignal, on_progress: &dyn
     let mut total: Option<u64> = None;
     let mut attempts = 0;
     loop {
-        match fetch_into(url, signal, &mut bytes, &mut total, on_progress).await {
+        match fetch_into(url, Some(signal), &mut bytes, &mut total, on_progress).await {
             Ok(()) => break,
             Err(FetchError::Failed(m)) if attempts < 2 && !bytes.is_empty() && !signal.aborted() => {
                 attempts += 1;
@@ -183,58 +162,6 @@ pub async fn fetch_model_file(url: &str, signal: &AbortSignal, on_progress: &dyn
     }
     store(url, &bytes).await;
     Ok((bytes, false))
-}
-
-/// One request for `url`, appending to `bytes` (asking for the rest with a Range header when
-/// some bytes are already there).
-async fn fetch_into(url: &str, signal: &AbortSignal, bytes: &mut Vec<u8>, total: &mut Option<u64>, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(), FetchError> {
-    let window = web_sys::window().ok_or(FetchError::Failed("no window".into()))?;
-    let init = RequestInit::new();
-    init.set_signal(Some(signal));
-    if !bytes.is_empty() {
-        let headers = web_sys::Headers::new().map_err(|e| FetchError::Failed(js_err(e)))?;
-        let _ = headers.set("range", &format!("bytes={}-", bytes.len()));
-        init.set_headers(&headers);
-    }
-    let failed = |e: JsValue| {
-        if signal.aborted() {
-            FetchError::Cancelled
-        } else {
-            FetchError::Failed(format!("could not download {url}: the server refused the request or could not be reached ({})", js_err(e)))
-        }
-    };
-    let resp: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init)).await.map_err(failed)?.dyn_into().map_err(|_| FetchError::Failed("the fetch did not return a response".into()))?;
-    match resp.status() {
-        404 => return Err(FetchError::NotFound(url.to_string())),
-        206 => {}
-        200 => bytes.clear(), // a server that ignores Range sends everything again
-        s => return Err(FetchError::Failed(format!("HTTP {s} {} for {url}", resp.status_text()).trim_end().to_string())),
-    }
-    let h = resp.headers();
-    let encoded = h.get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
-    if total.is_none() && !encoded {
-        *total = h.get("content-length").ok().flatten().and_then(|s| s.parse::<u64>().ok()).map(|n| n + bytes.len() as u64);
-    }
-    on_progress(bytes.len() as u64, *total);
-    let body = resp.body().ok_or(FetchError::Failed(format!("{url}: the response has no body")))?;
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| if signal.aborted() { FetchError::Cancelled } else { FetchError::Failed(format!("the download broke off: {}", js_err(e))) })?;
-        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
-            break;
-        }
-        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| FetchError::Failed(js_err(e)))?.unchecked_into();
-        let start = bytes.len();
-        bytes.resize(start + value.length() as usize, 0);
-        value.copy_to(&mut bytes[start..]);
-        on_progress(bytes.len() as u64, *total);
-    }
-    if let Some(t) = *total {
-        if (bytes.len() as u64) < t {
-            return Err(FetchError::Failed(format!("truncated download: received {} of {t} bytes", bytes.len())));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

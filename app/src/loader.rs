@@ -71,49 +71,116 @@ pub async fn load_bundle(
     Ok((bundle, done_bytes))
 }
 
+/// Why a download stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FetchError {
+    Cancelled,
+    NotFound(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Cancelled => write!(f, "the download was cancelled"),
+            FetchError::NotFound(url) => write!(f, "not found (HTTP 404): {url}"),
+            FetchError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Fetches `url`, reading the body chunk by chunk; `on_progress(loaded, total)` after each.
 pub async fn fetch_bytes(
     url: &str,
     on_progress: impl Fn(u64, Option<u64>),
 ) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let resp: Response = JsFuture::from(window.fetch_with_str(url))
+    let mut bytes = Vec::new();
+    let mut total = None;
+    fetch_into(url, None, &mut bytes, &mut total, &on_progress)
         .await
-        .map_err(|e| format!("could not fetch {url}: {}", js_err(e)))?
-        .dyn_into()
-        .map_err(|_| "the fetch did not return a response".to_string())?;
-    if !resp.ok() {
-        let text = resp.status_text();
-        return Err(format!("HTTP {} {} for {url}", resp.status(), text)
-            .trim_end()
-            .to_string());
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// One request for `url`, streamed into `bytes`; the one download loop of the site (shipped
+/// models and models from outside). With bytes already there it asks for the rest (an HTTP
+/// Range request, to resume a dropped connection); a server that ignores Range and sends
+/// everything again is fine too. `signal` cancels it. `total` is set from Content-Length
+/// (unless the transfer is compressed, where that counts compressed bytes).
+pub async fn fetch_into(
+    url: &str,
+    signal: Option<&web_sys::AbortSignal>,
+    bytes: &mut Vec<u8>,
+    total: &mut Option<u64>,
+    on_progress: &dyn Fn(u64, Option<u64>),
+) -> Result<(), FetchError> {
+    let aborted = || signal.is_some_and(|s| s.aborted());
+    let window = web_sys::window().ok_or(FetchError::Failed("no window".into()))?;
+    let init = web_sys::RequestInit::new();
+    if let Some(s) = signal {
+        init.set_signal(Some(s));
     }
-    let headers = resp.headers();
-    let encoded = headers
+    if !bytes.is_empty() {
+        let headers = web_sys::Headers::new().map_err(|e| FetchError::Failed(js_err(e)))?;
+        let _ = headers.set("range", &format!("bytes={}-", bytes.len()));
+        init.set_headers(&headers);
+    }
+    let failed = |e: JsValue| {
+        if aborted() {
+            FetchError::Cancelled
+        } else {
+            FetchError::Failed(format!(
+                "could not download {url}: the server refused the request or could not be reached ({})",
+                js_err(e)
+            ))
+        }
+    };
+    let resp: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(failed)?
+        .dyn_into()
+        .map_err(|_| FetchError::Failed("the fetch did not return a response".into()))?;
+    match resp.status() {
+        404 => return Err(FetchError::NotFound(url.to_string())),
+        206 if !bytes.is_empty() => {}
+        s if (200..300).contains(&s) => bytes.clear(), // everything (again)
+        s => {
+            return Err(FetchError::Failed(
+                format!("HTTP {s} {} for {url}", resp.status_text())
+                    .trim_end()
+                    .to_string(),
+            ))
+        }
+    }
+    let h = resp.headers();
+    let encoded = h
         .get("content-encoding")
         .ok()
         .flatten()
         .is_some_and(|e| e != "identity");
-    // With a compressed transfer, Content-Length counts compressed bytes: not comparable.
-    let total = if encoded {
-        None
-    } else {
-        headers
+    if total.is_none() && !encoded {
+        *total = h
             .get("content-length")
             .ok()
             .flatten()
             .and_then(|s| s.parse::<u64>().ok())
-    };
-    on_progress(0, total);
-
-    let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0) as usize);
+            .map(|n| n + bytes.len() as u64);
+    }
+    on_progress(bytes.len() as u64, *total);
+    if bytes.is_empty() {
+        bytes.reserve(total.unwrap_or(0) as usize);
+    }
     match resp.body() {
         Some(body) => {
             let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
             loop {
-                let chunk = JsFuture::from(reader.read())
-                    .await
-                    .map_err(|e| format!("the download broke off: {}", js_err(e)))?;
+                let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
+                    if aborted() {
+                        FetchError::Cancelled
+                    } else {
+                        FetchError::Failed(format!("the download broke off: {}", js_err(e)))
+                    }
+                })?;
                 if Reflect::get(&chunk, &"done".into())
                     .ok()
                     .and_then(|d| d.as_bool())
@@ -122,29 +189,28 @@ pub async fn fetch_bytes(
                     break;
                 }
                 let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-                    .map_err(js_err)?
+                    .map_err(|e| FetchError::Failed(js_err(e)))?
                     .unchecked_into();
                 let start = bytes.len();
                 bytes.resize(start + value.length() as usize, 0);
                 value.copy_to(&mut bytes[start..]);
-                on_progress(bytes.len() as u64, total);
+                on_progress(bytes.len() as u64, *total);
             }
         }
         None => {
-            let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?)
-                .await
-                .map_err(js_err)?;
-            bytes = Uint8Array::new(&buf).to_vec();
-            on_progress(bytes.len() as u64, total);
+            let buf = resp.array_buffer().map_err(|e| FetchError::Failed(js_err(e)))?;
+            let buf = JsFuture::from(buf).await.map_err(failed)?;
+            bytes.extend_from_slice(&Uint8Array::new(&buf).to_vec());
+            on_progress(bytes.len() as u64, *total);
         }
     }
-    if let Some(t) = total {
+    if let Some(t) = *total {
         if (bytes.len() as u64) < t {
-            return Err(format!(
+            return Err(FetchError::Failed(format!(
                 "truncated download: received {} of {t} bytes",
                 bytes.len()
-            ));
+            )));
         }
     }
-    Ok(bytes)
+    Ok(())
 }
