@@ -422,7 +422,9 @@ async fn run_prompt(ui: Ui, url_pos: Option<Option<usize>>) {
             return;
         }
     };
-    if let Err(msg) = (ui.model_entry.check_form)(&prepared.ids) {
+    // The shipped model's prompt form (e.g. "a + b =") does not bind a model loaded from outside.
+    let form = if ui.loaded.get_untracked().is_some() { Ok(()) } else { (ui.model_entry.check_form)(&prepared.ids) };
+    if let Err(msg) = form {
         ui.prompt_error.set(Some(prompt::PromptError::Form(msg).to_string()));
         ui.run.set(None);
         return;

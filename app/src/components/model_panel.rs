@@ -103,10 +103,25 @@ pub fn ModelPanel(
                 c.n_ctx,
                 if c.attn_only() { ", attention only" } else { "" }
             );
+            // A model loaded from outside (hub, URL, file) has no description: its card names
+            // it, its family and its format instead.
+            let format = s("format");
+            let outside = (!format.is_empty()).then(|| {
+                let name = s("name");
+                view! {
+                    {(!name.is_empty()).then(|| view! { <dt>"Model"</dt><dd data-testid="model-name">{name}</dd> })}
+                    <dt>"Family"</dt><dd data-testid="model-family">{c.family()}</dd>
+                    <dt>"Format"</dt><dd data-testid="model-format">{format}</dd>
+                }
+            });
+            let shipped = outside.is_none().then(|| view! {
+                <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
+                <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
+            });
             view! {
                 <dl class="card" data-testid="model-card">
-                    <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
-                    <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
+                    {outside}
+                    {shipped}
                     <dt>"Shape"</dt><dd>{arch}</dd>
                     {(!metrics.is_empty()).then(|| view! { <dt>"Held-out"</dt><dd data-testid="model-metrics">{metrics.join("; ")}</dd> })}
                 </dl>
