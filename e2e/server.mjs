@@ -52,6 +52,19 @@ function hub(req, res, path) {
     }
   }
   const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  // `glassbox-test/slow`: 2 kB every 100 ms (about 10 s for the tiny GGUF), so that a test
+  // can press Cancel mid-download.
+  if (org === 'glassbox-test' && repo === 'slow') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'content-length': body.length });
+    let at = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || at >= body.length) { clearInterval(timer); if (!res.destroyed) res.end(); return; }
+      res.write(body.subarray(at, at + 2048));
+      at += 2048;
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+    return;
+  }
   // `glassbox-test/flaky`: the connection drops halfway through every full download (a Range
   // request for the rest is answered), as a flaky network would.
   if (org === 'glassbox-test' && repo === 'flaky' && !range) {
@@ -93,6 +106,20 @@ const server = createServer((req, res) => {
   if (req.method === 'HEAD') return res.end();
   createReadStream(file).pipe(res);
 });
+
+// The same hub on a second port, answering without CORS headers: a cross-origin server that
+// refuses to be read from the page (the browser blocks the response).
+const NOCORS_PORT = port + 1;
+createServer((req, res) => {
+  const path = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+  if (!path.startsWith('/hub/')) return send(res, 404, 'not found');
+  const orig = res.writeHead.bind(res);
+  res.writeHead = (status, headers = {}) => {
+    const { ['access-control-allow-origin']: _drop, ...rest } = headers;
+    return orig(status, rest);
+  };
+  hub(req, res, path);
+}).listen(NOCORS_PORT, '127.0.0.1');
 
 server.listen(port, '127.0.0.1', () => {
   console.log(`serving ${root} at http://127.0.0.1:${port}/ and http://127.0.0.1:${port}${SUB}/`);

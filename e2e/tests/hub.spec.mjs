@@ -6,6 +6,11 @@
 import { test, expect } from '@playwright/test';
 import { recordRequests, runPrompt, top5, waitForModel } from './browser.mjs';
 
+const PORT = Number(process.env.PORT ?? 4173);
+const HUB = `http://127.0.0.1:${PORT}/hub`;
+// server.mjs also serves the hub on the next port without CORS headers.
+const HUB_NO_CORS = `http://127.0.0.1:${PORT + 1}/hub`;
+
 /** Records every state the load-progress bar shows (a small file can come and go between polls). */
 async function watchProgress(page) {
   await page.evaluate(() => {
@@ -32,9 +37,9 @@ test('l: load a GGUF model and a safetensors model from the hub by repo id; the 
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const requests = recordRequests(page);
-  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
-  await expect(page.getByTestId('hub-base')).toHaveValue('http://127.0.0.1:4173/hub');
+  await expect(page.getByTestId('hub-base')).toHaveValue(HUB);
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
 
   // (a) A Q8_0 GGUF GPT-2 with its own BPE vocabulary.
@@ -43,6 +48,10 @@ test('l: load a GGUF model and a safetensors model from the hub by repo id; the 
   await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
   await expect(page.getByTestId('loaded-model')).toContainText('Q8_0');
   await expect(page.getByTestId('loaded-model')).not.toContainText('cache');
+  // The model panel's card names the family and format of a model loaded from outside.
+  await expect(page.getByTestId('model-family')).toHaveText('GPT-2');
+  await expect(page.getByTestId('model-format')).toContainText('Q8_0');
+  await expect(page.getByTestId('model-description')).toHaveCount(0);
   const seen = await page.evaluate(() => window.__progress);
   expect(seen.length).toBeGreaterThan(0);
   expect(seen.some((p) => p.total === 216160 && p.text.includes('model-q8_0.gguf'))).toBe(true);
@@ -55,6 +64,7 @@ test('l: load a GGUF model and a safetensors model from the hub by repo id; the 
   // (b) A Llama repository as safetensors + tokenizer.json (sentencepiece).
   await loadHub(page, 'glassbox-test/tiny-llama', null);
   await expect(page.getByTestId('loaded-model')).toContainText('Llama', { timeout: 120_000 });
+  await expect(page.getByTestId('model-family')).toHaveText('Llama');
   await runPrompt(page, 'Call me Ishmael.');
   expect((await top5(page)).length).toBe(5);
 
@@ -93,7 +103,7 @@ test('l: load a GGUF model and a safetensors model from the hub by repo id; the 
 test('m: a truncated file, a missing file and a bad repo id show errors; the model in use keeps working', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
   const before = await top5(page);
@@ -116,6 +126,15 @@ test('m: a truncated file, a missing file and a bad repo id show errors; the mod
   await expect(page.getByTestId('loaded-model')).toHaveCount(0);
   await runPrompt(page, 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ');
   expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
+  // A suggested model fills the fields; nothing is downloaded until Load is pressed.
+  const requests = recordRequests(page);
+  await page.getByTestId('load-panel').locator('summary', { hasText: 'Suggested models' }).click();
+  await page.getByTestId('curated-entry').first().click();
+  await expect(page.getByTestId('hub-repo')).toHaveValue('QuantFactory/gpt2-GGUF');
+  await expect(page.getByTestId('hub-file')).toHaveValue('gpt2.Q8_0.gguf');
+  await page.getByTestId('hub-repo').fill('not a repo');
+  await page.getByTestId('hub-file').fill('model.gguf');
+  expect(requests).toEqual([]);
   await page.getByTestId('load-panel').screenshot({ path: 'screenshots/load-panel.png' });
   expect(errors).toEqual([]);
 });
@@ -125,7 +144,7 @@ test('n: a download that drops halfway resumes where it stopped; a local file lo
   page.on('pageerror', (e) => errors.push(e.message));
   const ranges = [];
   page.on('request', (r) => { if (r.url().includes('/flaky/')) ranges.push(r.headers()['range'] ?? 'none'); });
-  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
 
@@ -146,13 +165,13 @@ test('n: a download that drops halfway resumes where it stopped; a local file lo
 });
 
 test('o: a cached file whose content no longer matches its SHA-256 is downloaded again', async ({ page }) => {
-  await page.goto('./?hub=' + encodeURIComponent('http://127.0.0.1:4173/hub'));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
   await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
   await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
   // Damage the cached copy (same size, one byte changed, hash header kept).
-  const url = 'http://127.0.0.1:4173/hub/glassbox-test/tiny-gpt2-gguf/resolve/main/model-q8_0.gguf';
+  const url = `${HUB}/glassbox-test/tiny-gpt2-gguf/resolve/main/model-q8_0.gguf`;
   await page.evaluate(async (url) => {
     const c = await caches.open('glassbox-models-v1');
     const r = await c.match(url);
@@ -169,4 +188,33 @@ test('o: a cached file whose content no longer matches its SHA-256 is downloaded
   await expect(page.getByTestId('load-starting')).toHaveCount(0, { timeout: 60_000 });
   await expect(page.getByTestId('load-error')).toHaveCount(0);
   await expect(page.getByTestId('loaded-model')).not.toContainText('cache');
+});
+
+test('p: Cancel stops a download; a server that refuses cross-origin reads (CORS) is named; the model stays', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+  const before = await top5(page);
+
+  await loadHub(page, 'glassbox-test/slow', 'model-q8_0.gguf');
+  const bar = page.getByTestId('load-progress');
+  await expect(bar).toBeVisible({ timeout: 30_000 });
+  await expect.poll(async () => Number(await bar.getAttribute('data-loaded')), { timeout: 30_000 }).toBeGreaterThan(0);
+  await expect(bar).toHaveAttribute('data-total', '216160');
+  await expect(bar).toContainText(/MB\/s|kB/);
+  await page.getByTestId('load-cancel').click();
+  await expect(page.getByTestId('load-error')).toContainText('cancelled');
+  await expect(page.getByTestId('cached-entry')).toHaveCount(0);
+
+  // The same hub on another origin without CORS headers: the browser refuses the response.
+  await page.getByTestId('hub-base').fill(HUB_NO_CORS);
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('load-error')).toContainText('refused the request or could not be reached', { timeout: 30_000 });
+
+  await expect(page.getByTestId('loaded-model')).toHaveCount(0);
+  await runPrompt(page, 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ');
+  expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
+  expect(errors).toEqual([]);
 });
