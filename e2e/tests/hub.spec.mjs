@@ -218,3 +218,19 @@ test('p: Cancel stops a download; a server that refuses cross-origin reads (CORS
   expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
   expect(errors).toEqual([]);
 });
+
+test('q: a model loaded over the modular-addition model drops its prompt form and its Fourier view', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('./?model=modular-addition&hub=' + encodeURIComponent(HUB));
+  await waitForModel(page);
+  await expect(page.getByTestId('fourier-panel')).toBeVisible();
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  await expect(page.getByTestId('fourier-panel')).toHaveCount(0);
+  // Free text, not of the form "a + b =": the loaded model takes it.
+  await runPrompt(page, 'The whale was white');
+  await expect(page.getByTestId('prompt-error')).toHaveCount(0);
+  expect((await top5(page)).length).toBe(5);
+  expect(errors).toEqual([]);
+});
