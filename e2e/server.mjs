@@ -3,7 +3,8 @@
 // It also mimics the Hugging Face hub's layout for the tests that load real models:
 // `/hub/<org>/<repo>/resolve/main/<file>` serves `e2e/hub/<org>/<repo>/<file>` (with Range
 // requests, as the hub does), `/hub/glassbox-test/broken/resolve/main/truncated.gguf` is the
-// first half of a real GGUF file, and anything else under /hub is a 404.
+// first half of a real GGUF file, `/hub/glassbox-test/tiny-llama-sharded/` is tiny-llama split
+// into two shards with an index, and anything else under /hub is a 404.
 // No dependencies; used by playwright.config.mjs (webServer) and by hand: `node server.mjs`.
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
@@ -34,6 +35,52 @@ function send(res, status, body, headers = {}) {
 
 const hubRoot = resolve(join(here, 'hub'));
 
+/** Splits a safetensors file's tensors (in name order) into `n` shards: [[name, bytes]]. */
+function splitSafetensors(buf, n, stem) {
+  const len = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + len).toString('utf8'));
+  const data = buf.subarray(8 + len);
+  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+  const per = Math.ceil(names.length / n);
+  const shards = [];
+  const weightMap = {};
+  for (let i = 0; i < n; i++) {
+    const file = `${stem}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+    const h = {};
+    const parts = [];
+    let at = 0;
+    for (const name of names.slice(i * per, (i + 1) * per)) {
+      const { dtype, shape, data_offsets: [s, e] } = header[name];
+      h[name] = { dtype, shape, data_offsets: [at, at + e - s] };
+      parts.push(data.subarray(s, e));
+      at += e - s;
+      weightMap[name] = file;
+    }
+    let json = JSON.stringify(h);
+    json += ' '.repeat((8 - (json.length % 8)) % 8);
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    shards.push([file, Buffer.concat([head, Buffer.from(json), ...parts])]);
+  }
+  const index = { metadata: { total_size: data.length }, weight_map: weightMap };
+  return [[`${stem}.safetensors.index.json`, Buffer.from(JSON.stringify(index, null, 2))], ...shards];
+}
+
+// `glassbox-test/tiny-llama-sharded`: tiny-llama as a sharded checkpoint (no model.safetensors;
+// model.safetensors.index.json and two shards), made from tiny-llama's files when first asked.
+let shardedFiles;
+function sharded() {
+  if (!shardedFiles) {
+    const src = join(hubRoot, 'glassbox-test', 'tiny-llama');
+    shardedFiles = new Map([
+      ['config.json', readFileSync(join(src, 'config.json'))],
+      ['tokenizer.json', readFileSync(join(src, 'tokenizer.json'))],
+      ...splitSafetensors(readFileSync(join(src, 'model.safetensors')), 2, 'model'),
+    ]);
+  }
+  return shardedFiles;
+}
+
 function hub(req, res, path) {
   const m = path.match(/^\/hub\/([^/]+)\/([^/]+)\/resolve\/main\/(.+)$/);
   if (!m) return send(res, 404, 'not found');
@@ -42,6 +89,8 @@ function hub(req, res, path) {
   if (org === 'glassbox-test' && repo === 'broken' && file === 'truncated.gguf') {
     const whole = readFileSync(join(hubRoot, 'glassbox-test', 'tiny-gpt2-gguf', 'model-q8_0.gguf'));
     body = whole.subarray(0, whole.length >> 1);
+  } else if (org === 'glassbox-test' && repo === 'tiny-llama-sharded' && sharded().has(file)) {
+    body = sharded().get(file);
   } else {
     const f = normalize(join(hubRoot, org, repo, file));
     if (!f.startsWith(hubRoot)) return send(res, 403, 'forbidden');

@@ -234,3 +234,46 @@ test('q: a model loaded over the modular-addition model drops its prompt form an
   expect((await top5(page)).length).toBe(5);
   expect(errors).toEqual([]);
 });
+
+test('r: a sharded safetensors repo quantized to Q8_0 on load; a GGUF by URL; a GGUF dropped on the panel', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+
+  // No model.safetensors (404): the index and its shards instead, quantized on load.
+  await page.getByTestId('hub-repo').fill('glassbox-test/tiny-llama-sharded');
+  await page.getByTestId('hub-format').selectOption('safetensors');
+  await page.getByTestId('hub-quantize').selectOption('q8_0');
+  await page.getByTestId('load-button').click();
+  await expect(page.getByTestId('loaded-model')).toContainText('Llama', { timeout: 120_000 });
+  await expect(page.getByTestId('model-format')).toContainText('quantized to Q8_0 on load');
+  await expect(page.getByTestId('cached-entry')).toHaveCount(5); // config, tokenizer, index, 2 shards
+  await expect(page.locator('[data-testid="cached-entry"][data-url$="model-00002-of-00002.safetensors"]')).toHaveCount(1);
+  await runPrompt(page, 'Call me Ishmael.');
+  expect((await top5(page)).length).toBe(5);
+
+  // Any URL of a GGUF file.
+  const url = `${HUB}/glassbox-test/tiny-gpt2-gguf/resolve/main/model-q8_0.gguf`;
+  await page.getByTestId('load-url').fill(url);
+  await page.getByTestId('load-url-button').click();
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  await expect(page.getByTestId('loaded-model')).toContainText('from model-q8_0.gguf');
+  await runPrompt(page, 'The whale was white');
+  const byUrl = await top5(page);
+
+  // A file dropped on the panel.
+  await page.evaluate(async (url) => {
+    const buf = await (await fetch(url)).arrayBuffer();
+    const dt = new DataTransfer();
+    dt.items.add(new File([buf], 'dropped.gguf'));
+    const panel = document.querySelector('[data-testid="load-panel"]');
+    panel.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    panel.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, url);
+  await expect(page.getByTestId('loaded-model')).toContainText('from the local file dropped.gguf', { timeout: 120_000 });
+  await runPrompt(page, 'The whale was white');
+  expect((await top5(page)).map((r) => r.token)).toEqual(byUrl.map((r) => r.token));
+  expect(errors).toEqual([]);
+});
