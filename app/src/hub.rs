@@ -32,8 +32,9 @@ pub struct Curated {
 /// tensors at higher precision), not measured: this site has no network at build time. File
 /// names follow each repository's usual naming and are checked only when the user loads them.
 pub const CURATED: &[Curated] = &[
-    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~135 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~75 MB", "Q4_0")] },
-    Curated { title: "GPT-2 small (124M)", repo: "openai-community/gpt2", files: &[("safetensors", "~500 MB", "f32")] },
+    // llama.cpp writes GPT-2's tied unembedding as its own `output.weight` (38.6M more weights).
+    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~177 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~95-110 MB", "Q4_0")] },
+    Curated { title: "GPT-2 small (124M)", repo: "openai-community/gpt2", files: &[("safetensors", "~500-550 MB", "f32")] },
     Curated { title: "SmolLM2-135M", repo: "HuggingFaceTB/SmolLM2-135M", files: &[("safetensors", "~270 MB", "bf16")] },
     Curated { title: "Pythia-70m", repo: "EleutherAI/pythia-70m", files: &[("safetensors", "~140-170 MB", "f16")] },
     Curated { title: "Pythia-160m", repo: "EleutherAI/pythia-160m", files: &[("safetensors", "~325 MB", "f16")] },
