@@ -52,17 +52,7 @@ fn main() {
 }
 
 fn eval_induction(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
-    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
-        std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
-            .collect::<std::io::Result<_>>()?
-    } else {
-        vec![(dir.display().to_string(), std::fs::read(dir)?)]
-    };
-    let bundle = ModelBundle::from_files(&files, None)?;
+    let bundle = read_bundle(dir)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     let seed = bundle.card["metrics"]["eval_seed"].as_u64().unwrap_or(train::EVAL_SEED);
     let n = bundle.card["metrics"]["eval_sequences"].as_u64().unwrap_or(train::EVAL_SEQUENCES as u64) as usize;
@@ -72,17 +62,7 @@ fn eval_induction(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error
 }
 
 fn run_prompt(dir: &std::path::Path, prompt: &str) -> Result<(), Box<dyn std::error::Error>> {
-    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
-    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
-        std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
-            .collect::<std::io::Result<_>>()?
-    } else {
-        vec![(dir.display().to_string(), std::fs::read(dir)?)]
-    };
-    let bundle = ModelBundle::from_files(&files, None)?;
+    let bundle = read_bundle(dir)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     let tokens = bundle.tokenizer.encode(prompt)?;
     let out = pollster::block_on(model.run(&CpuBackend, &RunRequest::new(tokens.clone())))?;
@@ -95,20 +75,25 @@ fn run_prompt(dir: &std::path::Path, prompt: &str) -> Result<(), Box<dyn std::er
 
 /// Recomputes a shipped organism's held-out metric with the Rust forward pass.
 fn eval_organism(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    // A .gguf file, or a directory of a hub model's files (or a shipped model's four).
-    let files: Vec<(String, Vec<u8>)> = if dir.is_dir() {
-        std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
-            .collect::<std::io::Result<_>>()?
-    } else {
-        vec![(dir.display().to_string(), std::fs::read(dir)?)]
-    };
-    let bundle = ModelBundle::from_files(&files, None)?;
+    let bundle = read_bundle(dir)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     for (name, got, card) in pollster::block_on(glassbox_core::tasks::card_metrics(&bundle, &model, &CpuBackend, dir))? {
         println!("{name}: {got:.4} (card: {card:.4})");
     }
     Ok(())
+}
+
+/// A model from a `.gguf` file, or from a directory of a hub model's files (or a shipped
+/// model's four).
+fn read_bundle(path: &std::path::Path) -> Result<ModelBundle, Box<dyn std::error::Error>> {
+    let files: Vec<(String, Vec<u8>)> = if path.is_dir() {
+        std::fs::read_dir(path)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
+            .collect::<std::io::Result<_>>()?
+    } else {
+        vec![(path.display().to_string(), std::fs::read(path)?)]
+    };
+    Ok(ModelBundle::from_files(&files, None)?)
 }

@@ -987,18 +987,8 @@ pub fn dequantize_q4_0(blocks: &[u8], out: &mut [f32]) {
     }
 }
 
-/// The 6-bit scale and min of Q4_K sub-block `j` (0..8) from the 12 packed bytes `q`
-/// (ggml's `get_scale_min_k4`): sub-blocks 0..4 keep theirs in the low 6 bits of bytes
-/// `j` (scale) and `j + 4` (min); sub-blocks 4..8 take their low 4 bits from byte `j + 4`
-/// (scale: low nibble, min: high nibble) and their top 2 bits from the spare top bits of
-/// bytes `j - 4` (scale) and `j` (min).
-pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
-    }
-}
+/// Q4_K's packed sub-block scales and mins (ggml's `get_scale_min_k4`).
+pub use glassbox_kernels::ops::linear_q4_k::scale_min_k4 as get_scale_min_k4;
 
 /// Q4_K: super-blocks of 256 values, 144 bytes each, in 8 sub-blocks of 32:
 ///
@@ -1006,7 +996,7 @@ pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 /// |---------|----------|---------|
 /// | 0..2    | `d`      | f16 super-block scale for the sub-block scales |
 /// | 2..4    | `dmin`   | f16 super-block scale for the sub-block mins |
-/// | 4..16   | `scales` | 8 × (6-bit scale, 6-bit min), packed (see [`get_scale_min_k4`]) |
+/// | 4..16   | `scales` | 8 × (6-bit scale, 6-bit min), packed (ggml's `get_scale_min_k4`) |
 /// | 16..144 | `qs`     | 128 bytes of nibbles |
 ///
 /// Each 64 values use 32 bytes of `qs`: the low nibbles are the first 32 values (sub-block
@@ -1017,22 +1007,8 @@ pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 /// If `blocks.len() / 144 * 256 != out.len()` or `blocks.len()` is not a multiple of 144.
 pub fn dequantize_q4_k(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q4_K", blocks, Q4_K_BLOCK_BYTES, out, QK_K);
-    for (block, y) in blocks.chunks_exact(Q4_K_BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
-        let d = f16_at(block, 0);
-        let dmin = f16_at(block, 2);
-        let scales = &block[4..16];
-        let qs = &block[16..];
-        for (i, (q, y)) in qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
-            let (sc, m) = get_scale_min_k4(2 * i, scales);
-            let (d1, m1) = (d * sc as f32, dmin * m as f32);
-            let (sc, m) = get_scale_min_k4(2 * i + 1, scales);
-            let (d2, m2) = (d * sc as f32, dmin * m as f32);
-            for l in 0..32 {
-                y[l] = d1 * (q[l] & 0x0F) as f32 - m1;
-                y[l + 32] = d2 * (q[l] >> 4) as f32 - m2;
-            }
-        }
-    }
+    // One implementation, the GPU kernel's CPU reference (tested here bit-exact against gguf-py).
+    out.copy_from_slice(&glassbox_kernels::cpu::dequantize_q4_k(blocks));
 }
 
 /// Q6_K: super-blocks of 256 values, 210 bytes each, in 16 sub-blocks of 16:
@@ -1054,24 +1030,6 @@ pub fn dequantize_q4_k(blocks: &[u8], out: &mut [f32]) {
 /// If `blocks.len() / 210 * 256 != out.len()` or `blocks.len()` is not a multiple of 210.
 pub fn dequantize_q6_k(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q6_K", blocks, Q6_K_BLOCK_BYTES, out, QK_K);
-    for (block, y) in blocks.chunks_exact(Q6_K_BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
-        let d = f16_at(block, 208);
-        for half in 0..2 {
-            let ql = &block[64 * half..64 * half + 64];
-            let qh = &block[128 + 32 * half..128 + 32 * half + 32];
-            let sc = &block[192 + 8 * half..192 + 8 * half + 8];
-            let y = &mut y[128 * half..128 * half + 128];
-            for l in 0..32 {
-                let is = l / 16;
-                let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
-                let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                y[l] = d * (sc[is] as i8) as f32 * q1 as f32;
-                y[l + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
-                y[l + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
-                y[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
-            }
-        }
-    }
+    // One implementation, the GPU kernel's CPU reference (tested here bit-exact against gguf-py).
+    out.copy_from_slice(&glassbox_kernels::cpu::dequantize_q6_k(blocks));
 }

@@ -14,7 +14,7 @@ use crate::config::{ActFn, Config, Normalization};
 use crate::hooks::HookPoint;
 use crate::run::{HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
-use crate::weights::{matrix_role, BlockWeights, HostMatrix, MatrixSource, MlpWeights, ModelWeights};
+use crate::weights::{matrix_role, shares_blocks, BlockWeights, MatrixSource, MlpWeights, ModelWeights};
 use crate::{Error, Result};
 
 /// A model whose weights live on backend `B`.
@@ -66,8 +66,7 @@ impl<B: Backend> HookedTransformer<B> {
         cfg.validate()?;
         // A tied, quantized unembedding shares W_E's blocks (same allocation): upload them once
         // where the backend can read them both ways.
-        let shared = cfg.tied_embeddings
-            && matches!((&*weights.W_E.to_matrix(), &*weights.W_U.to_matrix()), (HostMatrix::Quant(e), HostMatrix::Quant(u)) if std::sync::Arc::ptr_eq(&e.bytes, &u.bytes));
+        let shared = cfg.tied_embeddings && shares_blocks(&weights.W_E, &weights.W_U);
         let mut w_e = None;
         let weights = weights.try_map(
             |_, t| backend.upload(t),

@@ -101,6 +101,15 @@ impl HostMatrix {
 pub trait MatrixSource {
     fn to_matrix(&self) -> Cow<'_, HostMatrix>;
     fn n_bytes(&self) -> usize;
+    /// The GGUF blocks, when the matrix is kept quantized.
+    fn as_quant(&self) -> Option<&QuantMatrix> {
+        None
+    }
+}
+
+/// Whether `u` reads the very blocks of `e` (a tied, quantized unembedding).
+pub fn shares_blocks<M: MatrixSource>(e: &M, u: &M) -> bool {
+    matches!((e.as_quant(), u.as_quant()), (Some(e), Some(u)) if Arc::ptr_eq(&e.bytes, &u.bytes))
 }
 
 impl MatrixSource for HostMatrix {
@@ -109,6 +118,12 @@ impl MatrixSource for HostMatrix {
     }
     fn n_bytes(&self) -> usize {
         HostMatrix::n_bytes(self)
+    }
+    fn as_quant(&self) -> Option<&QuantMatrix> {
+        match self {
+            HostMatrix::Quant(q) => Some(q),
+            HostMatrix::Dense(_) => None,
+        }
     }
 }
 
@@ -243,8 +258,7 @@ impl<M: MatrixSource> ModelWeights<HostTensor, M> {
             |_, t| Ok::<(), ()>(total.set(total.get() + 4 * t.len())),
             |name, m| {
                 // A tied unembedding sharing W_E's blocks is stored once.
-                let shared = name == "unembed.W_U"
-                    && matches!((&*self.W_E.to_matrix(), &*m.to_matrix()), (HostMatrix::Quant(e), HostMatrix::Quant(u)) if Arc::ptr_eq(&e.bytes, &u.bytes));
+                let shared = name == "unembed.W_U" && shares_blocks(&self.W_E, m);
                 Ok::<(), ()>(total.set(total.get() + if shared { 0 } else { m.n_bytes() }))
             },
         );

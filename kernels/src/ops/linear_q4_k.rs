@@ -51,7 +51,8 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
     crate::ops::linear_quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
 }
 
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+/// The (6-bit scale, 6-bit min) of sub-block `j` from the 12 packed scale bytes (ggml's `get_scale_min_k4`).
+pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -80,17 +81,5 @@ pub fn dequantize_q4_k(blocks: &[u8]) -> Vec<f32> {
 /// CPU reference: dequantize `W_t [n, k]`, then `y[r, c] = sum_j x[r, j] W_t[c, j] + bias[c]`
 /// summed in order.
 pub fn linear_q4_k_cpu(x: &[f32], bytes: &[u8], n: usize, k: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    let wt = dequantize_q4_k(bytes);
-    let m = x.len() / k;
-    let mut y = vec![0.0; m * n];
-    for r in 0..m {
-        for c in 0..n {
-            let mut acc = 0.0f32;
-            for j in 0..k {
-                acc += x[r * k + j] * wt[c * k + j];
-            }
-            y[r * n + c] = acc + bias.map_or(0.0, |b| b[c]);
-        }
-    }
-    y
+    crate::ops::linear_quant::matmul_t_cpu(x, &dequantize_q4_k(bytes), bias, x.len() / k, k, n)
 }

@@ -77,17 +77,5 @@ pub fn dequantize_q6_k(blocks: &[u8]) -> Vec<f32> {
 /// CPU reference: dequantize `W_t [n, k]`, then `y[r, c] = sum_j x[r, j] W_t[c, j] + bias[c]`
 /// summed in order.
 pub fn linear_q6_k_cpu(x: &[f32], bytes: &[u8], n: usize, k: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    let wt = dequantize_q6_k(bytes);
-    let m = x.len() / k;
-    let mut y = vec![0.0; m * n];
-    for r in 0..m {
-        for c in 0..n {
-            let mut acc = 0.0f32;
-            for j in 0..k {
-                acc += x[r * k + j] * wt[c * k + j];
-            }
-            y[r * n + c] = acc + bias.map_or(0.0, |b| b[c]);
-        }
-    }
-    y
+    crate::ops::linear_quant::matmul_t_cpu(x, &dequantize_q6_k(bytes), bias, x.len() / k, k, n)
 }

@@ -443,7 +443,12 @@ pub fn linear_quant_cpu(
     if let Some(b) = b {
         assert_eq!(b.len(), n, "linear_{}_cpu: bias", format.name());
     }
-    let wt = dequantize(format, w_q); // [n, k]
+    matmul_t_cpu(x, &dequantize(format, w_q), b, m, k, n)
+}
+
+/// `y [m, n] = x [m, k] @ wt [n, k]^T (+ b [n])`, each output summed over j in order, then the
+/// bias: the CPU reference of every quantized matmul once its weights are dequantized.
+pub fn matmul_t_cpu(x: &[f32], wt: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
     let mut y = vec![0.0; m * n];
     for r in 0..m {
         let xr = &x[r * k..(r + 1) * k];
