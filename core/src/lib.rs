@@ -1,5 +1,6 @@
 //! glassbox-core: everything about a model that is not pixels. Configs, weight loading,
-//! tokenizers, the hooked forward pass (one code path, two backends), interventions and runs.
+//! tokenizers, the hooked forward pass (one code path, two backends), interventions, runs and
+//! the experiment value they are lowered from.
 //! Compiles natively and for wasm32; knows nothing of leptos or the DOM.
 #![allow(non_snake_case)] // Weight names follow the field: W_Q, W_in, b_out.
 
@@ -8,6 +9,7 @@ pub mod bundle;
 pub mod config;
 pub mod cpu;
 mod error;
+pub mod experiment;
 pub mod gguf;
 pub mod gguf_model;
 pub mod gpu;
@@ -22,6 +24,7 @@ pub mod weights;
 
 pub use backend::Backend;
 pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
+pub use glassbox_kernels::QuantFormat;
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};
@@ -29,7 +32,8 @@ pub use gpu::GpuBackend;
 pub use hf_tokenizer::HfTokenizer;
 pub use hooks::{hook_names, hook_point, hook_points, HookKind, HookPoint};
 pub use model::HookedTransformer;
-pub use run::{CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
+pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp};
+pub use run::{BatchRequest, CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
 pub use tensor::HostTensor;
 pub use tokenizer::VocabTokenizer;
 pub use weights::ModelWeights;

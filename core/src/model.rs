@@ -12,7 +12,7 @@
 use crate::backend::Backend;
 use crate::config::{ActFn, Config, Normalization};
 use crate::hooks::HookPoint;
-use crate::run::{HookAffine, PlannedRun, RunOutput, RunRequest};
+use crate::run::{BatchRequest, HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
 use crate::weights::{matrix_role, shares_blocks, BlockWeights, MatrixSource, MlpWeights, ModelWeights};
 use crate::{Error, Result};
@@ -90,43 +90,42 @@ impl<B: Backend> HookedTransformer<B> {
     /// backend. Use [`HookedTransformer::run`] to get host values.
     pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
         let plan = PlannedRun::plan(&self.cfg, req)?;
-        self.forward_planned(backend, &plan, &plan.tokens, 1)
+        self.forward_planned(backend, &plan)
     }
 
     /// The forward pass over a batch of equal-length sequences, with no hooks cached and no
     /// interventions: what training runs. tokens `[batch * pos]` (sequence after sequence) ->
-    /// logits `[batch * pos, d_vocab_out]`. The same code path as [`HookedTransformer::forward`].
+    /// logits `[batch * pos, d_vocab_out]`. The same code path as [`HookedTransformer::run_batch`].
     pub fn forward_batch(&self, backend: &B, tokens: &[u32], n_batch: usize) -> Result<B::Tensor> {
-        let plan = self.plan_batch(tokens, n_batch, &[])?;
-        Ok(self.forward_planned(backend, &plan, tokens, n_batch)?.0)
+        let batch = BatchRequest::uniform(tokens, n_batch, &crate::CacheSpec::None)?;
+        let plan = PlannedRun::plan_batch(&self.cfg, &batch.items)?;
+        Ok(self.forward_planned(backend, &plan)?.0)
     }
 
-    /// Runs a batch of equal-length sequences (no interventions) and reads back the logits
-    /// `[batch, pos, d_vocab_out]` and the hooks named in `cache`, each `[batch, ...]` with
-    /// the hook's TransformerLens shape after the batch axis.
-    pub async fn run_batch(&self, backend: &B, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<RunOutput> {
-        let plan = self.plan_batch(tokens, n_batch, cache)?;
-        let (logits, cached) = self.forward_planned(backend, &plan, tokens, n_batch)?;
-        self.read_output(backend, logits, cached, Some(n_batch), tokens.len() / n_batch).await
+    /// Runs a batch of equal-length runs at once, each with its own interventions, and reads
+    /// back one [`RunOutput`] per item: its logits `[pos, d_vocab_out]` and the hooks it asked
+    /// for, with TransformerLens shapes. A sweep (every input of a task, a patching sweep) is
+    /// one call; [`HookedTransformer::run`] is a batch of one.
+    pub async fn run_batch(&self, backend: &B, batch: &BatchRequest) -> Result<Vec<RunOutput>> {
+        let plan = PlannedRun::plan_batch(&self.cfg, &batch.items)?;
+        let (logits, cached) = self.forward_planned(backend, &plan)?;
+        self.read_outputs(backend, &plan, logits, cached).await
     }
 
-    /// Checks a batch and plans it: the first sequence's plan (which checks the length and the
-    /// hook names) stands for all, since nothing is changed, only cached.
-    fn plan_batch(&self, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<PlannedRun> {
-        if n_batch == 0 || tokens.is_empty() || tokens.len() % n_batch != 0 {
-            return Err(Error::Request(format!("{} tokens do not split into {n_batch} equal sequences", tokens.len())));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.d_vocab) {
-            return Err(Error::Request(format!("token id {t} is outside the vocabulary of {}", self.cfg.d_vocab)));
-        }
-        PlannedRun::plan(&self.cfg, &RunRequest::new(tokens[..tokens.len() / n_batch].to_vec()).cache(cache))
+    /// Runs one request and reads the logits and the cached hooks back to the host, with
+    /// TransformerLens shapes.
+    pub async fn run(&self, backend: &B, req: &RunRequest) -> Result<RunOutput> {
+        let plan = PlannedRun::plan(&self.cfg, req)?;
+        let (logits, cached) = self.forward_planned(backend, &plan)?;
+        let mut out = self.read_outputs(backend, &plan, logits, cached).await?;
+        Ok(out.remove(0))
     }
 
-    fn forward_planned(&self, backend: &B, plan: &PlannedRun, tokens: &[u32], n_batch: usize) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
+    fn forward_planned(&self, backend: &B, plan: &PlannedRun) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
         let mut hooks = Hooks::<B>::new(backend, plan)?;
         let h = &mut hooks;
         let w = &self.weights;
-        let n_pos = tokens.len() / n_batch;
+        let (tokens, n_batch, n_pos) = (plan.tokens.as_slice(), plan.n_batch, plan.n_pos);
 
         let embed = h.hook(backend, "hook_embed", backend.embed(tokens, &w.W_E)?)?; // [pos, d_model]
         let mut resid = match &w.W_pos {
@@ -239,22 +238,34 @@ impl<B: Backend> HookedTransformer<B> {
         backend.scale_shift(&normalized, w, b)
     }
 
-    /// Runs one request and reads the logits and the cached hooks back to the host, with
-    /// TransformerLens shapes.
-    pub async fn run(&self, backend: &B, req: &RunRequest) -> Result<RunOutput> {
-        let (logits, cached) = self.forward(backend, req)?;
-        self.read_output(backend, logits, cached, None, req.tokens.len()).await
-    }
-
-    /// Reads the logits and the cached hooks back to the host with TransformerLens shapes,
-    /// after a leading batch axis when `n_batch` is given.
-    async fn read_output(&self, backend: &B, logits: B::Tensor, cached: Vec<(HookPoint, B::Tensor)>, n_batch: Option<usize>, n_pos: usize) -> Result<RunOutput> {
+    /// Reads the logits and the cached hooks back (one submission, one read-back) and splits
+    /// them into one output per item of the batch, each with the hooks that item asked for.
+    async fn read_outputs(&self, backend: &B, plan: &PlannedRun, logits: B::Tensor, cached: Vec<(HookPoint, B::Tensor)>) -> Result<Vec<RunOutput>> {
         let mut refs: Vec<&B::Tensor> = vec![&logits];
         refs.extend(cached.iter().map(|(_, t)| t));
         let mut data = backend.read(&refs).await?.into_iter();
-        let shape = |s: Vec<usize>| n_batch.into_iter().chain(s).collect::<Vec<usize>>();
-        let logits = HostTensor::new(shape(vec![n_pos, self.cfg.d_vocab_out]), data.next().expect("logits were read"));
-        let cache = cached.into_iter().zip(data).map(|((point, _), d)| (point.name.clone(), HostTensor::new(shape(point.shape(&self.cfg, n_pos)), d))).collect();
-        Ok(RunOutput { cache, logits })
+        let (n_batch, n_pos) = (plan.n_batch, plan.n_pos);
+        let split = |all: Vec<f32>| -> Vec<Vec<f32>> {
+            if n_batch == 1 {
+                return vec![all];
+            }
+            let n = all.len() / n_batch;
+            all.chunks(n.max(1)).map(<[f32]>::to_vec).collect()
+        };
+        let logits = split(data.next().expect("logits were read"));
+        let mut outs: Vec<RunOutput> = logits
+            .into_iter()
+            .map(|l| RunOutput { cache: Vec::new(), logits: HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], l) })
+            .collect();
+        for ((point, _), d) in cached.into_iter().zip(data) {
+            let index = plan.hooks.iter().position(|(p, _, _)| p.name == point.name).expect("a cached hook is planned");
+            let shape = point.shape(&self.cfg, n_pos);
+            for (i, part) in split(d).into_iter().enumerate() {
+                if plan.wanted[i][index] {
+                    outs[i].cache.push((point.name.clone(), HostTensor::new(shape.clone(), part)));
+                }
+            }
+        }
+        Ok(outs)
     }
 }

@@ -5,8 +5,14 @@
 //! (`x * mul + add`, with `mul` and `add` of the hook's shape). Zero, scale, add-a-vector and
 //! replace-with-a-tensor at any position x head x neuron selection are all such maps, and
 //! several interventions on one hook compose into one. Both backends apply it the same way.
-
-use serde::{Deserialize, Serialize};
+//!
+//! A batch is a list of runs of equal token length, each with its own interventions and cache
+//! spec (item i of a patching sweep patches its own position and layer). The forward pass runs
+//! them at once, stacked along `pos`; each item's affine maps fill its own slice of the
+//! batch's. One run is a batch of one: there is a single code path.
+//!
+//! These are internal values: they do not derive `Serialize`. What is shared, stored or sent
+//! is an [`crate::Experiment`], which lowers to them.
 
 use crate::config::Config;
 use crate::hooks::{hook_points, HookKind, HookPoint};
@@ -14,7 +20,7 @@ use crate::tensor::HostTensor;
 use crate::{Error, Result};
 
 /// What a run caches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum CacheSpec {
     /// Nothing but the logits.
     #[default]
@@ -26,7 +32,7 @@ pub enum CacheSpec {
 }
 
 /// What an intervention does to the selected entries of a hook's activation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum InterventionOp {
     /// Set to zero (ablation).
     Zero,
@@ -41,7 +47,7 @@ pub enum InterventionOp {
 }
 
 /// One intervention at a hook x position x head x neuron.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Intervention {
     /// TransformerLens hook name, for example `blocks.0.attn.hook_z`.
     pub hook: String,
@@ -73,8 +79,8 @@ impl Intervention {
     }
 }
 
-/// A request for one forward pass.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A request for one forward pass (one item of a batch).
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunRequest {
     pub tokens: Vec<u32>,
     pub cache: CacheSpec,
@@ -96,6 +102,33 @@ impl RunRequest {
     pub fn intervene(mut self, i: Intervention) -> RunRequest {
         self.interventions.push(i);
         self
+    }
+    pub fn with_cache(mut self, cache: CacheSpec) -> RunRequest {
+        self.cache = cache;
+        self
+    }
+}
+
+/// Runs of equal token length done in one forward pass; each item has its own interventions
+/// and cache spec, and gets its own [`RunOutput`].
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BatchRequest {
+    pub items: Vec<RunRequest>,
+}
+
+impl BatchRequest {
+    pub fn new(items: Vec<RunRequest>) -> BatchRequest {
+        BatchRequest { items }
+    }
+
+    /// `n_batch` sequences laid one after another in `tokens`, none with interventions, each
+    /// caching `cache`.
+    pub fn uniform(tokens: &[u32], n_batch: usize, cache: &CacheSpec) -> crate::Result<BatchRequest> {
+        if n_batch == 0 || tokens.is_empty() || tokens.len() % n_batch != 0 {
+            return Err(Error::Request(format!("{} tokens do not split into {n_batch} equal sequences", tokens.len())));
+        }
+        let n_pos = tokens.len() / n_batch;
+        Ok(BatchRequest { items: tokens.chunks(n_pos).map(|t| RunRequest::new(t.to_vec()).with_cache(cache.clone())).collect() })
     }
 }
 
@@ -140,59 +173,134 @@ pub struct HookAffine {
     pub add: HostTensor,
 }
 
-/// A request checked against the model, with interventions lowered to affine maps.
+/// A batch checked against the model, with every item's interventions lowered to affine
+/// maps and stacked into one per hook.
 #[derive(Clone, Debug)]
 pub(crate) struct PlannedRun {
+    /// Every item's tokens, one sequence after another: `[n_batch * n_pos]`.
     pub tokens: Vec<u32>,
-    /// One entry per hook point, in forward order: (point, cache it?, affine map).
+    pub n_batch: usize,
+    pub n_pos: usize,
+    /// One entry per hook point, in forward order: (point, cache it?, affine map). The affine
+    /// map is `[n_batch, ...hook shape]`, identity for items that do not intervene there.
     pub hooks: Vec<(HookPoint, bool, Option<HookAffine>)>,
+    /// Per item, per hook point: whether that item asked for the hook.
+    pub wanted: Vec<Vec<bool>>,
 }
 
 impl PlannedRun {
+    /// Plans one run.
     pub fn plan(cfg: &Config, req: &RunRequest) -> Result<PlannedRun> {
-        let n_pos = req.tokens.len();
+        Self::plan_batch(cfg, std::slice::from_ref(req))
+    }
+
+    /// Plans a batch of runs of equal length.
+    pub fn plan_batch(cfg: &Config, items: &[RunRequest]) -> Result<PlannedRun> {
+        let Some(first) = items.first() else {
+            return Err(Error::Request("a batch needs at least one run".into()));
+        };
+        let n_pos = first.tokens.len();
         if n_pos == 0 {
             return Err(Error::Request("the prompt is empty: there are no tokens to run".into()));
         }
         if n_pos > cfg.n_ctx {
             return Err(Error::Request(format!("{n_pos} tokens is longer than the model's context of {}", cfg.n_ctx)));
         }
-        if let Some(&t) = req.tokens.iter().find(|&&t| t as usize >= cfg.d_vocab) {
-            return Err(Error::Request(format!("token id {t} is outside the vocabulary of {}", cfg.d_vocab)));
+        if let Some(other) = items.iter().find(|r| r.tokens.len() != n_pos) {
+            return Err(Error::Request(format!("the runs of a batch must have equal lengths: {n_pos} and {} tokens", other.tokens.len())));
         }
         let points = hook_points(cfg);
-        let wanted: Vec<bool> = match &req.cache {
-            CacheSpec::None => vec![false; points.len()],
-            CacheSpec::All => vec![true; points.len()],
-            CacheSpec::Names(names) => {
-                for n in names {
-                    if !points.iter().any(|p| &p.name == n) {
-                        return Err(Error::Request(format!("unknown hook {n:?}")));
-                    }
-                }
-                points.iter().map(|p| names.contains(&p.name)).collect()
+        let mut tokens = Vec::with_capacity(items.len() * n_pos);
+        let mut wanted = Vec::with_capacity(items.len());
+        let mut item_affines = Vec::with_capacity(items.len());
+        for req in items {
+            if let Some(&t) = req.tokens.iter().find(|&&t| t as usize >= cfg.d_vocab) {
+                return Err(Error::Request(format!("token id {t} is outside the vocabulary of {}", cfg.d_vocab)));
             }
-        };
-        let mut affines: Vec<Option<HookAffine>> = vec![None; points.len()];
-        for iv in &req.interventions {
-            let i = points
-                .iter()
-                .position(|p| p.name == iv.hook)
-                .ok_or_else(|| Error::Request(format!("unknown hook {:?} in an intervention", iv.hook)))?;
-            let (mul, add) = lower(cfg, &points[i], n_pos, iv)?;
-            affines[i] = Some(match affines[i].take() {
-                None => HookAffine { mul, add },
-                // (x*m1 + a1)*m2 + a2 = x*(m1*m2) + (a1*m2 + a2)
-                Some(prev) => {
-                    let m: Vec<f32> = prev.mul.data.iter().zip(&mul.data).map(|(a, b)| a * b).collect();
-                    let a: Vec<f32> = prev.add.data.iter().zip(&mul.data).zip(&add.data).map(|((a1, m2), a2)| a1 * m2 + a2).collect();
-                    HookAffine { mul: HostTensor::new(mul.shape.clone(), m), add: HostTensor::new(add.shape.clone(), a) }
-                }
-            });
+            tokens.extend_from_slice(&req.tokens);
+            wanted.push(cache_wanted(&points, &req.cache)?);
+            item_affines.push(lower_all(cfg, &points, n_pos, &req.interventions)?);
         }
-        let hooks = points.into_iter().zip(wanted).zip(affines).map(|((p, w), a)| (p, w, a)).collect();
-        Ok(PlannedRun { tokens: req.tokens.clone(), hooks })
+        let n_batch = items.len();
+        let hooks = points
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let cache = wanted.iter().any(|w| w[i]);
+                let affine = stack_affines(&p.shape(cfg, n_pos), item_affines.iter().map(|a| a[i].as_ref()), n_batch);
+                (p, cache, affine)
+            })
+            .collect();
+        Ok(PlannedRun { tokens, n_batch, n_pos, hooks, wanted })
     }
+}
+
+/// Which hook points a cache spec asks for; unknown names are an error.
+fn cache_wanted(points: &[HookPoint], cache: &CacheSpec) -> Result<Vec<bool>> {
+    Ok(match cache {
+        CacheSpec::None => vec![false; points.len()],
+        CacheSpec::All => vec![true; points.len()],
+        CacheSpec::Names(names) => {
+            for n in names {
+                if !points.iter().any(|p| &p.name == n) {
+                    return Err(Error::Request(format!("unknown hook {n:?}")));
+                }
+            }
+            points.iter().map(|p| names.contains(&p.name)).collect()
+        }
+    })
+}
+
+/// One run's interventions lowered to one affine map per hook point (composed in order).
+fn lower_all(cfg: &Config, points: &[HookPoint], n_pos: usize, interventions: &[Intervention]) -> Result<Vec<Option<HookAffine>>> {
+    let mut affines: Vec<Option<HookAffine>> = vec![None; points.len()];
+    for iv in interventions {
+        let i = points
+            .iter()
+            .position(|p| p.name == iv.hook)
+            .ok_or_else(|| Error::Request(format!("unknown hook {:?} in an intervention", iv.hook)))?;
+        let (mul, add) = lower(cfg, &points[i], n_pos, iv)?;
+        affines[i] = Some(match affines[i].take() {
+            None => HookAffine { mul, add },
+            // (x*m1 + a1)*m2 + a2 = x*(m1*m2) + (a1*m2 + a2)
+            Some(prev) => {
+                let m: Vec<f32> = prev.mul.data.iter().zip(&mul.data).map(|(a, b)| a * b).collect();
+                let a: Vec<f32> = prev.add.data.iter().zip(&mul.data).zip(&add.data).map(|((a1, m2), a2)| a1 * m2 + a2).collect();
+                HookAffine { mul: HostTensor::new(mul.shape.clone(), m), add: HostTensor::new(add.shape.clone(), a) }
+            }
+        });
+    }
+    Ok(affines)
+}
+
+/// The batch's affine map at one hook: each item's map in its own slice (`[n_batch, ...shape]`,
+/// which is the batched activation's memory order for every hook kind), the identity for
+/// items without one; `None` when no item intervenes there. A batch of one keeps the hook's
+/// own shape.
+fn stack_affines<'a>(shape: &[usize], items: impl Iterator<Item = Option<&'a HookAffine>> + Clone, n_batch: usize) -> Option<HookAffine> {
+    if items.clone().all(|a| a.is_none()) {
+        return None;
+    }
+    if n_batch == 1 {
+        return items.into_iter().next().flatten().cloned();
+    }
+    let numel: usize = shape.iter().product();
+    let mut mul = Vec::with_capacity(n_batch * numel);
+    let mut add = Vec::with_capacity(n_batch * numel);
+    for a in items {
+        match a {
+            Some(a) => {
+                mul.extend_from_slice(&a.mul.data);
+                add.extend_from_slice(&a.add.data);
+            }
+            None => {
+                mul.extend(std::iter::repeat_n(1.0, numel));
+                add.extend(std::iter::repeat_n(0.0, numel));
+            }
+        }
+    }
+    let batched: Vec<usize> = std::iter::once(n_batch).chain(shape.iter().copied()).collect();
+    Some(HookAffine { mul: HostTensor::new(batched.clone(), mul), add: HostTensor::new(batched, add) })
 }
 
 /// Lowers one intervention to `(mul, add)` of the hook's shape.

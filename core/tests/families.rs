@@ -71,11 +71,13 @@ fn batches_of_rotary_models_equal_single_runs() {
     let f = family_fixture("llama-tiny");
     let model = HookedTransformer::new(&CpuBackend, f.cfg.clone(), &f.weights).unwrap();
     let (a, b) = (f.tokens[..6].to_vec(), f.tokens[6..12].to_vec());
-    let batch = pollster::block_on(model.run_batch(&CpuBackend, &[a.clone(), b.clone()].concat(), 2, &["blocks.1.attn.hook_rot_k"])).unwrap();
-    for (i, seq) in [a, b].into_iter().enumerate() {
-        let one = pollster::block_on(model.run(&CpuBackend, &RunRequest::new(seq).cache(&["blocks.1.attn.hook_rot_k"]))).unwrap();
-        let n = one.logits.len();
-        let d = batch.logits.data[i * n..(i + 1) * n].iter().zip(&one.logits.data).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let hook = "blocks.1.attn.hook_rot_k";
+    let reqs: Vec<RunRequest> = [a, b].into_iter().map(|seq| RunRequest::new(seq).cache(&[hook])).collect();
+    let batch = pollster::block_on(model.run_batch(&CpuBackend, &glassbox_core::BatchRequest::new(reqs.clone()))).unwrap();
+    for (i, req) in reqs.iter().enumerate() {
+        let one = pollster::block_on(model.run(&CpuBackend, req)).unwrap();
+        let max_diff = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let d = max_diff(&batch[i].logits.data, &one.logits.data).max(max_diff(&batch[i].get(hook).unwrap().data, &one.get(hook).unwrap().data));
         assert!(d < 1e-5, "sequence {i} of the batch differs from its single run by {d}");
     }
 }
