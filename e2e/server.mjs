@@ -4,7 +4,9 @@
 // `/hub/<org>/<repo>/resolve/main/<file>` serves `e2e/hub/<org>/<repo>/<file>` (with Range
 // requests, as the hub does), `/hub/glassbox-test/broken/resolve/main/truncated.gguf` is the
 // first half of a real GGUF file, `/hub/glassbox-test/tiny-llama-sharded/` is tiny-llama split
-// into two shards with an index, and anything else under /hub is a 404.
+// into two shards with an index, `/hub/glassbox-test/gpt2-small-random/` is a GPT-2-small-shaped
+// model with random weights made here in memory (see `gpt2SmallRandom`), and anything else
+// under /hub is a 404.
 // No dependencies; used by playwright.config.mjs (webServer) and by hand: `node server.mjs`.
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
@@ -81,6 +83,97 @@ function sharded() {
   return shardedFiles;
 }
 
+// `glassbox-test/gpt2-small-random`: a model of GPT-2 small's shape (12 layers, d_model 768,
+// 12 heads, d_mlp 3072, n_ctx 1024) with random weights, for the main-thread benchmarks
+// (bench/longtask.mjs) and the worker tests. Nothing is downloaded: the weights come from a
+// seeded generator (deterministic: the same bytes on every machine), made on the first request
+// and kept in memory (about 0.35 GB). The vocabulary is the byte-level BPE fixture of
+// fixtures/tokenizers/gpt2-bpe (1000 tokens), so the embedding has 1000 rows instead of GPT-2's
+// 50257: the 85M weights of the blocks are GPT-2 small's, the tables are smaller.
+const GPT2_SMALL = { n_layer: 12, n_embd: 768, n_head: 12, n_inner: 3072, n_positions: 1024 };
+let gpt2SmallFiles;
+function gpt2SmallRandom() {
+  if (gpt2SmallFiles) return gpt2SmallFiles;
+  const tokenizer = readFileSync(join(here, '..', 'fixtures', 'tokenizers', 'gpt2-bpe', 'tokenizer.json'));
+  const tok = JSON.parse(tokenizer.toString('utf8'));
+  const ids = [...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)];
+  const vocab = Math.max(...ids) + 1;
+  const { n_layer: L, n_embd: d, n_inner: m, n_positions: ctx } = GPT2_SMALL;
+  const config = {
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    ...GPT2_SMALL,
+    vocab_size: vocab,
+    layer_norm_epsilon: 1e-5,
+    activation_function: 'gelu_new',
+    tie_word_embeddings: true,
+  };
+  // [name, shape, fill]: fill is 'normal' (N(0, 0.02)), 'ones' or 'zeros'.
+  const specs = [['transformer.wte.weight', [vocab, d], 'normal'], ['transformer.wpe.weight', [ctx, d], 'normal']];
+  for (let l = 0; l < L; l++) {
+    const p = `transformer.h.${l}.`;
+    specs.push(
+      [`${p}ln_1.weight`, [d], 'ones'], [`${p}ln_1.bias`, [d], 'zeros'],
+      [`${p}attn.c_attn.weight`, [d, 3 * d], 'normal'], [`${p}attn.c_attn.bias`, [3 * d], 'zeros'],
+      [`${p}attn.c_proj.weight`, [d, d], 'normal'], [`${p}attn.c_proj.bias`, [d], 'zeros'],
+      [`${p}ln_2.weight`, [d], 'ones'], [`${p}ln_2.bias`, [d], 'zeros'],
+      [`${p}mlp.c_fc.weight`, [d, m], 'normal'], [`${p}mlp.c_fc.bias`, [m], 'zeros'],
+      [`${p}mlp.c_proj.weight`, [m, d], 'normal'], [`${p}mlp.c_proj.bias`, [d], 'zeros'],
+    );
+  }
+  specs.push(['transformer.ln_f.weight', [d], 'ones'], ['transformer.ln_f.bias', [d], 'zeros']);
+  const header = {};
+  let at = 0;
+  for (const [name, shape] of specs) {
+    const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+    header[name] = { dtype: 'F32', shape, data_offsets: [at, at + bytes] };
+    at += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const file = Buffer.allocUnsafe(8 + json.length + at);
+  file.writeBigUInt64LE(BigInt(json.length), 0);
+  file.write(json, 8, 'utf8');
+  const data = new Float32Array(file.buffer, file.byteOffset + 8 + json.length, at / 4);
+  // Normal deviates N(0, 0.02): a table of 2^16 of them (Box-Muller), indexed by xorshift32
+  // (seed fixed), so that 86M weights take about a second.
+  let s = 0x9e3779b9 >>> 0;
+  const next = () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+  const table = new Float32Array(1 << 16);
+  for (let i = 0; i < table.length; i += 2) {
+    const r = 0.02 * Math.sqrt(-2 * Math.log((next() + 1) / 4294967297));
+    const t = (2 * Math.PI * next()) / 4294967296;
+    table[i] = r * Math.cos(t);
+    table[i + 1] = r * Math.sin(t);
+  }
+  for (const [name, , fill] of specs) {
+    const [a, b] = header[name].data_offsets.map((o) => o / 4);
+    if (fill === 'ones') data.fill(1, a, b);
+    else if (fill === 'zeros') data.fill(0, a, b);
+    else if (fill === 'normal') {
+      let x = s; // a local copy: the loop runs several times faster than on the closure's
+      for (let i = a; i < b; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        data[i] = table[x >>> 16];
+      }
+      s = x >>> 0;
+    }
+  }
+  gpt2SmallFiles = new Map([
+    ['config.json', Buffer.from(JSON.stringify(config, null, 2))],
+    ['tokenizer.json', tokenizer],
+    ['model.safetensors', file],
+  ]);
+  return gpt2SmallFiles;
+}
+
 function hub(req, res, path) {
   const m = path.match(/^\/hub\/([^/]+)\/([^/]+)\/resolve\/main\/(.+)$/);
   if (!m) return send(res, 404, 'not found');
@@ -91,6 +184,8 @@ function hub(req, res, path) {
     body = whole.subarray(0, whole.length >> 1);
   } else if (org === 'glassbox-test' && repo === 'tiny-llama-sharded' && sharded().has(file)) {
     body = sharded().get(file);
+  } else if (org === 'glassbox-test' && repo === 'gpt2-small-random' && gpt2SmallRandom().has(file)) {
+    body = gpt2SmallRandom().get(file);
   } else {
     const f = normalize(join(hubRoot, org, repo, file));
     if (!f.startsWith(hubRoot)) return send(res, 403, 'forbidden');

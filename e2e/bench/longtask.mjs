@@ -1,0 +1,222 @@
+// Main-thread responsiveness for BENCHMARKS.md (issue 14; not a test): the longest task the
+// page's main thread runs (PerformanceObserver 'longtask', installed before the app starts) and
+// the longest gap of a 10 ms setInterval probe (event-loop lag), while a model runs a prompt,
+// in Debian's headless Chromium with WebGPU on SwiftShader or on the wasm CPU path.
+//
+//   PORT=4300 DIST_DIR=/path/to/dist node e2e/server.mjs &      # the site + the hub mimic
+//   node e2e/bench/longtask.mjs http://127.0.0.1:4300/ [parts] [--runs=3] [--cap-s=300]
+//
+// The base URL is the only tie to a build, so the same script measures any build. `parts`
+// is a comma list (default all): english-gpu, english-cpu, gpt2-cpu, gpt2-gpu, cold.
+//   english-*: the shipped English model (`?model=english-char-3l`), a 124-character prompt
+//              (slices of the shipped Moby-Dick corpus), `runs` runs after the model is ready.
+//   gpt2-*:    `glassbox-test/gpt2-small-random` from the hub mimic (GPT-2 small's shape, random
+//              weights, made by server.mjs), loaded through the "Load a model" panel, then the
+//              same prompts. Each step is capped at `cap-s` seconds; what happened is printed.
+//   cold:      page open (fresh context, empty cache) to the first prediction of the default
+//              model on WebGPU, 3 times (as bench/browser_bench.mjs), with the longest task.
+// One JSON line per figure on stdout.
+import { chromium } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM, WEBGPU_ARGS } from '../tests/browser.mjs';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name, dflt) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
+const positional = args.filter((a) => !a.startsWith('--'));
+const BASE = positional[0];
+if (!BASE) {
+  console.error('usage: node e2e/bench/longtask.mjs <base URL, e.g. http://127.0.0.1:4300/> [parts] [--runs=3] [--cap-s=300]');
+  process.exit(2);
+}
+const base = BASE.endsWith('/') ? BASE : `${BASE}/`;
+const HUB = new URL('hub', base).href;
+const PARTS = (positional[1] ?? 'english-gpu,english-cpu,gpt2-cpu,gpt2-gpu,cold').split(',');
+const RUNS = flag('runs', 3);
+const CAP_MS = flag('cap-s', 300) * 1000;
+const GPT2_REPO = 'glassbox-test/gpt2-small-random';
+
+/** `RUNS` prompts of exactly 124 characters: slices of the corpus, whitespace as one space. */
+const corpus = readFileSync(join(here, '..', '..', 'public', 'corpus', 'moby-dick-heldout.txt'), 'utf8').replace(/\s+/g, ' ');
+const PROMPTS = Array.from({ length: RUNS }, (_, i) => corpus.slice(1000 * i, 1000 * i + 124));
+
+/** Before any script of the page: record every long task and the event loop's largest gap. */
+function instrument() {
+  window.__longtasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longtasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
+  window.__ticks = [];
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 30) window.__ticks.push({ at: last, gap: now - last });
+    last = now;
+  }, 10);
+}
+
+/** The longest task and the longest probe gap overlapping [t0, t1] (page clock, ms). */
+async function windowStats(page, t0, t1) {
+  return page.evaluate(([t0, t1]) => {
+    const tasks = window.__longtasks.filter((t) => t.start < t1 && t.start + t.duration > t0);
+    const gaps = window.__ticks.filter((g) => g.at < t1 && g.at + g.gap > t0);
+    return {
+      longest_task_ms: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
+      long_tasks: tasks.length,
+      longest_gap_ms: Math.round(Math.max(0, ...gaps.map((g) => g.gap))),
+    };
+  }, [t0, t1]);
+}
+
+const now = (page) => page.evaluate(() => performance.now());
+
+/** Resolves (page clock) when the shown run is of `text` and Run is enabled again. */
+function shownAt(page, text, timeout) {
+  return page.waitForFunction((text) => {
+    const t = document.querySelector('[data-testid="tokens"]');
+    const run = document.querySelector('[data-testid="run"]');
+    return t && t.dataset.prompt === text && run && !run.disabled ? performance.now() : false;
+  }, text, { timeout, polling: 50 }).then((h) => h.jsonValue());
+}
+
+async function waitReady(page, timeout) {
+  await page.getByTestId('top5').first().waitFor({ timeout });
+  await page.waitForFunction(() => !document.querySelector('[data-testid="run"]')?.disabled, null, { timeout });
+}
+
+/** Runs each prompt once; returns per-run figures. */
+async function runPrompts(page, what) {
+  const out = [];
+  for (const text of PROMPTS) {
+    await page.getByTestId('prompt').fill(text);
+    await page.waitForTimeout(300); // let the page settle: only the run is measured
+    const t0 = await now(page);
+    await page.getByTestId('run').click();
+    let t1;
+    try {
+      t1 = await shownAt(page, text, CAP_MS);
+    } catch {
+      const r = { what, outcome: `no result within ${CAP_MS / 1000} s`, ...(await windowStats(page, t0, await now(page))) };
+      console.log(JSON.stringify(r));
+      out.push(r);
+      break;
+    }
+    const tokens = await page.getByTestId('token').count();
+    const r = { what, prompt_chars: text.length, tokens, run_ms: Math.round(t1 - t0), ...(await windowStats(page, t0, t1)) };
+    console.log(JSON.stringify(r));
+    out.push(r);
+  }
+  return out;
+}
+
+function summary(what, runs) {
+  const ok = runs.filter((r) => r.run_ms !== undefined);
+  const s = {
+    what: `${what}: summary`,
+    runs: ok.length,
+    tokens: ok[0]?.tokens,
+    max_longest_task_ms: Math.max(0, ...runs.map((r) => r.longest_task_ms)),
+    max_longest_gap_ms: Math.max(0, ...runs.map((r) => r.longest_gap_ms)),
+    median_run_ms: ok.length ? ok.map((r) => r.run_ms).sort((a, b) => a - b)[ok.length >> 1] : null,
+    failed: runs.filter((r) => r.outcome).map((r) => r.outcome),
+  };
+  console.log(JSON.stringify(s));
+  return s;
+}
+
+async function newPage(browser) {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(instrument);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  return { ctx, page };
+}
+
+async function english(browser, cpu) {
+  const what = `english-char-3l, 124 characters, ${cpu ? 'CPU (backend=cpu)' : 'WebGPU'}`;
+  const { ctx, page } = await newPage(browser);
+  try {
+    await page.goto(`${base}?model=english-char-3l${cpu ? '&backend=cpu' : ''}`);
+    await waitReady(page, CAP_MS);
+    console.log(JSON.stringify({ what: `${what}: backend`, badge: await page.getByTestId('backend').textContent() }));
+    return summary(what, await runPrompts(page, what));
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function gpt2(browser, cpu) {
+  const what = `gpt2-small-random, 124 characters, ${cpu ? 'CPU (backend=cpu)' : 'WebGPU'}`;
+  const { ctx, page } = await newPage(browser);
+  try {
+    await page.goto(`${base}?hub=${encodeURIComponent(HUB)}${cpu ? '&backend=cpu' : ''}`);
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('hub-repo').fill(GPT2_REPO);
+    await page.getByTestId('hub-format').selectOption('safetensors');
+    await page.waitForTimeout(300);
+    // Loading: download (0.35 GB from localhost), SHA-256 and Cache Storage, parse, start, and
+    // the first run of the prompt in the box.
+    const t0 = await now(page);
+    await page.getByTestId('load-button').click();
+    let t1;
+    try {
+      await page.getByTestId('loaded-model').filter({ hasText: GPT2_REPO }).waitFor({ timeout: CAP_MS });
+      await waitReady(page, CAP_MS);
+      t1 = await now(page);
+    } catch {
+      const state = await page.evaluate(() => ['load-progress', 'load-starting', 'load-error', 'loaded-model']
+        .map((id) => document.querySelector(`[data-testid="${id}"]`)).filter(Boolean).map((e) => e.textContent).join(' | '));
+      const r = { what: `${what}: load`, outcome: `not loaded and run within ${CAP_MS / 1000} s (page shows: ${state})`, ...(await windowStats(page, t0, await now(page))) };
+      console.log(JSON.stringify(r));
+      return { what, load: r, failed: [r.outcome] };
+    }
+    const load = { what: `${what}: load + first run`, load_ms: Math.round(t1 - t0), ...(await windowStats(page, t0, t1)) };
+    console.log(JSON.stringify(load));
+    console.log(JSON.stringify({ what: `${what}: backend`, badge: await page.getByTestId('backend').textContent() }));
+    return { ...summary(what, await runPrompts(page, what)), load };
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function cold(browser) {
+  const loads = [];
+  for (let i = 0; i < 3; i++) {
+    const { ctx, page } = await newPage(browser);
+    await page.goto(base);
+    await page.getByTestId('top5').first().waitFor({ timeout: CAP_MS });
+    const t = await now(page);
+    loads.push({ ms: t, ...(await windowStats(page, 0, t)) });
+    await ctx.close();
+  }
+  const ms = loads.map((l) => l.ms).sort((a, b) => a - b);
+  const s = {
+    what: 'cold page load to first prediction (induction-2l, WebGPU)',
+    median_ms: Math.round(ms[1]),
+    all_ms: loads.map((l) => Math.round(l.ms)),
+    longest_task_ms: loads.map((l) => l.longest_task_ms),
+    longest_gap_ms: loads.map((l) => l.longest_gap_ms),
+  };
+  console.log(JSON.stringify(s));
+  return s;
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_ARGS, headless: true });
+try {
+  for (const part of PARTS) {
+    try {
+      if (part === 'english-gpu') await english(browser, false);
+      else if (part === 'english-cpu') await english(browser, true);
+      else if (part === 'gpt2-cpu') await gpt2(browser, true);
+      else if (part === 'gpt2-gpu') await gpt2(browser, false);
+      else if (part === 'cold') await cold(browser);
+      else console.error(`unknown part ${part}`);
+    } catch (e) {
+      console.log(JSON.stringify({ what: part, outcome: `failed: ${e.message.split('\n')[0]}` }));
+    }
+  }
+} finally {
+  await browser.close();
+}
