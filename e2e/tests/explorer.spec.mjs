@@ -1,6 +1,6 @@
 // End-to-end tests of the explorer: the built site (../dist) in headless Chromium, with
-// WebGPU on SwiftShader, and without WebGPU (the CPU fallback). Tests run in order in one
-// worker; later ones reuse the first one's prediction where they compare against it.
+// WebGPU on SwiftShader, and without WebGPU (the CPU fallback). Each test sets up what it
+// reads (its own page, its own runs): none depends on another's state or on running order.
 import { test, expect, chromium } from '@playwright/test';
 import {
   CHROMIUM, NO_WEBGPU_ARGS, argmax, inductionPrompt, inductionScores, patternRow, recordRequests, runPrompt, top5, waitForModel,
@@ -12,9 +12,6 @@ const PROMPT = inductionPrompt(Number(process.env.E2E_SEED ?? 20240611));
 const I = 5;
 const POS = PROMPT.repeatPos(I);
 const EXPECTED = PROMPT.segment[I + 1];
-
-/** The top prediction of test (a), for the CPU comparison in test (d). */
-let gpuTop = null;
 
 async function openWithPrompt(page, path = './') {
   await page.goto(path);
@@ -28,7 +25,7 @@ async function choosePromptAndPos(page) {
   await expect(page.locator(`[data-testid="token"][data-pos="${POS}"]`)).toHaveClass(/selected/);
 }
 
-test('a: loads the model on WebGPU and predicts the induction continuation', async ({ page }) => {
+test('loads the default model on WebGPU with a progress bar and predicts the induction continuation', async ({ page }) => {
   const requests = recordRequests(page);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -52,14 +49,13 @@ test('a: loads the model on WebGPU and predicts the induction continuation', asy
   expect(rows[0].prob).toBeGreaterThan(0.5);
   expect(rows[0].text).toContain(EXPECTED);
   expect(rows[0].text).toMatch(/\d+\.\d%/);
-  gpuTop = rows[0];
   // Everything the page fetched came from this site.
   const origin = new URL(page.url()).origin;
   expect(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:'))).toEqual([]);
   expect(errors).toEqual([]);
 });
 
-test('b: a layer-1 head attends from the repeat to the token after the earlier occurrence', async ({ page }) => {
+test('a layer-1 head of the induction model attends from the repeat to the token after the earlier occurrence', async ({ page }) => {
   await openWithPrompt(page);
   await page.locator('[data-testid="layer-button"][data-layer="1"]').click();
   const heads = await page.getByTestId('head-button').count();
@@ -85,7 +81,7 @@ test('b: a layer-1 head attends from the repeat to the token after the earlier o
   expect(best, `induction hits per head (of ${queries.length} queries): ${hits}`).toBeGreaterThanOrEqual(Math.ceil(queries.length * 0.8));
 });
 
-test('c: the URL restores prompt, position, layer, head and prediction', async ({ page, browser }) => {
+test('the URL restores prompt, position, layer, head and prediction in a fresh page', async ({ page, browser }) => {
   await openWithPrompt(page);
   await page.locator('[data-testid="layer-button"][data-layer="1"]').click();
   await page.locator('[data-testid="head-button"][data-head="1"]').click();
@@ -115,7 +111,7 @@ test('c: the URL restores prompt, position, layer, head and prediction', async (
   await context.close();
 });
 
-test('h: a GPU lost mid-session moves the page to the CPU, which predicts the same', async ({ page }) => {
+test('a WebGPU device lost mid-session moves the page to the CPU, which predicts the same', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await openWithPrompt(page);
@@ -141,7 +137,11 @@ for (const [name, args] of [
   ['without --enable-unsafe-webgpu', NO_WEBGPU_ARGS],
   ['with --disable-webgpu', [...NO_WEBGPU_ARGS, '--disable-webgpu']],
 ]) {
-  test(`d: ${name} the page says WebGPU is unavailable, runs on the CPU and predicts the same`, async () => {
+  test(`${name} the page says WebGPU is unavailable, runs on the CPU and predicts what WebGPU predicts`, async ({ page }) => {
+    // The WebGPU figure this test compares with, from its own page (the default browser).
+    await openWithPrompt(page);
+    await expect(page.getByTestId('backend')).toContainText('Backend: WebGPU');
+    const gpuTop = (await top5(page))[0];
     const browser = await chromium.launch({ executablePath: CHROMIUM, args });
     try {
       const page = await browser.newPage({ baseURL: test.info().project.use.baseURL });
@@ -152,14 +152,15 @@ for (const [name, args] of [
       expect(rows[0].token).toBe(EXPECTED);
       expect(rows[0].prob).toBeGreaterThan(0.5);
       // Same model, same prompt, other backend: the same numbers up to float rounding.
-      if (gpuTop) expect(rows[0].prob).toBeCloseTo(gpuTop.prob, 3);
+      expect(rows[0].token).toBe(gpuTop.token);
+      expect(rows[0].prob).toBeCloseTo(gpuTop.prob, 3);
     } finally {
       await browser.close();
     }
   });
 }
 
-test('d2: backend=cpu in the URL forces the CPU and stays in the URL', async ({ page }) => {
+test('backend=cpu in the URL forces the CPU, says so, and stays in the URL', async ({ page }) => {
   await page.goto('./?backend=cpu');
   await waitForModel(page);
   await expect(page.getByTestId('backend')).toHaveText(/Backend: CPU/);
@@ -167,7 +168,7 @@ test('d2: backend=cpu in the URL forces the CPU and stays in the URL', async ({ 
   await expect.poll(() => new URL(page.url()).searchParams.get('backend')).toBe('cpu');
 });
 
-test('e: the site works under a sub-path (/explorer/)', async ({ page }) => {
+test('the site works under the sub-path /explorer/ and fetches only from under it', async ({ page }) => {
   const requests = recordRequests(page);
   await openWithPrompt(page, '/explorer/');
   const rows = await top5(page);
@@ -179,7 +180,7 @@ test('e: the site works under a sub-path (/explorer/)', async ({ page }) => {
   expect(requests.some((u) => u.includes('/explorer/models/induction-2l/model.safetensors'))).toBe(true);
 });
 
-test('f: bad input shows a message and the page keeps working', async ({ page }) => {
+test('bad prompts (empty, an unknown character, longer than the context) show a message; the page keeps working; Ctrl+Enter runs', async ({ page }) => {
   await page.goto('./');
   await waitForModel(page);
   const prompt = page.getByTestId('prompt');
@@ -220,7 +221,7 @@ test('f: bad input shows a message and the page keeps working', async ({ page })
   await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', 'abcabc');
 });
 
-test('f2: broken URL parameters fall back to defaults, each named in a notice', async ({ page }) => {
+test('broken URL parameters fall back to defaults, each named in a notice', async ({ page }) => {
   await page.goto('./?model=nope&pos=abc&layer=99&head=x&prompt=' + encodeURIComponent(PROMPT.text));
   await waitForModel(page);
   const notices = page.getByTestId('notice');
@@ -249,7 +250,7 @@ test('f2: broken URL parameters fall back to defaults, each named in a notice', 
   await expect(notices.filter({ hasText: 'pos=500' })).toHaveCount(1);
 });
 
-test('f3: a missing or truncated model file shows an error; the prompt box stays', async ({ page }) => {
+test('a missing or truncated model file shows an error; the prompt box stays', async ({ page }) => {
   await page.route('**/model.safetensors', (route) => route.fulfill({ status: 404, body: 'not found' }));
   await page.goto('./?prompt=abc');
   await expect(page.getByTestId('load-error')).toContainText('404');
@@ -276,7 +277,7 @@ test('f3: a missing or truncated model file shows an error; the prompt box stays
   await expect(page.getByTestId('prompt')).toBeVisible();
 });
 
-test('g: screenshot of the explorer', async ({ page }) => {
+test('screenshot of the explorer with the strongest induction head (screenshots/explorer.png)', async ({ page }) => {
   await openWithPrompt(page);
   await page.locator('[data-testid="layer-button"][data-layer="1"]').click();
   // Show the head with the highest induction score.

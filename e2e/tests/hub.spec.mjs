@@ -33,7 +33,7 @@ async function loadHub(page, repo, file) {
   await page.getByTestId('load-button').click();
 }
 
-test('l: load a GGUF model and a safetensors model from the hub by repo id; the cache works offline', async ({ page }) => {
+test('loads a GGUF model and a safetensors model from the hub by repo id; the browser cache lists them, serves them offline and deletes them', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const requests = recordRequests(page);
@@ -100,7 +100,7 @@ test('l: load a GGUF model and a safetensors model from the hub by repo id; the 
   expect(errors).toEqual([]);
 });
 
-test('m: a truncated file, a missing file and a bad repo id show errors; the model in use keeps working', async ({ page }) => {
+test('a truncated file, a missing file and a bad repo id show errors; the model in use keeps working; suggested models fill the fields (screenshots/load-panel.png)', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('./?hub=' + encodeURIComponent(HUB));
@@ -139,7 +139,7 @@ test('m: a truncated file, a missing file and a bad repo id show errors; the mod
   expect(errors).toEqual([]);
 });
 
-test('n: a download that drops halfway resumes where it stopped; a local file loads through the file picker', async ({ page }) => {
+test('a download that drops halfway resumes with a Range request; a local file loads through the file picker', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const ranges = [];
@@ -164,7 +164,7 @@ test('n: a download that drops halfway resumes where it stopped; a local file lo
   expect(errors).toEqual([]);
 });
 
-test('o: a cached file whose content no longer matches its SHA-256 is downloaded again', async ({ page }) => {
+test('a cached file whose content no longer matches its SHA-256 is downloaded again', async ({ page }) => {
   await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
@@ -190,7 +190,7 @@ test('o: a cached file whose content no longer matches its SHA-256 is downloaded
   await expect(page.getByTestId('loaded-model')).not.toContainText('cache');
 });
 
-test('p: Cancel stops a download; a server that refuses cross-origin reads (CORS) is named; the model stays', async ({ page }) => {
+test('Cancel stops a download; a hub that refuses cross-origin reads (CORS) is named; the model in use stays', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('./?hub=' + encodeURIComponent(HUB));
@@ -219,7 +219,7 @@ test('p: Cancel stops a download; a server that refuses cross-origin reads (CORS
   expect(errors).toEqual([]);
 });
 
-test('q: a model loaded over the modular-addition model drops its prompt form and its Fourier view', async ({ page }) => {
+test('a model loaded over the modular-addition model takes free text and drops the Fourier view', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('./?model=modular-addition&hub=' + encodeURIComponent(HUB));
@@ -235,7 +235,7 @@ test('q: a model loaded over the modular-addition model drops its prompt form an
   expect(errors).toEqual([]);
 });
 
-test('r: a sharded safetensors repo quantized to Q8_0 on load; a GGUF by URL; a GGUF dropped on the panel', async ({ page }) => {
+test('a sharded safetensors repo quantized to Q8_0 on load, a GGUF by URL, and a GGUF dropped on the panel', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('./?hub=' + encodeURIComponent(HUB));

@@ -17,7 +17,7 @@ async function answer(page, text) {
   return (await top5(page))[0];
 }
 
-test('i: switch between the organisms in the picker; each answers a known example', async ({ page }) => {
+test('the model picker switches between the four organisms; each answers a known example and names what its vocabulary cannot take', async ({ page }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('./');
@@ -73,7 +73,7 @@ test('i: switch between the organisms in the picker; each answers a known exampl
   expect(errors).toEqual([]);
 });
 
-test('j: the modular-addition model in the Fourier basis: key frequencies and periodic neurons', async ({ page }) => {
+test('the modular-addition model in the Fourier basis: a few key frequencies, neurons periodic at them (screenshots/modular-addition.png)', async ({ page }) => {
   await page.goto('./?model=modular-addition');
   await waitForModel(page);
   const bars = page.getByTestId('fourier-embedding');
@@ -108,7 +108,7 @@ test('j: the modular-addition model in the Fourier basis: key frequencies and pe
   await page.screenshot({ path: 'screenshots/modular-addition.png', fullPage: true });
 });
 
-test('k: top-activating examples of an English-model neuron, from the shipped corpus slice', async ({ page }) => {
+test('top-activating examples of English-model neurons from the shipped corpus slice (screenshots/english-scan.png)', async ({ page }) => {
   await page.goto('./?model=english-char-3l');
   await waitForModel(page);
   await page.getByTestId('scan-run').click();
