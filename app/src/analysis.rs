@@ -2,15 +2,27 @@
 //! every position, attention patterns per layer, and per-head scores that point a reader at
 //! the interesting heads. Pure logic: no DOM, no backend.
 
-use glassbox_core::{HostTensor, RunOutput, Tokenizer};
+use glassbox_core::{RunOutput, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::protocol::f32s;
 
 /// The attention-pattern hook of layer `l`: `[head, query, key]`.
 pub fn pattern_hook(l: usize) -> String {
     format!("blocks.{l}.attn.hook_pattern")
 }
 
-/// One finished run, as the views need it.
-#[derive(Clone, Debug)]
+/// One layer's attention pattern `[head, query, key]`, row-major.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pattern {
+    pub n_heads: usize,
+    #[serde(with = "f32s")]
+    pub data: Vec<f32>,
+}
+
+/// One finished run, as the views need it. Computed in the engine's worker; this is what
+/// crosses to the page (not the run's whole cache).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunView {
     /// The prompt text that was submitted (before any cut).
     pub prompt: String,
@@ -21,8 +33,8 @@ pub struct RunView {
     /// The 5 most likely outputs at each position (next tokens, or the named outputs of a
     /// readout such as a classifier's classes): (name, probability).
     pub top5: Vec<Vec<(String, f32)>>,
-    /// Attention patterns, one per layer, each `[head, query, key]`.
-    pub patterns: Vec<HostTensor>,
+    /// Attention patterns, one per layer.
+    pub patterns: Vec<Pattern>,
     /// Wall time of the forward pass and read-back, in milliseconds.
     pub elapsed_ms: f64,
 }
@@ -49,7 +61,11 @@ impl RunView {
             })
             .collect();
         let patterns = (0..n_layers)
-            .map(|l| out.get(&pattern_hook(l)).cloned().unwrap_or_default())
+            .map(|l| {
+                out.get(&pattern_hook(l))
+                    .map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data.clone() })
+                    .unwrap_or_default()
+            })
             .collect();
         RunView {
             prompt: prompt.to_string(),
@@ -69,14 +85,11 @@ impl RunView {
     pub fn head_pattern(&self, layer: usize, head: usize) -> Option<&[f32]> {
         let t = self.patterns.get(layer)?;
         let n = self.n_tokens();
-        (t.shape.len() == 3 && head < t.shape[0]).then(|| &t.data[head * n * n..(head + 1) * n * n])
+        (head < t.n_heads && t.data.len() >= t.n_heads * n * n).then(|| &t.data[head * n * n..(head + 1) * n * n])
     }
 
     pub fn n_heads(&self, layer: usize) -> usize {
-        self.patterns
-            .get(layer)
-            .and_then(|t| t.shape.first().copied())
-            .unwrap_or(0)
+        self.patterns.get(layer).map_or(0, |t| t.n_heads)
     }
 
     /// The head of `layer` with the highest induction score, when the prompt repeats a token.

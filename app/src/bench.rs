@@ -4,12 +4,13 @@
 //! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON.
 //! The page's own UI never calls it; `e2e/bench/browser_bench.mjs` does.
 //! `window.wasmBindings.lose_gpu_device()` destroys the WebGPU device in use, as a lost GPU
-//! would, for the end-to-end test of the fallback to the CPU.
+//! would, for the end-to-end test of the fallback to the CPU; `crash_engine()` makes the engine
+//! panic in its worker, for the test of the restart.
 
 use glassbox_core::RunRequest;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::Engine;
+use crate::engine::local::Engine;
 use crate::loader::load_bundle;
 use crate::models::find_model;
 
@@ -47,8 +48,17 @@ pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: St
     Ok(JsValue::from_str(&json))
 }
 
-/// Destroys the WebGPU device in use (see the module docs); false when the page is on the CPU.
+/// Destroys the WebGPU device of the page's engine (in its worker), as a lost GPU would; false
+/// when no engine is running.
 #[wasm_bindgen]
 pub fn lose_gpu_device() -> bool {
-    crate::engine::lose_gpu_device()
+    crate::page::state::CURRENT_ENGINE.with(|c| c.borrow().as_ref().map(|e| e.lose_gpu()).is_some())
+}
+
+/// Makes the page's engine panic inside its worker, as a bug or a hostile file might: the page
+/// must say so, start a new worker and keep the experiment (end-to-end test). False when no
+/// engine is running.
+#[wasm_bindgen]
+pub fn crash_engine() -> bool {
+    crate::page::state::CURRENT_ENGINE.with(|c| c.borrow().as_ref().map(|e| e.crash()).is_some())
 }

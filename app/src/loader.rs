@@ -38,37 +38,31 @@ fn js_err(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Fetches the four files of `model`, calling `on_progress` as bytes arrive, and builds the
-/// bundle. Errors are sentences for the page.
-/// Returns the bundle and the number of bytes downloaded.
-pub async fn load_bundle(
-    model: &ModelEntry,
-    on_progress: impl Fn(Progress),
-) -> Result<(ModelBundle, u64), String> {
-    let mut files: Vec<Vec<u8>> = Vec::with_capacity(BUNDLE_FILES.len());
+/// Downloads a shipped model's files (named as `ModelBundle::from_files` expects them), with
+/// progress over all of them; returns them and their total size.
+pub async fn fetch_shipped(model: &ModelEntry, on_progress: impl Fn(Progress)) -> Result<(Vec<(String, Vec<u8>)>, u64), String> {
+    let mut files = Vec::with_capacity(BUNDLE_FILES.len());
     let mut done_bytes = 0u64;
     for name in BUNDLE_FILES {
         let url = resolve(&format!("{}{name}", model.path));
-        on_progress(Progress {
-            file: name.to_string(),
-            loaded: done_bytes,
-            total: None,
-        });
+        on_progress(Progress { file: name.to_string(), loaded: done_bytes, total: None });
         let bytes = fetch_bytes(&url, |loaded, total| {
-            on_progress(Progress {
-                file: name.to_string(),
-                loaded: done_bytes + loaded,
-                total: total.map(|t| done_bytes + t),
-            })
+            on_progress(Progress { file: name.to_string(), loaded: done_bytes + loaded, total: total.map(|t| done_bytes + t) })
         })
         .await
         .map_err(|e| format!("{name}: {e}"))?;
         done_bytes += bytes.len() as u64;
-        files.push(bytes);
+        files.push((name.to_string(), bytes));
     }
-    let bundle = ModelBundle::from_bytes(&files[0], &files[3], &files[1], &files[2])
-        .map_err(|e| format!("the files are damaged or do not match: {e}"))?;
-    Ok((bundle, done_bytes))
+    Ok((files, done_bytes))
+}
+
+/// Downloads a shipped model and parses it here (the in-page benchmark; the page itself
+/// parses in the engine's worker).
+pub async fn load_bundle(model: &ModelEntry, on_progress: impl Fn(Progress)) -> Result<(ModelBundle, u64), String> {
+    let (files, bytes) = fetch_shipped(model, on_progress).await?;
+    let bundle = ModelBundle::from_files(&files, None).map_err(|e| format!("the files are damaged or do not match: {e}"))?;
+    Ok((bundle, bytes))
 }
 
 /// Why a download stopped.

@@ -1,8 +1,8 @@
 //! glassbox's browser front end: a leptos (client-side rendered) explorer that loads a
-//! shipped model, runs it on WebGPU or the CPU, and shows predictions and attention.
+//! model, runs it on WebGPU or the CPU in a Web Worker (`engine/`), and shows predictions and
+//! attention (`page/`, `components/`).
 
 mod analysis;
-mod app;
 mod bench;
 mod components;
 mod engine;
@@ -10,11 +10,17 @@ mod fourier;
 mod hub;
 mod loader;
 mod models;
+mod page;
 mod prompt;
 mod scan;
 mod url_state;
 
 fn main() {
+    // The same module runs the engine's worker (`worker.js` calls `engine::worker::worker_main`);
+    // there is no page to mount there.
+    if engine::worker::in_worker() {
+        return;
+    }
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(app::App);
+    leptos::mount::mount_to_body(page::App);
 }

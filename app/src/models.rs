@@ -47,6 +47,9 @@ pub fn modular_form(ids: &[u32]) -> Result<(), String> {
     }
 }
 
+/// The model whose Fourier view the page offers.
+pub const MODULAR: &str = "modular-addition";
+
 /// Every model the site offers; the first is the default.
 pub const MODELS: &[ModelEntry] = &[
     ModelEntry {

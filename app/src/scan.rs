@@ -4,7 +4,7 @@
 
 /// The `k` largest activations of every neuron, each with the index of the corpus character
 /// the model was reading there.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TopActivations {
     k: usize,
     /// Per neuron, (activation, character index), largest first, at most `k`.

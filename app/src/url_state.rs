@@ -5,6 +5,8 @@
 //! it, so a half-broken link still opens. Checks that need the model (layer, head) or the
 //! tokens (pos) happen once those are known.
 
+use glassbox_core::{BackendChoice, Experiment, ModelRef, Selection};
+
 use crate::models::{default_model, find_model, ModelEntry};
 
 /// The URL's parameters, each already checked for syntax.
@@ -18,6 +20,30 @@ pub struct UrlParams {
     pub head: Option<usize>,
     /// `backend=cpu`: skip WebGPU.
     pub force_cpu: bool,
+}
+
+impl UrlParams {
+    /// The experiment these parameters describe (the model's example prompt when the URL
+    /// names none). Ranges are checked later, against the model and the tokens.
+    pub fn experiment(&self) -> Experiment {
+        let mut e = Experiment::new(ModelRef::shipped(self.model.id), self.prompt.clone().unwrap_or_else(|| self.model.default_prompt.to_string()));
+        e.view = Selection { pos: self.pos, layer: self.layer, head: self.head, neuron: None };
+        e.backend = if self.force_cpu { BackendChoice::Cpu } else { BackendChoice::Auto };
+        e
+    }
+}
+
+/// The URL view of an experiment on a shipped model; `None` for other models (their links come
+/// with the share format).
+pub fn view_of(e: &Experiment) -> Option<UrlView<'_>> {
+    Some(UrlView {
+        model: e.model.shipped_id()?,
+        prompt: &e.prompt,
+        pos: e.view.pos.unwrap_or(0),
+        layer: e.view.layer.unwrap_or(0),
+        head: e.view.head.unwrap_or(0),
+        force_cpu: e.backend == BackendChoice::Cpu,
+    })
 }
 
 /// Reads the parameters through `get` (the query string's lookup) and returns them with a
@@ -226,6 +252,20 @@ mod tests {
                 true
             )
         );
+    }
+
+    #[test]
+    fn the_query_reads_into_an_experiment_and_back() {
+        let (p, _) = parse_pairs(&[("model", "induction-2l"), ("prompt", "ab ab"), ("pos", "2"), ("layer", "1"), ("backend", "cpu")]);
+        let e = p.experiment();
+        assert_eq!(e.model.shipped_id(), Some("induction-2l"));
+        assert_eq!((e.prompt.as_str(), e.view.pos, e.view.layer, e.view.head), ("ab ab", Some(2), Some(1), None));
+        assert_eq!(e.backend, BackendChoice::Cpu);
+        let v = view_of(&e).unwrap();
+        assert_eq!((v.model, v.prompt, v.pos, v.layer, v.force_cpu), ("induction-2l", "ab ab", 2, 1, true));
+        // No prompt in the URL: the model's example.
+        let (p, _) = parse_pairs(&[]);
+        assert_eq!(p.experiment().prompt, default_model().default_prompt);
     }
 
     #[test]

@@ -37,8 +37,13 @@ pub fn FourierPanel(
     progress: Signal<Option<usize>>,
     /// Computes the responses (runs the model on all p * p inputs).
     on_compute: Callback<()>,
+    /// Stops that computation.
+    on_cancel: Callback<()>,
     /// The neuron shown.
-    neuron: RwSignal<usize>,
+    #[prop(into)]
+    neuron: Signal<usize>,
+    /// Chooses the neuron shown.
+    on_neuron: Callback<usize>,
 ) -> impl IntoView {
     let bars = move || {
         let norms = embedding_norms.get();
@@ -97,7 +102,7 @@ pub fn FourierPanel(
     let step = move |delta: i64| {
         let n = d_mlp() as i64;
         if n > 0 {
-            neuron.update(|v| *v = ((*v as i64 + delta).rem_euclid(n)) as usize);
+            on_neuron.run(((neuron.get_untracked() as i64 + delta).rem_euclid(n)) as usize);
         }
     };
 
@@ -114,7 +119,7 @@ pub fn FourierPanel(
                     <button class="primary" data-testid="fourier-compute" on:click=move |_| on_compute.run(())>"Run all 12,769 inputs"</button>
                 }.into_any(),
                 (None, Some(done)) => view! {
-                    <div class="loading"><progress max="113" value=done.to_string()></progress><span>{format!("Running a = 0\u{2013}{done} of 112\u{2026}")}</span></div>
+                    <div class="loading"><progress max="113" value=done.to_string()></progress><span>{format!("Running a = 0\u{2013}{done} of 112\u{2026}")}</span><button data-testid="fourier-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button></div>
                 }.into_any(),
                 (Some(_), _) => view! {
                     <div class="neuron-controls">
@@ -122,7 +127,7 @@ pub fn FourierPanel(
                         <label>"Neuron "
                             <input type="number" min="0" max=move || d_mlp().saturating_sub(1).to_string() data-testid="neuron-input"
                                 prop:value=move || neuron.get().to_string()
-                                on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { neuron.set(v.min(d_mlp().saturating_sub(1))); } } />
+                                on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { on_neuron.run(v.min(d_mlp().saturating_sub(1))); } } />
                         </label>
                         <button on:click=move |_| step(1) aria-label="next neuron">"\u{2192}"</button>
                     </div>

@@ -13,9 +13,15 @@ pub fn HeadPicker(
     #[prop(into)]
     n_layers: Signal<usize>,
     /// The chosen layer.
-    layer: RwSignal<usize>,
+    #[prop(into)]
+    layer: Signal<usize>,
     /// The chosen head.
-    head: RwSignal<usize>,
+    #[prop(into)]
+    head: Signal<usize>,
+    /// Chooses a layer.
+    on_layer: Callback<usize>,
+    /// Chooses a head.
+    on_head: Callback<usize>,
     /// The run whose patterns give the scores.
     #[prop(into)]
     run: Signal<Option<Arc<RunView>>>,
@@ -30,7 +36,7 @@ pub fn HeadPicker(
                         aria-pressed=move || (layer.get() == l).to_string()
                         data-testid="layer-button"
                         data-layer=l
-                        on:click=move |_| layer.set(l)
+                        on:click=move |_| on_layer.run(l)
                     >
                         {format!("Layer {l}")}
                     </button>
@@ -59,7 +65,7 @@ pub fn HeadPicker(
                         data-prev=prev.map(|s| format!("{s:.6}"))
                         data-induction=ind.map(|s| format!("{s:.6}"))
                         title="prev: mean attention to the previous token. induction: mean attention to the token after the earlier occurrence of the current token."
-                        on:click=move |_| head.set(h)
+                        on:click=move |_| on_head.run(h)
                     >
                         <span class="head-name">{format!("Head {h}")}</span>
                         <span class="score">{format!("prev {}", fmt(prev))}</span>

@@ -18,7 +18,7 @@ pub use fourier_panel::{FourierPanel, NeuronGrid};
 pub use head_picker::HeadPicker;
 pub use heatmap::AttentionHeatmap;
 pub use load_panel::{HubLoad, LoadPanel, ModelSource};
-pub use model_panel::ModelPanel;
+pub use model_panel::{LoadState, ModelPanel};
 pub use notices::{Notice, NoticeKind, Notices};
 pub use prediction::Prediction;
 pub use prompt_box::PromptBox;
@@ -31,5 +31,25 @@ pub fn token_label(t: &str) -> String {
         "BOS".to_string()
     } else {
         t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Components receive what they show; they never reach up into the page's modules (its
+    /// state, its runs) or the engine's worker.
+    #[test]
+    fn no_component_imports_the_page_or_the_engine_worker() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/components");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for banned in ["crate::page", "crate::engine::client", "crate::engine::worker", "crate::engine::local", "crate::url_state"] {
+                assert!(!text.contains(banned), "{} imports {banned}", path.display());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} component files found");
     }
 }

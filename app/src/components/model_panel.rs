@@ -2,8 +2,22 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
-use crate::app::{LoadState, ModelInfo};
+use crate::engine::ModelSummary;
+use crate::loader::Progress;
 use crate::models::ModelEntry;
+
+/// Where loading the page's model has got.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadState {
+    /// Downloading; `None` until the first byte counts arrive.
+    Loading(Option<Progress>),
+    /// Downloaded; parsing and starting the backend (in the engine's worker).
+    Starting,
+    /// Ready to run.
+    Ready { bytes: u64, seconds: f64 },
+    /// Could not load; the message says why.
+    Failed(String),
+}
 
 fn kb(bytes: u64) -> String {
     if bytes >= 1 << 20 {
@@ -50,7 +64,7 @@ pub fn ModelPanel(
     load: Signal<LoadState>,
     /// The loaded model, once ready.
     #[prop(into)]
-    model: Signal<Option<Arc<ModelInfo>>>,
+    model: Signal<Option<Arc<ModelSummary>>>,
 ) -> impl IntoView {
     // Another model is another page: the URL names it and the page reloads.
     let choose = move |ev: leptos::ev::Event| {

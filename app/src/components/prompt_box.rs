@@ -26,7 +26,8 @@ pub fn PromptBox(
     /// Prompts worth trying with this model: a click puts one in the box and runs it.
     examples: &'static [&'static str],
 ) -> impl IntoView {
-    let can_run = move || ready.get() && !running.get();
+    // Run stays enabled while a run is in flight: a new run supersedes the old one.
+    let can_run = move || ready.get();
     let keydown = move |ev: leptos::ev::KeyboardEvent| {
         if (ev.ctrl_key() || ev.meta_key()) && ev.key() == "Enter" {
             ev.prevent_default();

@@ -31,6 +31,8 @@ pub fn ScanPanel(
     progress: Signal<Option<(usize, usize)>>,
     /// Scans the chosen layer.
     on_scan: Callback<usize>,
+    /// Stops the scan in progress.
+    on_cancel: Callback<()>,
     /// What the corpus is, in a few words.
     corpus: &'static str,
 ) -> impl IntoView {
@@ -75,6 +77,7 @@ pub fn ScanPanel(
                         None => "Scan".to_string(),
                     }}
                 </button>
+                {move || progress.get().is_some().then(|| view! { <button data-testid="scan-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button> })}
                 <label>"Neuron "
                     <input type="number" min="0" data-testid="scan-neuron" max=move || n_neurons().saturating_sub(1).to_string()
                         prop:value=move || neuron.get().to_string()

@@ -1,23 +1,25 @@
-//! The model on whichever backend this browser can run it: WebGPU when there is an adapter,
-//! the CPU (wasm) otherwise. The rest of the app sees one `Engine` with one async `run`, and
-//! never touches wgpu itself. wgpu values are not `Send` on wasm32, so an `Engine` lives in
+//! The model on whichever backend this thread can run it: WebGPU when there is an adapter,
+//! the CPU (wasm) otherwise, behind one async `run_batch`. It lives in the engine's worker
+//! (`worker.rs`); the page never holds one (the in-page benchmark in `bench.rs` does, to time
+//! the forward pass alone). wgpu values are not `Send` on wasm32, so an `Engine` lives in
 //! local (single-threaded) storage.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
-use glassbox_core::{
-    Backend, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest,
-};
+use glassbox_core::{Backend, BatchRequest, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
+
+pub use super::protocol::CpuReason;
 
 thread_local! {
-    /// The GPU backend in use, for [`lose_gpu_device`] (tests of the lost-device fallback).
-    static ACTIVE_GPU: RefCell<Option<Rc<GpuBackend>>> = const { RefCell::new(None) };
+    /// The GPU backend in use, for [`lose_gpu_device`] (tests of the lost-device fallback);
+    /// weak, so that it never keeps a replaced model's device alive.
+    static ACTIVE_GPU: RefCell<Weak<GpuBackend>> = const { RefCell::new(Weak::new()) };
 }
 
 /// Destroys the WebGPU device in use, as a lost GPU would; false when none is in use.
 pub fn lose_gpu_device() -> bool {
-    ACTIVE_GPU.with(|g| g.borrow().as_ref().map(|b| b.destroy_device()).is_some())
+    ACTIVE_GPU.with(|g| g.borrow().upgrade().map(|b| b.destroy_device()).is_some())
 }
 
 /// A model uploaded to a backend.
@@ -30,15 +32,6 @@ pub enum Engine {
         backend: Rc<GpuBackend>,
         model: HookedTransformer<GpuBackend>,
     },
-}
-
-/// Why the engine is not on WebGPU, when it is not.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CpuReason {
-    /// The URL asked for the CPU (`backend=cpu`).
-    Forced,
-    /// WebGPU failed; the message says how.
-    GpuFailed(String),
 }
 
 impl Engine {
@@ -68,7 +61,7 @@ impl Engine {
         // fails here falls back to the CPU instead of failing the user's first prompt.
         let first = bundle.tokenizer.bos().unwrap_or(0);
         model.run(&*backend, &RunRequest::new(vec![first])).await?;
-        ACTIVE_GPU.with(|g| *g.borrow_mut() = Some(backend.clone()));
+        ACTIVE_GPU.with(|g| *g.borrow_mut() = Rc::downgrade(&backend));
         Ok(Engine::Gpu { backend, model })
     }
 
@@ -80,11 +73,11 @@ impl Engine {
         }
     }
 
-    /// Runs a batch of equal-length sequences, caching the hooks named (each `[batch, ...]`).
-    pub async fn run_batch(&self, tokens: &[u32], n_batch: usize, cache: &[&str]) -> Result<RunOutput> {
+    /// Runs a batch whose items carry their own interventions and cache specs.
+    pub async fn run_batch(&self, batch: &BatchRequest) -> Result<Vec<RunOutput>> {
         match self {
-            Engine::Cpu { backend, model } => model.run_batch(backend, tokens, n_batch, cache).await,
-            Engine::Gpu { backend, model } => model.run_batch(&**backend, tokens, n_batch, cache).await,
+            Engine::Cpu { backend, model } => model.run_batch(backend, batch).await,
+            Engine::Gpu { backend, model } => model.run_batch(&**backend, batch).await,
         }
     }
 

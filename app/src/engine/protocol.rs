@@ -1,0 +1,140 @@
+//! The messages between the page and the engine's worker. Everything here crosses
+//! `postMessage` through serde-wasm-bindgen; bulk numbers travel as bytes (`serde_bytes`, a
+//! `Uint8Array` on the JS side) so that a large attention pattern or neuron grid costs one copy,
+//! not one JS number per value. Model files travel beside the message as transferred buffers.
+
+use glassbox_core::{Config, Experiment};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::RunView;
+use crate::scan::TopActivations;
+
+/// From the page to the worker. Every request but `Cancel`, `LoseGpu` and `Crash` gets exactly one
+/// [`Reply`] with the same id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Parse the files (sent beside the message, in this order of names) into a model and start
+    /// it on WebGPU, or on the CPU when `force_cpu` or when WebGPU fails.
+    Load {
+        id: u64,
+        names: Vec<String>,
+        /// Quantize safetensors weights on load ("q8_0", "q4_0").
+        quantize: Option<String>,
+        force_cpu: bool,
+        /// The shipped model these files are, if any (its prompt form and Fourier view).
+        shipped: Option<String>,
+    },
+    /// Run the experiment's prompt (with its interventions) and answer with what the inspect
+    /// views show. A newer `Run` supersedes an older one still waiting.
+    Run { id: u64, experiment: Experiment },
+    /// Run the experiment's sweep (`Analysis::TaskSweep` or `Analysis::CorpusScan`), with
+    /// progress; `corpus` is the text a corpus scan reads.
+    Sweep { id: u64, experiment: Experiment, corpus: Option<String> },
+    /// Stop request `id` at its next step (between batches); its reply says it was cancelled.
+    Cancel { id: u64 },
+    /// Destroy the WebGPU device, as a lost GPU would (for the end-to-end test of the fallback).
+    LoseGpu,
+    /// Panic inside the engine, as a bug or a hostile file might (for the end-to-end test of
+    /// the restart).
+    Crash,
+}
+
+/// From the worker to the page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// The worker's module is running and takes requests.
+    Started,
+    Loaded { id: u64, result: Result<ModelSummary, String> },
+    Ran { id: u64, result: Result<RunReply, RunFailure> },
+    Progress { id: u64, done: usize, total: usize },
+    Swept { id: u64, result: Result<SweepResult, RunFailure> },
+    /// The backend changed under the page (a lost GPU moved the model to the CPU).
+    BackendChanged { label: String, reason: String },
+    /// The engine panicked (the worker is dead after this; the page starts another).
+    Panicked(String),
+}
+
+/// What the page knows of a loaded model: everything its views need, nothing of its weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub cfg: Config,
+    pub card: serde_json::Value,
+    /// What the prompt box says the model accepts.
+    pub vocabulary_help: String,
+    /// The model answers through named outputs (a classifier's classes), not next tokens.
+    pub has_readout: bool,
+    /// The backend's label for the badge ("WebGPU (software adapter)", "CPU").
+    pub backend: String,
+    /// Why the model is on the CPU, when it is.
+    pub cpu_reason: Option<CpuReason>,
+    /// Modular addition: the embedding's norm per frequency (the Fourier view).
+    pub embedding_norms: Vec<f32>,
+}
+
+/// Why the engine is not on WebGPU, when it is not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CpuReason {
+    /// The URL asked for the CPU (`backend=cpu`).
+    Forced,
+    /// WebGPU failed; the message says how.
+    GpuFailed(String),
+}
+
+/// A finished run of the inspect view.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunReply {
+    pub view: RunView,
+    /// The notice for a prompt longer than the context (the tail was cut).
+    pub cut_notice: Option<String>,
+}
+
+/// Why a run or sweep gave no result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RunFailure {
+    /// The prompt cannot run (empty, unknown characters, wrong form): the message says why.
+    Prompt(String),
+    /// The model failed (a bad request, a backend error).
+    Engine(String),
+    /// A newer request replaced it, or the page cancelled it.
+    Cancelled,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunFailure::Prompt(m) | RunFailure::Engine(m) => f.write_str(m),
+            RunFailure::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// A finished sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SweepResult {
+    /// Every neuron's activation at the last position over all task inputs:
+    /// `acts[(a * p + b) * d_mlp + n]` as little-endian f32 bytes.
+    Grid {
+        p: usize,
+        d_mlp: usize,
+        #[serde(with = "f32s")]
+        acts: Vec<f32>,
+    },
+    /// The top activations of every neuron of a layer over the corpus.
+    Scan { layer: usize, top: TopActivations, chars_scanned: usize },
+}
+
+/// `#[serde(with = "f32s")]`: a `Vec<f32>` on the wire as little-endian bytes (one
+/// `Uint8Array`), not as one JS number per value.
+pub mod f32s {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        serde_bytes::serialize(&bytes, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let b = serde_bytes::ByteBuf::deserialize(d)?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}

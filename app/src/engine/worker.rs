@@ -1,0 +1,330 @@
+//! The engine's side of the worker: a dedicated Web Worker runs this same wasm module
+//! (`worker.js` imports it and calls [`worker_main`]), holds one model on WebGPU or the CPU,
+//! and answers the page's [`Request`]s. All model work happens here, so the page's thread only
+//! renders: typing and clicking stay responsive while a model computes.
+//!
+//! Requests are queued and taken one at a time. A `Run` that has a newer `Run` behind it in the
+//! queue is answered `Cancelled` without running (the latest request always runs); `Cancel`
+//! and `LoseGpu` act at once, and a sweep looks for its cancellation between batches, where it
+//! also yields so that such messages get in. A panic here kills only this worker: the page
+//! sees its `error` event, says so and starts another.
+
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
+
+use glassbox_core::experiment::{corpus_windows, task_inputs};
+use glassbox_core::weights::MatrixRole;
+use glassbox_core::{Analysis, CacheSpec, Experiment, ModelBundle, Prompt, RunOutput, RunRequest};
+use gloo_events::EventListener;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use super::local::{lose_gpu_device, Engine};
+use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
+use crate::analysis::{pattern_hook, RunView};
+use crate::fourier::embedding_frequency_norms;
+use crate::models::{find_model, ModelEntry, MODULAR};
+use crate::prompt::{self, PromptError};
+use crate::scan::TopActivations;
+
+/// Task inputs per batch of a task sweep (16 values of a for modular addition).
+const TASK_CHUNK: usize = 16 * 113;
+/// Corpus windows per batch of a corpus scan.
+const SCAN_CHUNK: usize = 8;
+
+/// The model this worker holds.
+struct Loaded {
+    engine: Rc<Engine>,
+    /// The CPU engine sweeps use on a software WebGPU adapter (made once, see `sweep_engine`).
+    sweep_cpu: Option<Rc<Engine>>,
+    /// The parsed files, kept so that a lost GPU can be replaced by the CPU.
+    bundle: Rc<ModelBundle>,
+    shipped: Option<&'static ModelEntry>,
+}
+
+#[derive(Default)]
+struct State {
+    model: Option<Loaded>,
+    queue: VecDeque<(Request, Vec<Vec<u8>>)>,
+    busy: bool,
+    cancelled: HashSet<u64>,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(reply: &Reply) {
+    match serde_wasm_bindgen::to_value(reply) {
+        Ok(v) => {
+            let _ = scope().post_message(&v);
+        }
+        Err(e) => web_sys::console::error_1(&format!("glassbox worker: reply not sent: {e}").into()),
+    }
+}
+
+/// Whether this code runs in a dedicated worker (not in the page).
+pub fn in_worker() -> bool {
+    js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>().is_ok()
+}
+
+/// The worker's entry point, called by `worker.js` once the module is initialized.
+#[wasm_bindgen]
+pub fn worker_main() {
+    // A panic is logged, then reported to the page before the trap ends this worker.
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        post(&Reply::Panicked(info.to_string()));
+    }));
+    let state: Shared = Rc::new(RefCell::new(State::default()));
+    let listener = EventListener::new(&scope(), "message", move |ev| {
+        let ev: &MessageEvent = ev.unchecked_ref();
+        let data = ev.data();
+        let req = js_sys::Reflect::get(&data, &"req".into()).ok().and_then(|r| serde_wasm_bindgen::from_value::<Request>(r).ok());
+        let Some(req) = req else {
+            web_sys::console::error_1(&"glassbox worker: a message that is not a request".into());
+            return;
+        };
+        let files: Vec<Vec<u8>> = js_sys::Reflect::get(&data, &"files".into())
+            .ok()
+            .filter(|f| f.is_array())
+            .map(|f| js_sys::Array::from(&f).iter().map(|b| js_sys::Uint8Array::new(&b).to_vec()).collect())
+            .unwrap_or_default();
+        match req {
+            Request::Cancel { id } => {
+                state.borrow_mut().cancelled.insert(id);
+            }
+            Request::LoseGpu => {
+                lose_gpu_device();
+            }
+            Request::Crash => panic!("the page asked the engine to crash (a test)"),
+            req => {
+                state.borrow_mut().queue.push_back((req, files));
+                if !state.borrow().busy {
+                    wasm_bindgen_futures::spawn_local(work(state.clone()));
+                }
+            }
+        }
+    });
+    listener.forget(); // the worker lives as long as its listener
+    post(&Reply::Started);
+}
+
+/// Takes requests off the queue until it is empty.
+async fn work(state: Shared) {
+    state.borrow_mut().busy = true;
+    loop {
+        let next = {
+            let mut s = state.borrow_mut();
+            let next = s.queue.pop_front();
+            // A run with a newer run queued behind it is superseded: answer it, skip it.
+            if let Some((Request::Run { id, .. }, _)) = &next {
+                if s.queue.iter().any(|(r, _)| matches!(r, Request::Run { .. })) {
+                    let id = *id;
+                    drop(s);
+                    post(&Reply::Ran { id, result: Err(RunFailure::Cancelled) });
+                    continue;
+                }
+            }
+            next
+        };
+        let Some((req, files)) = next else { break };
+        match req {
+            Request::Load { id, names, quantize, force_cpu, shipped } => {
+                // The model this worker held (if any) goes first: one device at a time.
+                state.borrow_mut().model = None;
+                let result = load(names.into_iter().zip(files).collect(), quantize, force_cpu, shipped).await;
+                let reply = match result {
+                    Ok((loaded, summary)) => {
+                        state.borrow_mut().model = Some(loaded);
+                        Ok(summary)
+                    }
+                    Err(e) => Err(e),
+                };
+                post(&Reply::Loaded { id, result: reply });
+            }
+            Request::Run { id, experiment } => {
+                let result = if state.borrow_mut().cancelled.remove(&id) { Err(RunFailure::Cancelled) } else { run(&state, &experiment).await };
+                post(&Reply::Ran { id, result });
+            }
+            Request::Sweep { id, experiment, corpus } => {
+                let result = sweep(&state, id, &experiment, corpus).await;
+                state.borrow_mut().cancelled.remove(&id);
+                post(&Reply::Swept { id, result });
+            }
+            Request::Cancel { .. } | Request::LoseGpu | Request::Crash => {}
+        }
+    }
+    state.borrow_mut().busy = false;
+}
+
+/// Parses the files into a model and starts it.
+async fn load(files: Vec<(String, Vec<u8>)>, quantize: Option<String>, force_cpu: bool, shipped: Option<String>) -> Result<(Loaded, ModelSummary), String> {
+    let quantize = match quantize.as_deref() {
+        None | Some("" | "none") => None,
+        Some(q) => Some(q.parse::<glassbox_core::QuantizeOnLoad>().map_err(|e| format!("{e}."))?),
+    };
+    let bundle = ModelBundle::from_files(&files, quantize).map_err(|e| format!("Could not read the model: {e}."))?;
+    drop(files);
+    let (engine, cpu_reason) = Engine::start(&bundle, force_cpu).await.map_err(|e| format!("Could not start the model: {e}."))?;
+    let shipped = shipped.as_deref().and_then(find_model);
+    let cfg = bundle.cfg.clone();
+    let embedding_norms = match shipped {
+        Some(m) if m.id == MODULAR => embedding_frequency_norms(&bundle.weights.W_E.dense(MatrixRole::Table).map(|t| t.data).unwrap_or_default(), cfg.d_vocab_out, cfg.d_model),
+        _ => Vec::new(),
+    };
+    let vocabulary_help = match bundle.tokenizer.help() {
+        Some(h) => h.to_string(),
+        None => format!("Type a prompt. The model knows {}.", bundle.card.get("vocabulary").and_then(|v| v.as_str()).unwrap_or("its vocabulary")),
+    };
+    let summary = ModelSummary {
+        cfg,
+        card: bundle.card.clone(),
+        vocabulary_help,
+        has_readout: bundle.tokenizer.outputs().is_some(),
+        backend: engine.backend_label(),
+        cpu_reason,
+        embedding_norms,
+    };
+    Ok((Loaded { engine: Rc::new(engine), sweep_cpu: None, bundle: Rc::new(bundle), shipped }, summary))
+}
+
+fn engine_failure(e: impl std::fmt::Display) -> RunFailure {
+    RunFailure::Engine(format!("The run failed: {e}"))
+}
+
+/// The inspect run of an experiment: its prompt with its interventions (after the runs its
+/// patches copy from), caching every layer's attention pattern.
+async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
+    let Some((engine, bundle, shipped)) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone(), m.shipped)) else {
+        return Err(RunFailure::Engine("No model is loaded.".into()));
+    };
+    match run_on(&engine, &bundle, shipped, exp).await {
+        Err(RunFailure::Engine(e)) if engine.is_gpu() => {
+            // The GPU failed mid-session (device lost, driver reset, out of memory): move to the
+            // CPU with the weights already in memory, say so, and run again.
+            let (cpu, _) = Engine::start(&bundle, true).await.map_err(|e2| RunFailure::Engine(format!("The run failed on the GPU ({e}) and the CPU could not start ({e2})")))?;
+            let cpu = Rc::new(cpu);
+            post(&Reply::BackendChanged { label: cpu.backend_label(), reason: format!("the GPU stopped working during a run ({e})") });
+            if let Some(m) = state.borrow_mut().model.as_mut() {
+                m.engine = cpu.clone();
+                m.sweep_cpu = None;
+            }
+            run_on(&cpu, &bundle, shipped, exp).await
+        }
+        other => other,
+    }
+}
+
+async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<RunReply, RunFailure> {
+    let cfg = &bundle.cfg;
+    let text_of = |p: Prompt| match p {
+        Prompt::Clean => exp.prompt.clone(),
+        Prompt::Corrupted => exp.corrupted.clone().unwrap_or_default(),
+    };
+    let prepare = |text: &str| -> Result<prompt::Prepared, RunFailure> {
+        let prepared = prompt::prepare(text, &bundle.tokenizer, cfg.n_ctx).map_err(|e| RunFailure::Prompt(e.to_string()))?;
+        // A shipped model's prompt form (e.g. "a + b =") binds only that model.
+        if let Some(entry) = shipped {
+            (entry.check_form)(&prepared.ids).map_err(|m| RunFailure::Prompt(PromptError::Form(m).to_string()))?;
+        }
+        Ok(prepared)
+    };
+    let text = text_of(exp.run_prompt());
+    let prepared = prepare(&text)?;
+    let mut sources: Vec<(Prompt, RunOutput)> = Vec::new();
+    for (p, hooks) in exp.patch_sources() {
+        let src = prepare(&text_of(p))?;
+        let out = engine.run_batch(&glassbox_core::BatchRequest::new(vec![RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))])).await.map_err(engine_failure)?;
+        sources.extend(out.into_iter().map(|o| (p, o)));
+    }
+    let cache = CacheSpec::Names((0..cfg.n_layers).map(pattern_hook).collect());
+    let batch = exp.lower_run(prepared.ids.clone(), cache, |p, _| sources.iter().find(|(q, _)| *q == p).map(|(_, o)| o)).map_err(|e| RunFailure::Prompt(e.to_string()))?;
+    let t0 = js_sys::Date::now();
+    let out = engine.run_batch(&batch).await.map_err(engine_failure)?.remove(0);
+    let elapsed = js_sys::Date::now() - t0;
+    let view = RunView::from_output(&text, prepared.ids, &out, cfg.n_layers, &bundle.tokenizer, elapsed);
+    Ok(RunReply { view, cut_notice: prepared.cut.map(|c| c.message(cfg.n_ctx)) })
+}
+
+/// The engine for a large batched sweep: the model's own, except on a software WebGPU adapter,
+/// which runs such sweeps about 100 times slower than the wasm CPU path (headless Chromium on
+/// SwiftShader: minutes against 3 seconds). There a CPU engine is made once from the weights
+/// already in memory and kept for later sweeps.
+async fn sweep_engine(state: &Shared) -> Option<(Rc<Engine>, Rc<ModelBundle>)> {
+    let (engine, bundle, cpu) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone(), m.sweep_cpu.clone()))?;
+    if !engine.is_software_gpu() {
+        return Some((engine, bundle));
+    }
+    if let Some(cpu) = cpu {
+        return Some((cpu, bundle));
+    }
+    match Engine::start(&bundle, true).await {
+        Ok((cpu, _)) => {
+            let cpu = Rc::new(cpu);
+            if let Some(m) = state.borrow_mut().model.as_mut() {
+                m.sweep_cpu = Some(cpu.clone());
+            }
+            Some((cpu, bundle))
+        }
+        Err(_) => Some((engine, bundle)),
+    }
+}
+
+/// Lets the worker take messages (a cancel) before the next batch.
+async fn yield_now() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+/// Runs an experiment's sweep batch by batch, with progress, stopping when cancelled.
+async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<String>) -> Result<SweepResult, RunFailure> {
+    let (engine, bundle) = sweep_engine(state).await.ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
+    let cfg = &bundle.cfg;
+    let d_mlp = cfg.d_mlp.ok_or_else(|| RunFailure::Engine("This model has no MLP neurons.".into()))?;
+    let fail = |e: glassbox_core::Error| RunFailure::Engine(e.to_string());
+    let (inputs, chunk, chars) = match &exp.analysis {
+        Analysis::Inspect => return Err(RunFailure::Engine("not a sweep".into())),
+        Analysis::TaskSweep { .. } => (task_inputs(cfg), TASK_CHUNK, 0),
+        Analysis::CorpusScan { .. } => {
+            let text = corpus.ok_or_else(|| RunFailure::Engine("A corpus scan needs the corpus text.".into()))?;
+            let ids = bundle.tokenizer.encode(&text).map_err(fail)?;
+            let ids = &ids[usize::from(bundle.tokenizer.bos().is_some())..];
+            (corpus_windows(ids, bundle.tokenizer.bos().unwrap_or(0), cfg.n_ctx), SCAN_CHUNK, text.chars().count())
+        }
+    };
+    let batches = exp.sweep_batches(cfg, &inputs, chunk).map_err(fail)?;
+    let total = inputs.len();
+    let mut done = 0;
+    let mut acts = Vec::new();
+    let mut top = TopActivations::new(d_mlp, 10);
+    let mut width = d_mlp;
+    let body = cfg.n_ctx - 1;
+    for batch in &batches {
+        post(&Reply::Progress { id, done, total });
+        yield_now().await;
+        if state.borrow_mut().cancelled.remove(&id) {
+            return Err(RunFailure::Cancelled);
+        }
+        let outs = engine.run_batch(batch).await.map_err(fail)?;
+        for (i, out) in outs.iter().enumerate() {
+            let t = out.cache.first().map(|(_, t)| t).ok_or_else(|| RunFailure::Engine("the sweep's hook was not cached".into()))?; // [pos, width]
+            width = t.shape[1];
+            match &exp.analysis {
+                Analysis::CorpusScan { .. } => {
+                    let first = (done + i) * body;
+                    top.add(&t.data, |p| (p > 0).then(|| first + p - 1));
+                }
+                _ => acts.extend_from_slice(t.row(t.shape[0] - 1)),
+            }
+        }
+        done += batch.items.len();
+    }
+    Ok(match &exp.analysis {
+        Analysis::CorpusScan { layer } => SweepResult::Scan { layer: *layer, top, chars_scanned: chars },
+        _ => SweepResult::Grid { p: cfg.d_vocab_out, d_mlp: width, acts },
+    })
+}

@@ -1,0 +1,181 @@
+//! The explorer page. `state.rs` holds its state (one `Experiment` signal plus what loading
+//! and running produce); `run.rs` starts models in the engine's worker and runs the
+//! experiment; `outside.rs` loads models from the hub, a URL or a file; `sweeps.rs` asks for
+//! the Fourier and corpus sweeps. This file composes the components; they receive what they
+//! show and report choices through callbacks.
+
+mod outside;
+mod run;
+pub mod state;
+mod sweeps;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::components::{
+    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, LoadPanel, LoadState, ModelPanel, ModelSource, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanPanel,
+    TokenChips,
+};
+use crate::engine::CpuReason;
+use crate::hub;
+use crate::models::{MODELS, MODULAR};
+use crate::url_state;
+use state::Page;
+
+/// The whole explorer page.
+#[component]
+pub fn App() -> impl IntoView {
+    let (params, notices) = url_state::parse(url_state::read_param);
+    let hub_base = url_state::read_param("hub").unwrap_or_else(|| hub::DEFAULT_HUB.to_string());
+    let page = Page::new(params.model, params.experiment(), notices, hub_base);
+    spawn_local(run::start_shipped(page));
+    spawn_local(outside::refresh_cached(page));
+
+    // The URL follows the experiment (shipped models; once the first run settled the view).
+    Effect::new(move |_| {
+        let e = page.experiment.get();
+        if page.url_live.get() && page.loaded.get().is_none() {
+            if let Some(view) = url_state::view_of(&e) {
+                url_state::write(&view);
+            }
+        }
+    });
+
+    let on_run = Callback::new(move |()| run::submit(page));
+    let ready = Signal::derive(move || matches!(page.load.get(), LoadState::Ready { .. }));
+    let notices = Signal::derive(move || {
+        let mut all: Vec<Notice> = page.url_notices.get().into_iter().map(|m| Notice::new(NoticeKind::Warning, m)).collect();
+        if let Some(m) = page.engine_notice.get() {
+            all.push(Notice::new(NoticeKind::Warning, m));
+        }
+        match page.cpu_reason.get() {
+            Some(CpuReason::Forced) => all.push(Notice::new(NoticeKind::Info, "The URL asks for the CPU backend (backend=cpu): WebGPU is not used.")),
+            Some(CpuReason::GpuFailed(why)) => {
+                let short = if why.contains("no GPU adapter") { "this browser offers no GPU adapter".to_string() } else { why.clone() };
+                all.push(Notice::new(NoticeKind::Warning, format!("WebGPU unavailable: {short}. Running on the CPU instead (slower, same results).")).detail(why));
+            }
+            None => {}
+        }
+        all
+    });
+    let run = Memo::new(move |_| page.current_run());
+    let has_run = move || run.with(Option::is_some);
+    let view_of = move || run.get().map(|r| r.view.clone());
+    let n_layers = Signal::derive(move || page.model.get().map_or(0, |m| m.cfg.n_layers));
+    let tokens = Signal::derive(move || run.get().map(|r| r.view.tokens.clone()).unwrap_or_default());
+    let pos = Signal::derive(move || page.pos());
+    let layer = Signal::derive(move || page.layer());
+    let head = Signal::derive(move || page.head());
+    let predictions = Signal::derive(move || run.get().and_then(|r| r.view.top5.get(page.pos()).cloned()).unwrap_or_default());
+    let pattern = Memo::new(move |_| run.get().and_then(|r| r.view.head_pattern(page.layer(), page.head()).map(<[f32]>::to_vec)).unwrap_or_default());
+    let select_pos = Callback::new(move |p: usize| page.select(|s| s.pos = Some(p)));
+    let readout = Signal::derive(move || page.model.get().is_some_and(|m| m.has_readout));
+    let running = Signal::derive(move || page.running());
+    let shipped_view = move || page.loaded.get().is_none();
+
+    view! {
+        <header class="site-header">
+            <div class="brand">
+                <h1>"glassbox"</h1>
+                <span class="tagline">"interpretability in your browser"</span>
+            </div>
+            <BackendBadge label=page.backend running=running />
+        </header>
+        <main>
+            <Notices notices=notices />
+            <ModelPanel entry=page.entry models=MODELS load=page.load model=page.model />
+            <LoadPanel
+                state=page.hub_load
+                hub_base=page.hub_base
+                loaded=page.loaded
+                cached=page.cached
+                on_load=Callback::new(move |src: ModelSource| spawn_local(outside::load_outside(page, src)))
+                on_cancel=Callback::new(move |()| {
+                    if let Some(a) = page.abort.get_value() {
+                        a.abort();
+                    }
+                })
+                on_delete=Callback::new(move |url: String| spawn_local(async move {
+                    hub::delete_cached(&url).await;
+                    outside::refresh_cached(page).await;
+                }))
+            />
+            <PromptBox
+                text=page.text
+                ready=ready
+                running=running
+                on_run=on_run
+                error=page.prompt_error
+                cut=page.cut_notice
+                hint=Signal::derive(move || page.model.get().map(|m| m.vocabulary_help.clone()).unwrap_or_default())
+                examples=page.entry.examples
+            />
+            <Show when=has_run>
+                <section class="panel">
+                    <h2>"Tokens"</h2>
+                    <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
+                    <TokenChips tokens=tokens prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
+                    <p class="run-meta" data-testid="run-meta">
+                        {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.view.n_tokens(), r.view.elapsed_ms, page.backend.get().unwrap_or_default()))}
+                    </p>
+                </section>
+                <div class="two-col">
+                    <section class="panel">
+                        <h2>{move || if readout.get() { "Answer" } else { "Next-token prediction" }}</h2>
+                        <Prediction
+                            tokens=tokens
+                            ids=Signal::derive(move || run.get().map(|r| r.view.ids.clone()).unwrap_or_default())
+                            pos=pos
+                            predictions=predictions
+                            readout=readout
+                            n_tokens=Signal::derive(move || run.get().map_or(0, |r| r.view.n_tokens()))
+                            induction_hint=Signal::derive(move || page.entry.id == "induction-2l" && shipped_view())
+                        />
+                    </section>
+                    <section class="panel">
+                        <h2>"Heads"</h2>
+                        <HeadPicker
+                            n_layers=n_layers
+                            layer=layer
+                            head=head
+                            on_layer=Callback::new(move |l: usize| page.select(|s| s.layer = Some(l)))
+                            on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h)))
+                            run=Signal::derive(view_of)
+                        />
+                    </section>
+                </div>
+                {move || (page.entry.id == MODULAR && shipped_view()).then(|| view! {
+                    <FourierPanel
+                        embedding_norms=Signal::derive(move || page.model.get().map(|m| m.embedding_norms.clone()).unwrap_or_default())
+                        grid=page.neuron_grid
+                        progress=page.neuron_progress
+                        on_compute=Callback::new(move |()| spawn_local(sweeps::compute_neurons(page)))
+                        on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
+                        neuron=Signal::derive(move || page.neuron())
+                        on_neuron=Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)))
+                    />
+                })}
+                {move || page.entry.corpus.filter(|_| shipped_view()).map(|(_, what)| view! {
+                    <ScanPanel
+                        n_layers=n_layers
+                        layer=page.scan_layer
+                        neuron=page.scan_neuron
+                        scan=page.scan
+                        progress=page.scan_progress
+                        on_scan=Callback::new(move |l: usize| spawn_local(sweeps::scan_corpus(page, l)))
+                        on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
+                        corpus=what
+                    />
+                })}
+                <section class="panel">
+                    <h2>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h2>
+                    <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it."</p>
+                    <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
+                </section>
+            </Show>
+        </main>
+        <footer class="site-footer">
+            "Everything runs in this page: the model's weights are downloaded once and nothing you type leaves your browser."
+        </footer>
+    }
+}

@@ -1,0 +1,160 @@
+//! Models from outside the site: a Hugging Face repository, a URL of a GGUF file, or a file
+//! from the reader's computer. The files are downloaded (or read from the browser's cache) on
+//! the page's thread, then started in a new engine worker; the model in use keeps answering
+//! until the new one has loaded, and a failure changes nothing.
+
+use glassbox_core::{ModelRef, ModelSource as Source};
+use leptos::prelude::*;
+
+use super::run::{run_experiment, start_model};
+use super::state::{ModelFiles, Page};
+use crate::components::{HubLoad, ModelSource};
+use crate::hub;
+
+/// The experiment's reference to a model loaded from `src`.
+fn model_ref(src: &ModelSource) -> ModelRef {
+    let source = match src {
+        ModelSource::Hub { repo, file, quantize, .. } => Source::Hub { repo: repo.clone(), file: file.clone(), revision: "main".into(), quantize: quantize.clone().filter(|q| q != "none") },
+        ModelSource::Url(url) => Source::Url { url: url.clone() },
+        ModelSource::Local(name, _) => Source::Local { name: name.clone() },
+    };
+    ModelRef { source, sha256: Vec::new() }
+}
+
+pub async fn refresh_cached(page: Page) {
+    page.cached.set(hub::list_cached().await);
+}
+
+/// Loads a model from the hub, a URL or a local file. The model in use stays in place (and
+/// keeps answering) until the new one has been downloaded, parsed and started; on any failure
+/// the panel says why and nothing else changes.
+pub async fn load_outside(page: Page, src: ModelSource) {
+    if matches!(page.hub_load.get_untracked(), HubLoad::Downloading { .. } | HubLoad::Starting) {
+        return;
+    }
+    match fetch_outside(page, &src).await {
+        Ok((files, quantize, label)) => {
+            page.hub_load.set(HubLoad::Starting);
+            match start_outside(page, files, quantize, label, model_ref(&src)).await {
+                Ok(()) => page.hub_load.set(HubLoad::Idle),
+                Err(e) => {
+                    // Files that do not make a model are not kept for next time.
+                    for url in page.fetched.get_value() {
+                        hub::delete_cached(&url).await;
+                    }
+                    page.hub_load.set(HubLoad::Failed(e));
+                }
+            }
+        }
+        Err(e) => page.hub_load.set(HubLoad::Failed(e)),
+    }
+    page.abort.set_value(None);
+    refresh_cached(page).await;
+}
+
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Downloads (or reads from the cache) the files of `src`.
+async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<glassbox_core::QuantizeOnLoad>, String), String> {
+    let controller = web_sys::AbortController::new().map_err(|_| "this browser cannot cancel downloads".to_string())?;
+    page.from_cache.set(0);
+    page.fetched.set_value(Vec::new());
+    let signal = controller.signal();
+    page.abort.set_value(Some(controller));
+    let get = |url: String, name: String| {
+        let signal = signal.clone();
+        async move {
+            let t0 = js_sys::Date::now();
+            let shown = name.clone();
+            let progress = move |loaded: u64, total: Option<u64>| {
+                let secs = (js_sys::Date::now() - t0) / 1000.0;
+                let rate = if secs > 0.2 { loaded as f64 / secs } else { 0.0 };
+                page.hub_load.set(HubLoad::Downloading { file: shown.clone(), loaded, total, rate, cached: false });
+            };
+            page.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: 0, total: None, rate: 0.0, cached: false });
+            let (bytes, from_cache) = hub::fetch_model_file(&url, &signal, &progress).await?;
+            page.fetched.update_value(|v| v.push(url.clone()));
+            if from_cache {
+                page.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: bytes.len() as u64, total: Some(bytes.len() as u64), rate: 0.0, cached: true });
+                page.from_cache.update(|n| *n += 1);
+            }
+            Ok::<_, hub::FetchError>((name, bytes))
+        }
+    };
+    let gguf_name = |u: &str| u.rsplit('/').next().unwrap_or("model.gguf").split('?').next().unwrap_or("model.gguf").to_string();
+    match src {
+        ModelSource::Local(name, bytes) => Ok((vec![(name.clone(), bytes.to_vec())], None, format!("the local file {name}"))),
+        ModelSource::Url(url) => {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("\u{201c}{url}\u{201d} is not an http(s) URL."));
+            }
+            let name = gguf_name(url);
+            let file = get(url.clone(), name.clone()).await.map_err(|e| format!("{e}."))?;
+            Ok((vec![file], None, name))
+        }
+        ModelSource::Hub { base, repo, file, quantize } => {
+            hub::check_repo(repo)?;
+            let quantize = match quantize.as_deref() {
+                None | Some("" | "none") => None,
+                Some(q) => Some(q.parse::<glassbox_core::QuantizeOnLoad>().map_err(|e| format!("{e}."))?),
+            };
+            let url = |f: &str| hub::resolve_url(base, repo, f);
+            let fail = |e: hub::FetchError| format!("{e}.");
+            match file {
+                Some(f) if f.is_empty() => Err("Name the GGUF file in the repository (for example model-q8_0.gguf).".into()),
+                Some(f) => {
+                    let one = get(url(f), f.clone()).await.map_err(fail)?;
+                    Ok((vec![one], None, format!("{repo}/{f}")))
+                }
+                None => {
+                    let mut files = vec![
+                        get(url("config.json"), "config.json".into()).await.map_err(fail)?,
+                        get(url("tokenizer.json"), "tokenizer.json".into()).await.map_err(fail)?,
+                    ];
+                    match get(url("model.safetensors"), "model.safetensors".into()).await {
+                        Ok(f) => files.push(f),
+                        Err(hub::FetchError::NotFound(_)) => {
+                            let index = get(url("model.safetensors.index.json"), "model.safetensors.index.json".into()).await.map_err(fail)?;
+                            let shards = glassbox_core::weights::shard_files(&index.1).map_err(|e| format!("{e}."))?;
+                            files.push(index);
+                            for s in shards {
+                                files.push(get(url(&s), s.clone()).await.map_err(fail)?);
+                            }
+                        }
+                        Err(e) => return Err(fail(e)),
+                    }
+                    Ok((files, quantize, repo.clone()))
+                }
+            }
+        }
+    }
+}
+
+/// Starts the files in a new engine; only when that worked does the page switch to the new
+/// model, and runs the experiment on it.
+async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core::QuantizeOnLoad>, label: String, source: ModelRef) -> Result<(), String> {
+    let n_files = files.len();
+    let quantize = quantize.map(|q| q.to_string());
+    let summary = start_model(page, ModelFiles { files, quantize, shipped: None }).await?;
+    let cfg = &summary.cfg;
+    let format = summary.card.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
+    let name = summary.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| label.clone());
+    // Share links describe the shipped models only, so the URL stops following the view while
+    // an outside model is in use.
+    page.url_live.set(false);
+    page.neuron_grid.set(None);
+    page.scan.set(None);
+    page.experiment.update(|e| {
+        e.model = source;
+        e.interventions.clear();
+        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), neuron: None };
+    });
+    let cached = match page.from_cache.get_untracked() {
+        0 => String::new(),
+        n if n == n_files => "; read from this browser's cache".to_string(),
+        n => format!("; {n} of {n_files} files from this browser's cache"),
+    };
+    page.loaded.set(Some(format!("{name} ({}, {} layers, d_model {}; {format}; from {label}{cached})", cfg.family(), cfg.n_layers, cfg.d_model)));
+    run_experiment(page).await;
+    Ok(())
+}

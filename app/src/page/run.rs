@@ -1,0 +1,160 @@
+//! Starting models in the engine's worker and running the experiment there.
+//!
+//! A model is started in a new worker; only once it has loaded does the page switch to it
+//! (the model generation goes up, the old worker is terminated with everything it held). Runs
+//! are never dropped: the latest one always runs, an older one still waiting is superseded,
+//! and a reply is shown only if it is still the latest request on the current model.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glassbox_core::{BackendChoice, Experiment};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::state::{ModelFiles, Page, RunKey, RunResult, CURRENT_ENGINE};
+use crate::components::LoadState;
+use crate::engine::{EngineClient, EngineEvent, ModelSummary, RunFailure};
+use crate::loader::fetch_shipped;
+use crate::url_state;
+
+/// Restarts after a crash before the page gives up on the model.
+const MAX_RESTARTS: u32 = 3;
+
+/// Starts `files` in a new worker and, once loaded, makes it the page's model. On failure the
+/// model in use (if any) stays and the error is returned.
+pub async fn start_model(page: Page, files: ModelFiles) -> Result<Arc<ModelSummary>, String> {
+    let force_cpu = page.experiment.with_untracked(|e| e.backend == BackendChoice::Cpu);
+    let client = EngineClient::spawn().await.map_err(|e| format!("Could not start the engine: {e}."))?;
+    let summary = Arc::new(client.load(&files.files, files.quantize.clone(), force_cpu, files.shipped.clone()).await?);
+    let client = Rc::new(client);
+    client.on_event(move |ev| on_engine_event(page, ev));
+    // Switch over at once: the old engine (and its worker, and its GPU device) goes now.
+    page.model_gen.update(|g| *g += 1);
+    CURRENT_ENGINE.with(|c| *c.borrow_mut() = Some(client.clone()));
+    page.engine.set_value(Some(client));
+    page.files.set_value(Some(Rc::new(files)));
+    page.pending.set(None);
+    page.backend.set(Some(summary.backend.clone()));
+    page.cpu_reason.set(summary.cpu_reason.clone());
+    page.model.set(Some(summary.clone()));
+    Ok(summary)
+}
+
+fn on_engine_event(page: Page, ev: EngineEvent) {
+    match ev {
+        EngineEvent::BackendChanged { label, reason } => {
+            page.backend.set(Some(label));
+            page.cpu_reason.set(Some(crate::engine::CpuReason::GpuFailed(reason)));
+        }
+        EngineEvent::Died(why) => spawn_local(restart(page, why)),
+    }
+}
+
+/// The engine died (a panic or trap in the model code): say so, start a new worker with the
+/// same files, and run the experiment again. The experiment is kept as it was.
+async fn restart(page: Page, why: String) {
+    let n = page.restarts.get_value() + 1;
+    page.restarts.set_value(n);
+    page.pending.set(None);
+    let Some(files) = page.files.get_value() else { return };
+    if n > MAX_RESTARTS {
+        page.engine_notice.set(Some(format!("The engine stopped ({why}) and was restarted {MAX_RESTARTS} times; it is not restarted again. Reload the page to try once more.")));
+        return;
+    }
+    page.engine_notice.set(Some(format!("The engine stopped ({why}); it was restarted with the same model and your experiment was run again.")));
+    let again = ModelFiles { files: files.files.clone(), quantize: files.quantize.clone(), shipped: files.shipped.clone() };
+    match start_model(page, again).await {
+        Ok(_) => run_experiment(page).await,
+        Err(e) => page.engine_notice.set(Some(format!("The engine stopped ({why}) and could not be restarted: {e}"))),
+    }
+}
+
+/// Loads the URL's shipped model, starts it and runs the first prompt.
+pub async fn start_shipped(page: Page) {
+    let t0 = js_sys::Date::now();
+    let entry = page.entry;
+    let (files, bytes) = match fetch_shipped(entry, move |p| page.load.set(LoadState::Loading(Some(p)))).await {
+        Ok(f) => f,
+        Err(e) => return page.load.set(LoadState::Failed(format!("Could not load the model \u{201c}{}\u{201d}: {e}", entry.id))),
+    };
+    page.load.set(LoadState::Starting);
+    let summary = match start_model(page, ModelFiles { files, quantize: None, shipped: Some(entry.id.to_string()) }).await {
+        Ok(s) => s,
+        Err(e) => return page.load.set(LoadState::Failed(format!("Could not start the model \u{201c}{}\u{201d}: {e}", entry.id))),
+    };
+    // The URL's layer and head are checked against the model; the default layer is the last
+    // (in the shipped induction model, where the induction heads are).
+    let cfg = &summary.cfg;
+    let (layer, head) = page.experiment.with_untracked(|e| (e.view.layer, e.view.head));
+    let (layer, layer_notice) = url_state::check_index("layer", layer, cfg.n_layers);
+    let (head, head_notice) = url_state::check_index("head", head, cfg.n_heads);
+    page.url_notices.update(|v| v.extend(layer_notice.into_iter().chain(head_notice)));
+    page.select(|s| {
+        s.layer = Some(layer.unwrap_or(cfg.n_layers - 1));
+        s.head = head;
+    });
+    page.load.set(LoadState::Ready { bytes, seconds: (js_sys::Date::now() - t0) / 1000.0 });
+    run_experiment(page).await;
+    page.url_live.set(true);
+}
+
+/// Commits the prompt box into the experiment and runs it.
+pub fn submit(page: Page) {
+    let text = page.text.get_untracked();
+    page.experiment.update(|e| e.prompt = text);
+    spawn_local(run_experiment(page));
+}
+
+/// Runs the current experiment on the current model. A newer call supersedes this one: its
+/// reply is then ignored (and the worker skips it if it had not started).
+pub async fn run_experiment(page: Page) {
+    let Some(engine) = page.engine.get_value() else {
+        return; // no model yet: the model's start runs the experiment once it is ready
+    };
+    let exp: Experiment = page.experiment.get_untracked();
+    let gen = page.model_gen.get_untracked();
+    let id = engine.next_id();
+    page.pending.set(Some((gen, id)));
+    let result = engine.run(id, &exp).await;
+    if page.pending.get_untracked() != Some((gen, id)) || page.model_gen.get_untracked() != gen {
+        return; // superseded by a newer run or another model
+    }
+    page.pending.set(None);
+    let previous_prompt = page.result.with_untracked(|r| r.as_ref().filter(|r| r.key.model_gen == gen).map(|r| r.view.prompt.clone()));
+    match result {
+        Ok(reply) => {
+            page.prompt_error.set(None);
+            page.cut_notice.set(reply.cut_notice);
+            let n = reply.view.n_tokens();
+            let same_prompt = previous_prompt.as_deref() == Some(reply.view.prompt.as_str());
+            let first = previous_prompt.is_none() && !page.url_live.get_untracked();
+            let best_head = reply.view.strongest_induction_head(page.layer());
+            page.select(|s| {
+                // The URL's position is checked once the tokens are known; later runs keep the
+                // position when the prompt is unchanged and move to the last token when it
+                // changed. The default head is the strongest induction head of the layer.
+                s.pos = Some(match (first, s.pos) {
+                    (true, p) => {
+                        let (pos, notice) = url_state::check_pos(p, n);
+                        page.url_notices.update(|v| v.extend(notice));
+                        pos
+                    }
+                    (false, Some(p)) if same_prompt && p < n => p,
+                    _ => n - 1,
+                });
+                if s.head.is_none() {
+                    s.head = Some(best_head.unwrap_or(0));
+                }
+            });
+            let key = RunKey::of(&exp, gen);
+            page.result.set(Some(Arc::new(RunResult { key, view: Arc::new(reply.view) })));
+        }
+        Err(RunFailure::Cancelled) => {}
+        Err(RunFailure::Prompt(msg)) | Err(RunFailure::Engine(msg)) => {
+            page.prompt_error.set(Some(msg));
+            page.cut_notice.set(None);
+            page.result.set(None);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The page's state: one [`Experiment`] signal (what the reader is looking at; every control
+//! edits it and the URL mirrors it), plus what loading and running produce. Results carry the
+//! model generation and the experiment they were computed for, and are shown only while both
+//! still match, so a result can never appear under the wrong model or prompt.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glassbox_core::{Experiment, InterventionSpec, Prompt};
+use leptos::prelude::*;
+
+use crate::analysis::RunView;
+use crate::components::{CorpusScan, HubLoad, LoadState, NeuronGrid};
+use crate::engine::{CpuReason, EngineClient, ModelSummary};
+use crate::models::ModelEntry;
+
+/// Files of the model in use, kept so that a crashed engine can be restarted with them.
+pub struct ModelFiles {
+    pub files: Vec<(String, Vec<u8>)>,
+    pub quantize: Option<String>,
+    pub shipped: Option<String>,
+}
+
+/// What makes a run's result belong to an experiment: the model generation and everything the
+/// run reads (not the selection, which only picks what to show of it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunKey {
+    pub model_gen: u64,
+    pub prompt: String,
+    pub corrupted: Option<String>,
+    pub interventions: Vec<InterventionSpec>,
+    pub run_prompt: Prompt,
+}
+
+impl RunKey {
+    pub fn of(e: &Experiment, model_gen: u64) -> RunKey {
+        RunKey { model_gen, prompt: e.prompt.clone(), corrupted: e.corrupted.clone(), interventions: e.interventions.clone(), run_prompt: e.run_prompt() }
+    }
+}
+
+/// A finished run, with what it was computed for.
+#[derive(Debug)]
+pub struct RunResult {
+    pub key: RunKey,
+    pub view: Arc<RunView>,
+}
+
+/// Two results are the same when they are the same computation (not compared value by value).
+impl PartialEq for RunResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && Arc::ptr_eq(&self.view, &other.view)
+    }
+}
+
+thread_local! {
+    /// The engine in use, for the JS test hook `lose_gpu_device` (bench.rs).
+    pub static CURRENT_ENGINE: RefCell<Option<Rc<EngineClient>>> = const { RefCell::new(None) };
+}
+
+/// All the page's signals; `Copy`, so it moves into every closure.
+#[derive(Clone, Copy)]
+pub struct Page {
+    /// The shipped model the URL names (the menu's choice).
+    pub entry: &'static ModelEntry,
+    /// What the reader is looking at.
+    pub experiment: RwSignal<Experiment>,
+    /// The text in the prompt box (committed into the experiment by Run).
+    pub text: RwSignal<String>,
+
+    pub load: RwSignal<LoadState>,
+    pub model: RwSignal<Option<Arc<ModelSummary>>>,
+    /// Counts model switches and engine restarts; results and sweeps carry the generation.
+    pub model_gen: RwSignal<u64>,
+    pub engine: StoredValue<Option<Rc<EngineClient>>, LocalStorage>,
+    pub files: StoredValue<Option<Rc<ModelFiles>>, LocalStorage>,
+    pub backend: RwSignal<Option<String>>,
+    pub cpu_reason: RwSignal<Option<CpuReason>>,
+    /// Why the engine was restarted, when it was.
+    pub engine_notice: RwSignal<Option<String>>,
+    /// Restarts so far (a model that crashes every time is not restarted forever).
+    pub restarts: StoredValue<u32>,
+
+    /// The last finished run (shown only while its key matches the experiment).
+    pub result: RwSignal<Option<Arc<RunResult>>>,
+    /// The run in flight: (model generation, request id).
+    pub pending: RwSignal<Option<(u64, u64)>>,
+    pub prompt_error: RwSignal<Option<String>>,
+    pub cut_notice: RwSignal<Option<String>>,
+    pub url_notices: RwSignal<Vec<String>>,
+    /// The URL follows the experiment once the first run has settled the view (a link opened
+    /// on a slow machine is not overwritten while it loads), and only for shipped models.
+    pub url_live: RwSignal<bool>,
+
+    /// Modular addition: the neurons' responses over all inputs, and the progress of that sweep.
+    pub neuron_grid: RwSignal<Option<Arc<NeuronGrid>>>,
+    pub neuron_progress: RwSignal<Option<usize>>,
+    /// Top-activating examples over the model's corpus slice (models that have one).
+    pub scan: RwSignal<Option<Arc<CorpusScan>>>,
+    pub scan_progress: RwSignal<Option<(usize, usize)>>,
+    pub scan_layer: RwSignal<usize>,
+    pub scan_neuron: RwSignal<usize>,
+    /// The sweep in flight (its request id), for Cancel.
+    pub sweep_id: StoredValue<Option<u64>>,
+
+    /// Loading a model from the hub, a URL or a file (the model in use stays until the new
+    /// one runs).
+    pub hub_load: RwSignal<HubLoad>,
+    pub hub_base: RwSignal<String>,
+    /// "name (family, format)" of the outside model in use; None while a shipped one is.
+    pub loaded: RwSignal<Option<String>>,
+    pub cached: RwSignal<Vec<(String, u64, String)>>,
+    pub abort: StoredValue<Option<web_sys::AbortController>, LocalStorage>,
+    /// How many files of the load in progress came from the browser's cache.
+    pub from_cache: RwSignal<usize>,
+    /// The URLs the load in progress has fetched (removed from the cache if they fail to load).
+    pub fetched: StoredValue<Vec<String>, LocalStorage>,
+}
+
+impl Page {
+    pub fn new(entry: &'static ModelEntry, experiment: Experiment, url_notices: Vec<String>, hub_base: String) -> Page {
+        Page {
+            entry,
+            text: RwSignal::new(experiment.prompt.clone()),
+            experiment: RwSignal::new(experiment),
+            load: RwSignal::new(LoadState::Loading(None)),
+            model: RwSignal::new(None),
+            model_gen: RwSignal::new(0),
+            engine: StoredValue::new_local(None),
+            files: StoredValue::new_local(None),
+            backend: RwSignal::new(None),
+            cpu_reason: RwSignal::new(None),
+            engine_notice: RwSignal::new(None),
+            restarts: StoredValue::new(0),
+            result: RwSignal::new(None),
+            pending: RwSignal::new(None),
+            prompt_error: RwSignal::new(None),
+            cut_notice: RwSignal::new(None),
+            url_notices: RwSignal::new(url_notices),
+            url_live: RwSignal::new(false),
+            neuron_grid: RwSignal::new(None),
+            neuron_progress: RwSignal::new(None),
+            scan: RwSignal::new(None),
+            scan_progress: RwSignal::new(None),
+            scan_layer: RwSignal::new(0),
+            scan_neuron: RwSignal::new(0),
+            sweep_id: StoredValue::new(None),
+            hub_load: RwSignal::new(HubLoad::Idle),
+            hub_base: RwSignal::new(hub_base),
+            loaded: RwSignal::new(None),
+            cached: RwSignal::new(Vec::new()),
+            abort: StoredValue::new_local(None),
+            from_cache: RwSignal::new(0),
+            fetched: StoredValue::new_local(Vec::new()),
+        }
+    }
+
+    /// The result of the current experiment on the current model, if there is one.
+    pub fn current_run(&self) -> Option<Arc<RunResult>> {
+        let r = self.result.get()?;
+        let key = self.experiment.with(|e| RunKey::of(e, self.model_gen.get()));
+        (r.key == key).then_some(r)
+    }
+
+    /// Whether a run is in flight.
+    pub fn running(&self) -> bool {
+        self.pending.get().is_some()
+    }
+
+    /// The selection, resolved against the model: (pos, layer, head).
+    pub fn pos(&self) -> usize {
+        self.experiment.with(|e| e.view.pos.unwrap_or(0))
+    }
+    pub fn layer(&self) -> usize {
+        self.experiment.with(|e| e.view.layer.unwrap_or(0))
+    }
+    pub fn head(&self) -> usize {
+        self.experiment.with(|e| e.view.head.unwrap_or(0))
+    }
+    pub fn neuron(&self) -> usize {
+        self.experiment.with(|e| e.view.neuron.unwrap_or(0))
+    }
+
+    /// Edits the experiment's selection (a committed change: the URL follows).
+    pub fn select(&self, f: impl FnOnce(&mut glassbox_core::Selection)) {
+        self.experiment.update(|e| f(&mut e.view));
+    }
+}

@@ -1,0 +1,15 @@
+// The engine's dedicated worker. The page sends the URLs of its own wasm-bindgen module and
+// wasm file first; this imports the same module and hands over to Rust (`worker_main` in
+// app/src/engine/worker.rs), which installs its own message handler and says "Started".
+self.addEventListener('message', async (event) => {
+  const { glue, wasm } = event.data;
+  const bindings = await import(glue);
+  await bindings.default({ module_or_path: wasm });
+  bindings.worker_main();
+}, { once: true });
+
+// A trap inside an async task surfaces as an unhandled rejection, which a worker does not
+// report to the page: rethrow it as an error, which the page sees as the worker's `error`.
+self.addEventListener('unhandledrejection', (event) => {
+  setTimeout(() => { throw event.reason; });
+});
