@@ -10,35 +10,103 @@ use std::time::Instant;
 
 use glassbox_core::bundle::quantize_matrices;
 use glassbox_core::weights::{from_hf_tensors, read_safetensors, HostMatrix};
-use glassbox_core::{Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights, QuantizeOnLoad, RunRequest};
+use glassbox_core::{
+    Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights,
+    QuantFormat, RunRequest,
+};
 
-pub fn bench(dir: &Path, tokens: &str, runs: usize, backend: &str, quant: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
-    let mut weights = from_hf_tensors(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
-    match quant {
-        "f32" => {}
-        "q8_0" => weights = quantize_matrices(&weights, QuantizeOnLoad::Q8_0),
-        "q4_0" => weights = quantize_matrices(&weights, QuantizeOnLoad::Q4_0),
-        other => return Err(format!("unknown --quant {other:?} (f32, q8_0 or q4_0)").into()),
-    }
-    eprintln!("weights: {:.1} MB as stored ({quant})", weights.n_bytes() as f64 / 1e6);
-    let counts: Vec<usize> = tokens.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
-    match backend {
-        "cpu" => bench_on(&CpuBackend, &format!("cpu {quant}"), &cfg, &weights, &counts, runs),
-        "gpu" => {
-            let gpu = pollster::block_on(GpuBackend::new())?;
-            let name = format!("gpu:{} {quant}", gpu.adapter_name());
-            bench_on(&gpu, &name, &cfg, &weights, &counts, runs)
+/// Where `glassbox bench` runs the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBackend {
+    /// candle on the CPU.
+    Cpu,
+    /// wgpu (natively Vulkan; `WGPU_BACKEND=vulkan` for lavapipe).
+    Gpu,
+}
+
+/// How `glassbox bench` stores the matrices: as read, or quantized on load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchQuant {
+    /// As stored in the file (f32 after loading).
+    #[value(name = "f32")]
+    F32,
+    /// GGUF Q8_0 blocks (8-bit, 32 weights per block).
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// GGUF Q4_0 blocks (4-bit, 32 weights per block).
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+impl BenchQuant {
+    /// The weight format it names.
+    pub fn format(self) -> QuantFormat {
+        match self {
+            BenchQuant::F32 => QuantFormat::F32,
+            BenchQuant::Q8_0 => QuantFormat::Q8_0,
+            BenchQuant::Q4_0 => QuantFormat::Q4_0,
         }
-        other => Err(format!("unknown backend {other:?} (cpu or gpu)").into()),
     }
 }
 
-fn bench_on<B: Backend>(b: &B, name: &str, cfg: &Config, weights: &ModelWeights<HostTensor, HostMatrix>, counts: &[usize], runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+impl std::fmt::Display for BenchQuant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.format().fmt(f)
+    }
+}
+
+pub fn bench(
+    dir: &Path,
+    counts: &[usize],
+    runs: usize,
+    backend: BenchBackend,
+    quant: BenchQuant,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let mut weights = from_hf_tensors(
+        &cfg,
+        read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?,
+    )?;
+    if quant != BenchQuant::F32 {
+        weights = quantize_matrices(&weights, quant.format())?;
+    }
+    eprintln!(
+        "weights: {:.1} MB as stored ({quant})",
+        weights.n_bytes() as f64 / 1e6
+    );
+    match backend {
+        BenchBackend::Cpu => bench_on(
+            &CpuBackend,
+            &format!("cpu {quant}"),
+            &cfg,
+            &weights,
+            counts,
+            runs,
+        ),
+        BenchBackend::Gpu => {
+            let gpu = pollster::block_on(GpuBackend::new())?;
+            let name = format!("gpu:{} {quant}", gpu.adapter_name());
+            bench_on(&gpu, &name, &cfg, &weights, counts, runs)
+        }
+    }
+}
+
+fn bench_on<B: Backend>(
+    b: &B,
+    name: &str,
+    cfg: &Config,
+    weights: &ModelWeights<HostTensor, HostMatrix>,
+    counts: &[usize],
+    runs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();
-        let req = if std::env::var("BENCH_NO_CACHE").is_ok() { RunRequest::new(tokens) } else { RunRequest::new(tokens).cache_all() };
+        let req = if std::env::var("BENCH_NO_CACHE").is_ok() {
+            RunRequest::new(tokens)
+        } else {
+            RunRequest::new(tokens).cache_all()
+        };
         for _ in 0..2 {
             pollster::block_on(model.run(b, &req))?;
         }
@@ -49,7 +117,8 @@ fn bench_on<B: Backend>(b: &B, name: &str, cfg: &Config, weights: &ModelWeights<
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
-        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs}}}", times[runs / 2]);
+        let median = *times.get(runs / 2).ok_or("--runs must be at least 1")?;
+        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs}}}", median);
     }
     Ok(())
 }

@@ -14,6 +14,8 @@
 use std::ops::Range;
 
 use crate::config::Config;
+use glassbox_kernels::QuantFormat;
+
 use crate::gguf::GgmlType;
 use crate::gguf_model::GgufModel;
 use crate::hf_tokenizer::HfTokenizer;
@@ -109,12 +111,10 @@ impl Tokenizer {
     }
 }
 
-/// Quantize-on-load: the block format dense matrices are turned into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuantizeOnLoad {
-    Q8_0,
-    Q4_0,
-}
+/// Quantize-on-load: the format dense matrices are turned into. One of the weight formats
+/// ([`QuantFormat`]); [`quantize_matrices`] takes Q8_0 and Q4_0 (and F32, which keeps the
+/// matrices as they are) and refuses the others with a message.
+pub type QuantizeOnLoad = QuantFormat;
 
 #[derive(Clone, Debug)]
 pub struct ModelBundle {
@@ -185,7 +185,7 @@ impl ModelBundle {
         };
         let mut weights = from_hf_tensors(&cfg, tensors)?;
         if let Some(q) = quantize {
-            weights = quantize_matrices(&weights, q);
+            weights = quantize_matrices(&weights, q)?;
         }
         let json = find(files, "tokenizer.json").ok_or_else(|| Error::Tokenizer("tokenizer.json is missing".into()))?;
         let tokenizer = HfTokenizer::from_json(json)?;
@@ -214,13 +214,16 @@ impl ModelBundle {
 }
 
 /// Quantize-on-load: every dense matrix whose input width is a multiple of 32 becomes Q8_0 or
-/// Q4_0 blocks in GGUF's layout (ggml's reference quantizers, byte-equal to gguf-py's).
-pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, q: QuantizeOnLoad) -> ModelWeights<HostTensor, HostMatrix> {
-    use glassbox_kernels::QuantFormat;
-    let (format, ggml_type) = match q {
-        QuantizeOnLoad::Q8_0 => (QuantFormat::Q8_0, GgmlType::Q8_0),
-        QuantizeOnLoad::Q4_0 => (QuantFormat::Q4_0, GgmlType::Q4_0),
-    };
+/// Q4_0 blocks in GGUF's layout (ggml's reference quantizers, byte-equal to gguf-py's). `F32`
+/// returns the weights as they are; the other formats have no quantize-on-load and are an error.
+pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, format: QuantizeOnLoad) -> Result<ModelWeights<HostTensor, HostMatrix>> {
+    match format {
+        QuantFormat::F32 => return Ok(weights.clone()),
+        QuantFormat::Q8_0 | QuantFormat::Q4_0 => {}
+        other => return Err(Error::Weights(format!("quantize-on-load to {other} is not supported (q8_0 or q4_0)"))),
+    }
+    let ggml_type = GgmlType::of_format(format);
+    let block = format.block_size();
     let mut out = weights
         .try_map(
             |_, t| Ok::<_, std::convert::Infallible>(t.clone()),
@@ -233,10 +236,10 @@ pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, q: Quan
                     MatrixRole::Linear => t.transpose2(),
                 };
                 let (rows, cols) = (rows_major.shape[0], rows_major.shape[1]);
-                if cols % 32 != 0 {
+                if cols % block != 0 {
                     return Ok(m.clone());
                 }
-                let bytes = glassbox_kernels::ops::linear_quant::quantize(format, &rows_major.data);
+                let Some(bytes) = format.quantize(&rows_major.data) else { return Ok(m.clone()) };
                 Ok(HostMatrix::Quant(QuantMatrix { ggml_type, rows, cols, bytes: bytes.into() }))
             },
         )
@@ -248,5 +251,5 @@ pub fn quantize_matrices(weights: &ModelWeights<HostTensor, HostMatrix>, q: Quan
             u.bytes = e.bytes.clone();
         }
     }
-    out
+    Ok(out)
 }

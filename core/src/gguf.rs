@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 
-use half::f16;
+use glassbox_kernels::QuantFormat;
 
 use crate::{Error, HostTensor, Result};
 
@@ -38,17 +38,17 @@ pub const MAX_DIMS: u32 = 4;
 pub const MAX_ARRAY_NESTING: usize = 4;
 
 /// Elements per Q8_0 / Q4_0 block (ggml's `QK8_0`, `QK4_0`).
-pub const QK: usize = 32;
+pub const QK: usize = QuantFormat::Q8_0.block_size();
 /// Elements per K-quant super-block (ggml's `QK_K`).
-pub const QK_K: usize = 256;
+pub const QK_K: usize = QuantFormat::Q4_K.block_size();
 /// Bytes per Q8_0 block: `f16 d` + 32 × `i8`.
-pub const Q8_0_BLOCK_BYTES: usize = 2 + QK;
+pub const Q8_0_BLOCK_BYTES: usize = QuantFormat::Q8_0.block_bytes();
 /// Bytes per Q4_0 block: `f16 d` + 16 bytes of nibbles.
-pub const Q4_0_BLOCK_BYTES: usize = 2 + QK / 2;
+pub const Q4_0_BLOCK_BYTES: usize = QuantFormat::Q4_0.block_bytes();
 /// Bytes per Q4_K super-block: `f16 d`, `f16 dmin`, 12 bytes of scales/mins, 128 bytes of nibbles.
-pub const Q4_K_BLOCK_BYTES: usize = 2 + 2 + 12 + QK_K / 2;
+pub const Q4_K_BLOCK_BYTES: usize = QuantFormat::Q4_K.block_bytes();
 /// Bytes per Q6_K super-block: 128 bytes `ql`, 64 bytes `qh`, 16 × `i8` scales, `f16 d`.
-pub const Q6_K_BLOCK_BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
+pub const Q6_K_BLOCK_BYTES: usize = QuantFormat::Q6_K.block_bytes();
 
 fn weights_error(message: String) -> Error {
     Error::Weights(format!("GGUF: {message}"))
@@ -153,7 +153,8 @@ const REMOVED_GGML_TYPES: [(u32, &str); 8] = [
     (38, "IQ4_NL_8_8"),
 ];
 
-/// The types [`GgufFile::tensor_f32`] dequantizes.
+/// The types [`GgufFile::tensor_f32`] dequantizes: those of [`QuantFormat::ALL`], in its order
+/// (a unit test keeps the two equal).
 pub const SUPPORTED_TYPES: [GgmlType; 6] =
     [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K];
 
@@ -182,19 +183,36 @@ impl GgmlType {
         self.row().2
     }
 
+    /// The weight format of this type, for the types glassbox reads (block geometry, the
+    /// dequantizer and the GPU kernels are [`QuantFormat`]'s).
+    pub fn format(self) -> Option<QuantFormat> {
+        QuantFormat::from_ggml_type_id(self.id())
+    }
+
+    /// The GGUF type of a weight format.
+    pub fn of_format(format: QuantFormat) -> GgmlType {
+        GgmlType::from_id(format.ggml_type_id()).expect("every QuantFormat is a ggml type")
+    }
+
     /// Elements per block (1 for the plain types, 32 for Q8_0/Q4_0, 256 for K-quants).
     pub fn block_size(self) -> u64 {
-        self.row().3
+        self.format().map_or(self.row().3, |f| f.block_size() as u64)
     }
 
     /// Bytes per block.
     pub fn type_size(self) -> u64 {
-        self.row().4
+        self.format().map_or(self.row().4, |f| f.block_bytes() as u64)
     }
 
     /// Whether [`GgufFile::tensor_f32`] can dequantize this type.
     pub fn is_supported(self) -> bool {
-        SUPPORTED_TYPES.contains(&self)
+        self.format().is_some()
+    }
+}
+
+impl From<QuantFormat> for GgmlType {
+    fn from(format: QuantFormat) -> GgmlType {
+        GgmlType::of_format(format)
     }
 }
 
@@ -608,15 +626,8 @@ pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
     if !out.len().is_multiple_of(block) || data.len() != out.len() / block * size {
         return Err(weights_error(format!("{} bytes of {ty} do not hold {} values", data.len(), out.len())));
     }
-    match ty {
-        GgmlType::F32 => dequantize_f32(data, out),
-        GgmlType::F16 => dequantize_f16(data, out),
-        GgmlType::Q8_0 => dequantize_q8_0(data, out),
-        GgmlType::Q4_0 => dequantize_q4_0(data, out),
-        GgmlType::Q4_K => dequantize_q4_k(data, out),
-        GgmlType::Q6_K => dequantize_q6_k(data, out),
-        other => unreachable!("{other} passed is_supported"),
-    }
+    let format = ty.format().expect("is_supported: a QuantFormat");
+    format.dequantize_into(data, out);
     Ok(())
 }
 
@@ -905,11 +916,9 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile> {
 
 // ---------------------------------------------------------------------------------------------
 // Dequantization: ggml's reference dequantize_row_* (ggml-quants.c), operation for operation.
+// One implementation per format, `QuantFormat::dequantize_into` (glassbox-kernels, where the
+// GPU kernels' CPU references use it too); these name it per format.
 // ---------------------------------------------------------------------------------------------
-
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
-}
 
 fn check_lengths(name: &str, blocks: &[u8], block_bytes: usize, out: &[f32], block_size: usize) {
     assert!(
@@ -926,9 +935,7 @@ fn check_lengths(name: &str, blocks: &[u8], block_bytes: usize, out: &[f32], blo
 /// If `data.len() != 4 * out.len()`.
 pub fn dequantize_f32(data: &[u8], out: &mut [f32]) {
     check_lengths("F32", data, 4, out, 1);
-    for (y, x) in out.iter_mut().zip(data.chunks_exact(4)) {
-        *y = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
-    }
+    QuantFormat::F32.dequantize_into(data, out);
 }
 
 /// F16: little-endian IEEE half, 2 bytes per value, widened exactly.
@@ -937,9 +944,7 @@ pub fn dequantize_f32(data: &[u8], out: &mut [f32]) {
 /// If `data.len() != 2 * out.len()`.
 pub fn dequantize_f16(data: &[u8], out: &mut [f32]) {
     check_lengths("F16", data, 2, out, 1);
-    for (i, y) in out.iter_mut().enumerate() {
-        *y = f16_at(data, 2 * i);
-    }
+    QuantFormat::F16.dequantize_into(data, out);
 }
 
 /// Q8_0: blocks of 32 values, 34 bytes each:
@@ -953,13 +958,7 @@ pub fn dequantize_f16(data: &[u8], out: &mut [f32]) {
 /// If `blocks.len() / 34 * 32 != out.len()` or `blocks.len()` is not a multiple of 34.
 pub fn dequantize_q8_0(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q8_0", blocks, Q8_0_BLOCK_BYTES, out, QK);
-    for (block, y) in blocks.chunks_exact(Q8_0_BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
-        let d = f16_at(block, 0);
-        let qs = &block[2..];
-        for j in 0..QK {
-            y[j] = (qs[j] as i8) as f32 * d;
-        }
-    }
+    QuantFormat::Q8_0.dequantize_into(blocks, out);
 }
 
 /// Q4_0: blocks of 32 values, 18 bytes each:
@@ -975,16 +974,7 @@ pub fn dequantize_q8_0(blocks: &[u8], out: &mut [f32]) {
 /// If `blocks.len() / 18 * 32 != out.len()` or `blocks.len()` is not a multiple of 18.
 pub fn dequantize_q4_0(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q4_0", blocks, Q4_0_BLOCK_BYTES, out, QK);
-    for (block, y) in blocks.chunks_exact(Q4_0_BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
-        let d = f16_at(block, 0);
-        let qs = &block[2..];
-        for j in 0..QK / 2 {
-            let x0 = (qs[j] & 0x0F) as i32 - 8;
-            let x1 = (qs[j] >> 4) as i32 - 8;
-            y[j] = x0 as f32 * d;
-            y[j + QK / 2] = x1 as f32 * d;
-        }
-    }
+    QuantFormat::Q4_0.dequantize_into(blocks, out);
 }
 
 /// Q4_K's packed sub-block scales and mins (ggml's `get_scale_min_k4`).
@@ -1007,8 +997,7 @@ pub use glassbox_kernels::ops::linear_q4_k::scale_min_k4 as get_scale_min_k4;
 /// If `blocks.len() / 144 * 256 != out.len()` or `blocks.len()` is not a multiple of 144.
 pub fn dequantize_q4_k(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q4_K", blocks, Q4_K_BLOCK_BYTES, out, QK_K);
-    // One implementation, the GPU kernel's CPU reference (tested here bit-exact against gguf-py).
-    out.copy_from_slice(&glassbox_kernels::cpu::dequantize_q4_k(blocks));
+    QuantFormat::Q4_K.dequantize_into(blocks, out);
 }
 
 /// Q6_K: super-blocks of 256 values, 210 bytes each, in 16 sub-blocks of 16:
@@ -1030,6 +1019,23 @@ pub fn dequantize_q4_k(blocks: &[u8], out: &mut [f32]) {
 /// If `blocks.len() / 210 * 256 != out.len()` or `blocks.len()` is not a multiple of 210.
 pub fn dequantize_q6_k(blocks: &[u8], out: &mut [f32]) {
     check_lengths("Q6_K", blocks, Q6_K_BLOCK_BYTES, out, QK_K);
-    // One implementation, the GPU kernel's CPU reference (tested here bit-exact against gguf-py).
-    out.copy_from_slice(&glassbox_kernels::cpu::dequantize_q6_k(blocks));
+    QuantFormat::Q6_K.dequantize_into(blocks, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_types_are_the_weight_formats() {
+        let formats: Vec<Option<QuantFormat>> = SUPPORTED_TYPES.iter().map(|t| t.format()).collect();
+        assert_eq!(formats, QuantFormat::ALL.map(Some).to_vec());
+        for f in QuantFormat::ALL {
+            let t = GgmlType::of_format(f);
+            assert_eq!(t.name().to_ascii_lowercase(), f.name());
+            // ggml's table agrees with the format's own geometry.
+            assert_eq!((t.row().3, t.row().4), (f.block_size() as u64, f.block_bytes() as u64), "{t}");
+        }
+        assert_eq!(GgmlType::Q4_1.format(), None);
+    }
 }

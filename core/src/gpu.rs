@@ -7,25 +7,27 @@
 //! their dispatch runs.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use glassbox_kernels::{GpuBuffer, GpuContext, GpuTensor, QuantFormat, QuantTensor, Recorder};
+use glassbox_kernels::{GpuContext, GpuTensor, QuantTensor, Recorder};
 
 use crate::backend::Backend;
-use crate::gguf::GgmlType;
 use crate::tensor::HostTensor;
 use crate::weights::{HostMatrix, MatrixRole};
 use crate::{Error, Result};
 
-/// A weight matrix on the GPU: dense f32 (`[in, out]`, or `[d_vocab, d_model]` for W_E), Q8_0 /
-/// Q4_0 blocks that the matmul and embedding kernels dequantize as they read, or, for a matrix
-/// larger than one storage binding may be, pieces along its output axis (a table's rows, a
-/// linear layer's output columns), each starting at the given offset.
+/// A weight matrix on the GPU: dense f32 (`[in, out]`, or `[d_vocab, d_model]` for W_E), blocks
+/// that the matmul (and, for Q8_0 / Q4_0, the embedding) kernels dequantize as they read, or, for
+/// a matrix larger than one storage binding may be, pieces along its output axis (a table's rows,
+/// a linear layer's output columns), each starting at the given offset.
 #[derive(Clone, Debug)]
 pub enum GpuMatrix {
     Dense(GpuTensor),
+    /// Blocks that both the linear and the embedding kernels read (Q8_0, Q4_0).
     Quant(QuantTensor),
-    /// Q4_K or Q6_K super-blocks of a linear layer's `W_t [n, k]` (k a multiple of 256).
-    KQuant { ty: GgmlType, buffer: GpuBuffer, n: usize, k: usize },
+    /// Blocks only a linear kernel reads (Q4_K, Q6_K super-blocks of a linear layer's
+    /// `W_t [n, k]`, k a multiple of 256).
+    KQuant(QuantTensor),
     Chunks(Vec<(usize, GpuMatrix)>),
 }
 
@@ -34,8 +36,7 @@ impl GpuMatrix {
     pub fn n_bytes(&self) -> usize {
         match self {
             GpuMatrix::Dense(t) => 4 * t.len(),
-            GpuMatrix::Quant(q) => 4 * q.buffer.len,
-            GpuMatrix::KQuant { buffer, .. } => 4 * buffer.len,
+            GpuMatrix::Quant(q) | GpuMatrix::KQuant(q) => 4 * q.buffer.len,
             GpuMatrix::Chunks(c) => c.iter().map(|(_, m)| m.n_bytes()).sum(),
         }
     }
@@ -47,9 +48,12 @@ fn chunk_rows(n: usize, row_bytes: usize, limit: u64) -> Vec<(usize, usize)> {
     (0..n).step_by(per).map(|s| (s, per.min(n - s))).collect()
 }
 
+/// The forward pass on the GPU. Owns its context (device, pipelines): dropping the backend and
+/// every model and tensor made with it releases the device and its buffers.
 pub struct GpuBackend {
-    ctx: &'static GpuContext,
-    /// The encoder that ops record into; started lazily, submitted by `read`.
+    ctx: Arc<GpuContext>,
+    /// The encoder that ops record into (holding its own reference to the context); started
+    /// lazily, submitted by `read`.
     recorder: RefCell<Option<Recorder<'static>>>,
     /// A smaller storage-binding limit than the device's, for tests of split matrices.
     binding_limit: std::cell::Cell<Option<u64>>,
@@ -58,11 +62,14 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Requests a GPU adapter and device. Fails (with the reason) where there is no WebGPU.
     pub async fn new() -> Result<GpuBackend> {
-        let ctx = GpuContext::new().await?;
-        // The context lives as long as the page (or the process); leaking it lets recorders
-        // borrow it without a self-referential struct.
-        let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
+        let ctx = Arc::new(GpuContext::new().await?);
         Ok(GpuBackend { ctx, recorder: RefCell::new(None), binding_limit: std::cell::Cell::new(None) })
+    }
+
+    /// The context (device, queue, pipelines). Dropping the backend drops its reference;
+    /// `Arc::downgrade` of this tells whether anything else still holds it.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
     }
 
     /// Uploads later matrices as if the device bound at most `bytes` per storage buffer
@@ -102,7 +109,7 @@ impl GpuBackend {
 
     fn record<T>(&self, f: impl FnOnce(&mut Recorder<'static>) -> T) -> T {
         let mut slot = self.recorder.borrow_mut();
-        f(slot.get_or_insert_with(|| self.ctx.recorder()))
+        f(slot.get_or_insert_with(|| self.ctx.shared_recorder()))
     }
 }
 
@@ -118,44 +125,40 @@ impl Backend for GpuBackend {
         Ok(self.ctx.upload(&t.data, &t.shape))
     }
 
-    /// Q8_0 and Q4_0 stay quantized (the kernels read the blocks), and so do Q4_K and Q6_K
-    /// in a linear layer; other formats (F16, a K-quant embedding table) are dequantized to f32
-    /// here, as there is no kernel for them yet. A matrix larger than the device's storage-binding limit
-    /// is uploaded in pieces along its output axis.
+    /// Blocks stay quantized where a kernel reads them (the format says: Q8_0 and Q4_0 for
+    /// tables and linear layers, Q4_K and Q6_K for linear layers); other formats (F16, a K-quant
+    /// embedding table) are dequantized to f32 here. A matrix larger than the device's
+    /// storage-binding limit is uploaded in pieces along its output axis.
     fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<GpuMatrix> {
         let limit = self.binding_limit.get().unwrap_or_else(|| self.ctx.max_binding_bytes());
-        let format = match m {
-            HostMatrix::Quant(q) if q.cols % 32 == 0 => match q.ggml_type {
-                GgmlType::Q8_0 => Some(QuantFormat::Q8_0),
-                GgmlType::Q4_0 => Some(QuantFormat::Q4_0),
-                _ => None,
-            },
-            _ => None,
+        let q = match m {
+            HostMatrix::Dense(t) => return self.upload_dense(t, role, limit),
+            HostMatrix::Quant(q) => q,
         };
-        if let HostMatrix::Quant(q) = m {
-            if matches!(q.ggml_type, GgmlType::Q4_K | GgmlType::Q6_K) && role == MatrixRole::Linear && q.cols % 256 == 0 {
-                let row_bytes = q.bytes.len() / q.rows.max(1);
-                let pieces = chunk_rows(q.rows, row_bytes, limit);
-                let up = |start: usize, n: usize| GpuMatrix::KQuant { ty: q.ggml_type, buffer: self.ctx.upload_bytes(&q.bytes[start * row_bytes..(start + n) * row_bytes]), n, k: q.cols };
-                return Ok(match pieces.as_slice() {
-                    [(s, n)] => up(*s, *n),
-                    _ => GpuMatrix::Chunks(pieces.iter().map(|&(s, n)| (s, up(s, n))).collect()),
-                });
+        let kept = q.ggml_type.format().filter(|f| {
+            q.cols.is_multiple_of(f.block_size())
+                && match role {
+                    MatrixRole::Table => f.has_embed_kernel(),
+                    MatrixRole::Linear => f.has_linear_kernel(),
+                }
+        });
+        let Some(format) = kept else {
+            return self.upload_dense(&m.dense(role)?, role, limit);
+        };
+        let row_bytes = q.bytes.len() / q.rows.max(1);
+        let pieces = chunk_rows(q.rows, row_bytes, limit);
+        let up = |start: usize, n: usize| {
+            let t = self.ctx.upload_quant(format, &q.bytes[start * row_bytes..(start + n) * row_bytes], n, q.cols);
+            if format.has_embed_kernel() {
+                GpuMatrix::Quant(t)
+            } else {
+                GpuMatrix::KQuant(t)
             }
-        }
-        match (m, format) {
-            (HostMatrix::Quant(q), Some(format)) => {
-                let row_bytes = q.bytes.len() / q.rows.max(1);
-                let pieces = chunk_rows(q.rows, row_bytes, limit);
-                let up = |start: usize, n: usize| GpuMatrix::Quant(self.ctx.upload_quant(format, &q.bytes[start * row_bytes..(start + n) * row_bytes], n, q.cols));
-                Ok(match pieces.as_slice() {
-                    [(s, n)] => up(*s, *n),
-                    _ => GpuMatrix::Chunks(pieces.iter().map(|&(s, n)| (s, up(s, n))).collect()),
-                })
-            }
-            (HostMatrix::Dense(t), _) => self.upload_dense(t, role, limit),
-            (_, None) => self.upload_dense(&m.dense(role)?, role, limit),
-        }
+        };
+        Ok(match pieces.as_slice() {
+            [(s, n)] => up(*s, *n),
+            _ => GpuMatrix::Chunks(pieces.iter().map(|&(s, n)| (s, up(s, n))).collect()),
+        })
     }
 
     fn tied_unembed(&self, w_e: &GpuMatrix) -> Option<GpuMatrix> {
@@ -177,7 +180,7 @@ impl Backend for GpuBackend {
                 let ids = self.ctx.upload_u32(tokens);
                 Ok(self.record(|r| r.embed_quant(&ids, tokens.len(), q)))
             }
-            GpuMatrix::KQuant { .. } => Err(Error::Gpu("K-quant tables are dequantized at upload; this one was not".into())),
+            GpuMatrix::KQuant(q) => Err(Error::Gpu(format!("no kernel gathers embeddings from {} blocks; such tables are dequantized at upload, this one was not", q.format))),
             GpuMatrix::Chunks(chunks) => {
                 // Each piece gathers the tokens in its rows (ids shifted into it; the others fall
                 // outside it and give zero rows), and the pieces are summed.
@@ -214,9 +217,7 @@ impl Backend for GpuBackend {
     fn linear(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>) -> Result<GpuTensor> {
         match w {
             GpuMatrix::Dense(w) => Ok(self.record(|r| r.linear(x, w, b))),
-            GpuMatrix::Quant(q) => Ok(self.record(|r| r.linear_quant(x, q, b))),
-            GpuMatrix::KQuant { ty: GgmlType::Q4_K, buffer, n, k } => Ok(self.record(|r| r.linear_q4_k(x, buffer, *n, *k, b))),
-            GpuMatrix::KQuant { buffer, n, k, .. } => Ok(self.record(|r| r.linear_q6_k(x, buffer, *n, *k, b))),
+            GpuMatrix::Quant(q) | GpuMatrix::KQuant(q) => Ok(self.record(|r| r.linear_quant(x, q, b))),
             GpuMatrix::Chunks(chunks) => {
                 // Output columns piece by piece, joined side by side, then the bias.
                 let mut out: Option<GpuTensor> = None;

@@ -1,4 +1,5 @@
-// Compiles every kernel of kernels/src/ops/*.wgsl with Tint (Chromium's WGSL compiler) on a real
+// Compiles every kernel of kernels/src/ops (the .wgsl files and the rendered elementwise template,
+// as written by `cargo run -p glassbox-kernels --example dump_wgsl -- DIR`) with Tint (Chromium's WGSL compiler) on a real
 // WebGPU adapter (SwiftShader in headless Chromium), creates a pipeline for every entry point,
 // and runs a few numerical smoke checks where Tint and naga could differ (-inf from a uniform,
 // softmax of -inf, gelu_new at large |x|, both linear kernels with odd sizes, the quantized
@@ -8,11 +9,14 @@
 //
 //   node kernels/scripts/tint_check.mjs            (needs e2e/node_modules: `cd e2e && npm ci`)
 //   CHROMIUM=/usr/bin/chromium node kernels/scripts/tint_check.mjs
+//   WGSL_DIR=/tmp/wgsl node kernels/scripts/tint_check.mjs   (sources already dumped there)
 //
 // Exit code 0 when everything compiles and the checks pass, 1 otherwise.
 
 import { createRequire } from 'node:module';
-import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +25,15 @@ const repo = join(here, '..', '..');
 const require = createRequire(join(repo, 'e2e', 'package.json'));
 const { chromium } = require('playwright-core');
 
-const opsDir = join(here, '..', 'src', 'ops');
+// Every kernel's WGSL as the crate compiles it (templates rendered), dumped by the crate itself.
+let opsDir = process.env.WGSL_DIR;
+if (!opsDir) {
+  opsDir = mkdtempSync(join(tmpdir(), 'glassbox-wgsl-'));
+  execFileSync('cargo', ['run', '-q', '-p', 'glassbox-kernels', '--example', 'dump_wgsl', '--', opsDir], {
+    cwd: repo,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
 const shaders = readdirSync(opsDir)
   .filter((f) => f.endsWith('.wgsl'))
   .sort()

@@ -1,4 +1,5 @@
-//! Device setup, tensors, the pipeline table, the command recorder and read-back.
+//! Device setup, tensors, the pipelines (one per kernel registered in `ops::ALL`), the command
+//! recorder and read-back.
 //!
 //! Binding convention shared by every kernel (see each `.wgsl`):
 //!   @binding(0)                     uniform `Params` (shapes, flags; a few u32/f32, 16-byte multiple)
@@ -8,12 +9,13 @@
 //! `create_buffer_init` while recording, so every dispatch of one submission sees its own values
 //! (`queue.write_buffer` could not change a buffer between two dispatches of one submission).
 
-use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::ops;
+use crate::ops::{self, KernelDef};
 
 /// Errors from device setup and read-back. Shape mismatches in [`Recorder`] calls are programming
 /// errors and panic instead, with a message naming the op.
@@ -81,216 +83,8 @@ pub struct GpuBuffer {
     pub len: usize,
 }
 
-/// Every compute entry point of the crate. The index into `GpuContext::kernels`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum KernelId {
-    Embed,
-    PosEmbed,
-    LayerNorm,
-    Linear,
-    LinearRows,
-    LinearQ8_0,
-    LinearQ4_0,
-    GeluNew,
-    AttnScores,
-    Softmax,
-    AttnZ,
-    Add,
-    Affine,
-    ScaleShift,
-    RmsNorm,
-    Rotary,
-    Gelu,
-    Silu,
-    Mul,
-    EmbedQ8_0,
-    EmbedQ4_0,
-    ConcatCols,
-    LinearQ4K,
-    LinearQ6K,
-}
-
-/// What the pipeline table needs to know to build a kernel.
-struct KernelSpec {
-    id: KernelId,
-    wgsl: &'static str,
-    entry: &'static str,
-    n_inputs: u32,
-    n_outputs: u32,
-}
-
-const KERNELS: &[KernelSpec] = &[
-    KernelSpec {
-        id: KernelId::Embed,
-        wgsl: ops::embed::WGSL,
-        entry: "embed",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::PosEmbed,
-        wgsl: ops::embed::WGSL,
-        entry: "pos_embed",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LayerNorm,
-        wgsl: ops::layer_norm::WGSL,
-        entry: "layer_norm",
-        n_inputs: 1,
-        n_outputs: 2,
-    },
-    KernelSpec {
-        id: KernelId::Linear,
-        wgsl: ops::linear::WGSL,
-        entry: "linear",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LinearRows,
-        wgsl: ops::linear::WGSL,
-        entry: "linear_rows",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LinearQ8_0,
-        wgsl: ops::linear_quant::WGSL,
-        entry: "linear_q8_0",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LinearQ4_0,
-        wgsl: ops::linear_quant::WGSL,
-        entry: "linear_q4_0",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::GeluNew,
-        wgsl: ops::gelu_new::WGSL,
-        entry: "gelu_new",
-        n_inputs: 1,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::AttnScores,
-        wgsl: ops::attn_scores::WGSL,
-        entry: "attn_scores",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Softmax,
-        wgsl: ops::softmax::WGSL,
-        entry: "softmax",
-        n_inputs: 1,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::AttnZ,
-        wgsl: ops::attn_z::WGSL,
-        entry: "attn_z",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Add,
-        wgsl: ops::add::WGSL,
-        entry: "add",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Affine,
-        wgsl: ops::affine::WGSL,
-        entry: "affine",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::ScaleShift,
-        wgsl: ops::scale_shift::WGSL,
-        entry: "scale_shift",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::RmsNorm,
-        wgsl: ops::rms_norm::WGSL,
-        entry: "rms_norm",
-        n_inputs: 1,
-        n_outputs: 2,
-    },
-    KernelSpec {
-        id: KernelId::Rotary,
-        wgsl: ops::rotary::WGSL,
-        entry: "rotary",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Gelu,
-        wgsl: ops::gelu::WGSL,
-        entry: "gelu",
-        n_inputs: 1,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Silu,
-        wgsl: ops::silu::WGSL,
-        entry: "silu",
-        n_inputs: 1,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::Mul,
-        wgsl: ops::mul::WGSL,
-        entry: "mul",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::EmbedQ8_0,
-        wgsl: ops::embed_quant::WGSL,
-        entry: "embed_q8_0",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::EmbedQ4_0,
-        wgsl: ops::embed_quant::WGSL,
-        entry: "embed_q4_0",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::ConcatCols,
-        wgsl: ops::concat_cols::WGSL,
-        entry: "concat_cols",
-        n_inputs: 2,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LinearQ4K,
-        wgsl: ops::linear_q4_k::WGSL,
-        entry: "linear_q4_k",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-    KernelSpec {
-        id: KernelId::LinearQ6K,
-        wgsl: ops::linear_q6_k::WGSL,
-        entry: "linear_q6_k",
-        n_inputs: 3,
-        n_outputs: 1,
-    },
-];
-
 struct Kernel {
+    def: KernelDef,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
 }
@@ -301,8 +95,8 @@ pub struct GpuContext {
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
-    /// Indexed by `KernelId as usize`; built once in [`GpuContext::new`].
-    kernels: Vec<Kernel>,
+    /// Every kernel of [`ops::ALL`] by entry point; built once in [`GpuContext::new`].
+    kernels: HashMap<&'static str, Kernel>,
     /// A 4-byte buffer bound where a kernel's binding is unused (no bias, no tokens).
     pub(crate) dummy: wgpu::Buffer,
     max_groups_per_dim: u32,
@@ -310,6 +104,15 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+}
+
+/// Contexts created and not yet dropped, in this process.
+static LIVE_CONTEXTS: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for GpuContext {
+    fn drop(&mut self) {
+        LIVE_CONTEXTS.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -387,14 +190,16 @@ impl GpuContext {
         // Compile every kernel now, inside an error scope, so a WGSL or layout error comes back
         // as GpuError::Shader with the compiler's message instead of surfacing at first use.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels: Vec<Kernel> = KERNELS
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                debug_assert_eq!(spec.id as usize, i, "KERNELS must be in KernelId order");
-                build_kernel(&device, spec)
-            })
-            .collect();
+        let mut kernels = HashMap::new();
+        for def in ops::all_kernels() {
+            let kernel = build_kernel(&device, def);
+            if kernels.insert(def.entry, kernel).is_some() {
+                return Err(GpuError::Shader(format!(
+                    "two kernels are named {}",
+                    def.entry
+                )));
+            }
+        }
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Shader(e.to_string()));
         }
@@ -407,6 +212,7 @@ impl GpuContext {
         });
         let max_groups_per_dim = device.limits().max_compute_workgroups_per_dimension;
 
+        LIVE_CONTEXTS.fetch_add(1, Ordering::SeqCst);
         Ok(GpuContext {
             device,
             queue,
@@ -419,13 +225,20 @@ impl GpuContext {
         })
     }
 
-    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's
-    /// adapter description (may be empty there, then a generic description).
+    /// How many contexts exist in this process (made by [`GpuContext::new`], not yet dropped).
+    /// Dropping a context releases its device, pipelines and own buffers; buffers of tensors
+    /// made with it are released as the last of them is dropped.
+    pub fn live_contexts() -> usize {
+        LIVE_CONTEXTS.load(Ordering::SeqCst)
+    }
+
     /// The largest storage buffer a kernel can bind, in bytes (the device's limit).
     pub fn max_binding_bytes(&self) -> u64 {
         self.device.limits().max_storage_buffer_binding_size as u64
     }
 
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's
+    /// adapter description (may be empty there, then a generic description).
     pub fn adapter_name(&self) -> String {
         if self.info.name.is_empty() {
             format!(
@@ -471,11 +284,12 @@ impl GpuContext {
     /// binding is invalid in WebGPU.
     fn storage_buffer_init(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
         let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: tensor_usage(),
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: tensor_usage(),
+            })
     }
 
     /// Uploads u32 data (token ids) as a storage buffer.
@@ -508,12 +322,26 @@ impl GpuContext {
     /// Starts recording: all ops of the returned recorder go into one command encoder, submitted
     /// by [`Recorder::submit`].
     pub fn recorder(&self) -> Recorder<'_> {
-        let encoder = self
-            .device
+        Recorder {
+            encoder: self.ops_encoder(),
+            ctx: ContextRef::Borrowed(self),
+        }
+    }
+
+    /// [`GpuContext::recorder`] for a shared context: the recorder holds its own reference,
+    /// so it can be kept (e.g. beside the context in a backend) without borrowing.
+    pub fn shared_recorder(self: &Arc<Self>) -> Recorder<'static> {
+        Recorder {
+            encoder: self.ops_encoder(),
+            ctx: ContextRef::Shared(self.clone()),
+        }
+    }
+
+    fn ops_encoder(&self) -> wgpu::CommandEncoder {
+        self.device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("glassbox ops"),
-            });
-        Recorder { ctx: self, encoder }
+            })
     }
 
     /// Copies the tensors into mappable buffers in ONE submission, maps them and returns their
@@ -654,10 +482,10 @@ fn tensor_usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
 
-fn build_kernel(device: &wgpu::Device, spec: &KernelSpec) -> Kernel {
+fn build_kernel(device: &wgpu::Device, spec: &KernelDef) -> Kernel {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(spec.entry),
-        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(spec.wgsl)),
+        source: wgpu::ShaderSource::Wgsl(spec.wgsl.render()),
     });
     let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
         binding,
@@ -702,13 +530,34 @@ fn build_kernel(device: &wgpu::Device, spec: &KernelSpec) -> Kernel {
         compilation_options: Default::default(),
         cache: None,
     });
-    Kernel { pipeline, layout }
+    Kernel {
+        def: *spec,
+        pipeline,
+        layout,
+    }
+}
+
+/// The context a [`Recorder`] records for: borrowed, or shared (an `Arc`).
+pub(crate) enum ContextRef<'a> {
+    Borrowed(&'a GpuContext),
+    Shared(Arc<GpuContext>),
+}
+
+impl std::ops::Deref for ContextRef<'_> {
+    type Target = GpuContext;
+
+    fn deref(&self) -> &GpuContext {
+        match self {
+            ContextRef::Borrowed(c) => c,
+            ContextRef::Shared(c) => c,
+        }
+    }
 }
 
 /// Records ops into one command encoder. Every op allocates its output(s) and returns them;
 /// nothing runs until [`Recorder::submit`].
 pub struct Recorder<'a> {
-    pub(crate) ctx: &'a GpuContext,
+    pub(crate) ctx: ContextRef<'a>,
     encoder: wgpu::CommandEncoder,
 }
 
@@ -737,7 +586,7 @@ impl Recorder<'_> {
     /// passed as `to_bits()`), padded here to a 16-byte multiple. Skipped when the grid is empty.
     pub(crate) fn dispatch(
         &mut self,
-        kernel: KernelId,
+        kernel: KernelDef,
         params: &[u32],
         inputs: &[&wgpu::Buffer],
         outputs: &[&wgpu::Buffer],
@@ -746,7 +595,12 @@ impl Recorder<'_> {
         if grid.contains(&0) {
             return;
         }
-        let spec = &KERNELS[kernel as usize];
+        let k = self
+            .ctx
+            .kernels
+            .get(kernel.entry)
+            .unwrap_or_else(|| panic!("{}: kernel not registered in ops::ALL", kernel.entry));
+        let spec = &k.def;
         assert_eq!(
             inputs.len(),
             spec.n_inputs as usize,
@@ -760,7 +614,6 @@ impl Recorder<'_> {
             spec.entry
         );
         self.ctx.check_grid(grid, spec.entry);
-        let k = &self.ctx.kernels[kernel as usize];
 
         let mut words = params.to_vec();
         words.resize(params.len().div_ceil(4).max(1) * 4, 0);

@@ -9,19 +9,28 @@
 //! * [`cpu`] re-exports the CPU reference of every op (`<op>_cpu`), used by the tests and
 //!   available to callers that want to check a result.
 //!
-//! Quantized weights (GGUF Q8_0 / Q4_0 blocks, [`QuantTensor`]) are dequantized inside
-//! `linear_q8_0` / `linear_q4_0`; host quantizers live in [`ops::linear_quant`].
+//! Kernels register themselves beside their WGSL: each `ops/<op>.rs` declares its `KERNELS`
+//! (entry points and binding counts), listed once by the `ops!` macro in `ops/mod.rs`; the
+//! elementwise ops share one WGSL template (`ops/elementwise.rs`) and differ only in an
+//! expression. [`ops::wgsl_sources`] gives every module's WGSL as compiled (templates rendered).
+//!
+//! [`QuantFormat`] is every weight format (f32, f16, Q8_0, Q4_0, Q4_K, Q6_K) in one place:
+//! GGUF type code, block geometry, the one dequantizer, and which kernel reads its blocks.
+//! Quantized weights ([`QuantTensor`]) are dequantized inside `linear_q8_0` / `linear_q4_0` /
+//! `linear_q4_k` / `linear_q6_k`; host quantizers live in [`ops::linear_quant`].
 //!
 //! All tensors are contiguous, row-major f32. No kernel needs `shader-f16` or subgroups, and
 //! the WGSL compiles under both naga (native wgpu; `cargo test`) and Tint (Chromium;
 //! `node kernels/scripts/tint_check.mjs`). See kernels/README.md.
 
 mod context;
+mod format;
 pub mod ops;
 
 pub use context::{GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder};
 pub use ops::linear::LinearKernel;
-pub use ops::linear_quant::{QuantFormat, QuantTensor};
+pub use format::{QuantFormat, UnknownFormat};
+pub use ops::linear_quant::QuantTensor;
 
 /// The CPU reference of every op, under one roof.
 pub mod cpu {

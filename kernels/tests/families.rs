@@ -204,6 +204,7 @@ fn quantized_embedding_gathers_are_exact() {
             let deq = match format {
                 QuantFormat::Q8_0 => dequantize_q8_0(&bytes),
                 QuantFormat::Q4_0 => dequantize_q4_0(&bytes),
+                other => unreachable!("{other} is not tested here"),
             };
             assert_eq!(&want[d..2 * d], &deq[(n_rows - 1) * d..n_rows * d]);
             let c = ctx();

@@ -438,6 +438,7 @@ fn linear_q8_0_and_q4_0_match_cpu() {
                 let y = match format {
                     QuantFormat::Q8_0 => r.linear_q8_0(&tx, &w.buffer, n, k, bias.then_some(&tb)),
                     QuantFormat::Q4_0 => r.linear_q4_0(&tx, &w.buffer, n, k, bias.then_some(&tb)),
+                    other => unreachable!("{other} is not tested here"),
                 };
                 r.submit();
                 assert_eq!(y.shape, vec![m, n]);

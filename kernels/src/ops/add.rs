@@ -4,33 +4,24 @@
 //! a `[..]`, b `[..]` -> `[..]` (a's shape). Not: broadcasting (a bias add over rows is
 //! `linear`'s job), not in place.
 
-use crate::context::KernelId;
-use crate::ops::{groups_for, ELEMENTWISE_WG};
+use crate::ops::elementwise::{self, Elementwise};
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("add.wgsl");
+pub(crate) const OP: Elementwise = Elementwise {
+    name: "add",
+    summary: "elementwise sum of two tensors of the same shape.",
+    inputs: &["a", "b"],
+    helpers: "",
+    expr: "a + b",
+};
+
+pub(crate) const KERNELS: &[KernelDef] = &[elementwise::kernel(&OP)];
 
 impl Recorder<'_> {
     /// a `[..]` + b `[..]` -> `[..]`. Panics if the element counts differ.
     pub fn add(&mut self, a: &GpuTensor, b: &GpuTensor) -> GpuTensor {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "add: shapes {:?} and {:?} differ in size",
-            a.shape,
-            b.shape
-        );
-        let out = self.output(&a.shape);
-        let n = a.len();
-        let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        self.dispatch(
-            KernelId::Add,
-            &[n as u32],
-            &[&a.buffer, &b.buffer],
-            &[&out.buffer],
-            grid,
-        );
-        out
+        self.elementwise(&OP, &[a, b])
     }
 }
 

@@ -8,40 +8,26 @@
 //! masked -inf attention score must give a number. Not: broadcasting, not in place (the
 //! hook's original tensor stays readable).
 
-use crate::context::KernelId;
-use crate::ops::{groups_for, ELEMENTWISE_WG};
+use crate::ops::elementwise::{self, Elementwise};
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("affine.wgsl");
+/// Where mul == 0 the result is exactly add (`select`, not arithmetic). The multiply and add
+/// are written as two operations; a driver may still fuse them (FMA).
+pub(crate) const OP: Elementwise = Elementwise {
+    name: "affine",
+    summary: "elementwise x * mul + add, all three the same shape (interventions at a hook; exactly add where mul == 0).",
+    inputs: &["x", "mul", "add"],
+    helpers: "",
+    expr: "select(x * mul + add, add, mul == 0.0)",
+};
+
+pub(crate) const KERNELS: &[KernelDef] = &[elementwise::kernel(&OP)];
 
 impl Recorder<'_> {
     /// x `[..]` * mul `[..]` + add `[..]` -> `[..]`. Panics if the element counts differ.
     pub fn affine(&mut self, x: &GpuTensor, mul: &GpuTensor, add: &GpuTensor) -> GpuTensor {
-        assert_eq!(
-            x.len(),
-            mul.len(),
-            "affine: x {:?} and mul {:?} differ in size",
-            x.shape,
-            mul.shape
-        );
-        assert_eq!(
-            x.len(),
-            add.len(),
-            "affine: x {:?} and add {:?} differ in size",
-            x.shape,
-            add.shape
-        );
-        let out = self.output(&x.shape);
-        let n = x.len();
-        let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        self.dispatch(
-            KernelId::Affine,
-            &[n as u32],
-            &[&x.buffer, &mul.buffer, &add.buffer],
-            &[&out.buffer],
-            grid,
-        );
-        out
+        self.elementwise(&OP, &[x, mul, add])
     }
 }
 

@@ -10,10 +10,13 @@
 //! Not: softmax (separate op), no KV cache / query offset (query i is key i), no attention
 //! bias, no custom attn_scale, no padding mask (every sequence of a batch has the same length).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("attn_scores.wgsl");
+const WGSL: &str = include_str!("attn_scores.wgsl");
+pub(crate) const ATTN_SCORES: KernelDef = KernelDef::new("attn_scores", WGSL, 2, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[ATTN_SCORES];
 
 const TILE: u32 = 16;
 
@@ -54,7 +57,7 @@ impl Recorder<'_> {
         let out = self.output(&shape);
         let g = super::groups_for(pos, TILE);
         self.dispatch(
-            KernelId::AttnScores,
+            ATTN_SCORES,
             &[
                 pos as u32,
                 n_heads as u32,

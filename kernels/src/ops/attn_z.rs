@@ -9,10 +9,13 @@
 //! Not: the output projection (that is `linear` with W_O reshaped to `[n_heads*d_head, d_model]`),
 //! no per-head result (hook_result) output.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("attn_z.wgsl");
+const WGSL: &str = include_str!("attn_z.wgsl");
+pub(crate) const ATTN_Z: KernelDef = KernelDef::new("attn_z", WGSL, 2, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[ATTN_Z];
 
 const TILE: u32 = 16;
 
@@ -45,7 +48,7 @@ impl Recorder<'_> {
         );
         let z = self.output(&[rows, n_heads * d_head]);
         self.dispatch(
-            KernelId::AttnZ,
+            ATTN_Z,
             &[pos as u32, n_heads as u32, d_head as u32, n_kv_heads as u32],
             &[&pattern.buffer, &v.buffer],
             &[&z.buffer],

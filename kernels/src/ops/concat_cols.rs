@@ -5,11 +5,14 @@
 //! matmul runs on its own, and the pieces are joined here. Not: other axes, more than two inputs
 //! (chain it).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::{groups_for, ELEMENTWISE_WG};
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("concat_cols.wgsl");
+const WGSL: &str = include_str!("concat_cols.wgsl");
+pub(crate) const CONCAT_COLS: KernelDef = KernelDef::new("concat_cols", WGSL, 2, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[CONCAT_COLS];
 
 impl Recorder<'_> {
     /// a `[.., n_a]`, b `[.., n_b]` with the same leading shape -> `[.., n_a + n_b]`.
@@ -21,7 +24,7 @@ impl Recorder<'_> {
         *shape.last_mut().expect("concat_cols: a has an axis") = n_a + n_b;
         let out = self.output(&shape);
         let grid = self.ctx.grid_1d(groups_for(rows * (n_a + n_b), ELEMENTWISE_WG));
-        self.dispatch(KernelId::ConcatCols, &[rows as u32, n_a as u32, n_b as u32], &[&a.buffer, &b.buffer], &[&out.buffer], grid);
+        self.dispatch(CONCAT_COLS, &[rows as u32, n_a as u32, n_b as u32], &[&a.buffer, &b.buffer], &[&out.buffer], grid);
         out
     }
 }

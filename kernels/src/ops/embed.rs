@@ -10,11 +10,15 @@
 //! (positions always start at 0). Out-of-range token ids give zero rows (no panic: the ids are
 //! on the GPU); callers should validate ids against the vocabulary on the host.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::{groups_for, ELEMENTWISE_WG};
 use crate::{GpuBuffer, GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("embed.wgsl");
+const WGSL: &str = include_str!("embed.wgsl");
+pub(crate) const EMBED: KernelDef = KernelDef::new("embed", WGSL, 2, 1);
+pub(crate) const POS_EMBED: KernelDef = KernelDef::new("pos_embed", WGSL, 2, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[EMBED, POS_EMBED];
 
 impl Recorder<'_> {
     /// tokens `[>= n_pos]` (u32), w_e `[d_vocab, d_model]` -> `[n_pos, d_model]`.
@@ -36,7 +40,7 @@ impl Recorder<'_> {
             .ctx
             .grid_1d(groups_for(n_pos * d_model, ELEMENTWISE_WG));
         self.dispatch(
-            KernelId::Embed,
+            EMBED,
             &[n_pos as u32, d_model as u32, d_vocab as u32],
             &[&tokens.buffer, &w_e.buffer],
             &[&out.buffer],
@@ -63,11 +67,11 @@ impl Recorder<'_> {
         let grid = self
             .ctx
             .grid_1d(groups_for(n_batch * n_pos * d_model, ELEMENTWISE_WG));
-        let ctx = self.ctx;
+        let dummy = self.ctx.dummy.clone();
         self.dispatch(
-            KernelId::PosEmbed,
+            POS_EMBED,
             &[n_pos as u32, d_model as u32, n_ctx as u32, n_batch as u32],
-            &[&ctx.dummy, &w_pos.buffer],
+            &[&dummy, &w_pos.buffer],
             &[&out.buffer],
             grid,
         );

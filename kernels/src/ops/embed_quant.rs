@@ -6,12 +6,16 @@
 //! dequantized value is exact in f32: the CPU reference ([`embed_quant_cpu`]: dequantize, then
 //! gather) matches bit for bit.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::linear_quant::{dequantize, QuantFormat};
 use crate::ops::{groups_for, ELEMENTWISE_WG};
 use crate::{GpuBuffer, GpuTensor, QuantTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("embed_quant.wgsl");
+const WGSL: &str = include_str!("embed_quant.wgsl");
+pub(crate) const EMBED_Q8_0: KernelDef = KernelDef::new("embed_q8_0", WGSL, 2, 1);
+pub(crate) const EMBED_Q4_0: KernelDef = KernelDef::new("embed_q4_0", WGSL, 2, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[EMBED_Q8_0, EMBED_Q4_0];
 
 impl Recorder<'_> {
     /// tokens `[>= n_pos]`, table: the Q8_0 / Q4_0 blocks of `W_E [n, k]` -> `[n_pos, k]`.
@@ -20,10 +24,10 @@ impl Recorder<'_> {
         let (n_rows, d_model) = (table.n, table.k);
         let out = self.output(&[n_pos, d_model]);
         let grid = self.ctx.grid_1d(groups_for(n_pos * d_model, ELEMENTWISE_WG));
-        let kernel = match table.format {
-            QuantFormat::Q8_0 => KernelId::EmbedQ8_0,
-            QuantFormat::Q4_0 => KernelId::EmbedQ4_0,
-        };
+        let kernel = table
+            .format
+            .embed_kernel()
+            .unwrap_or_else(|| panic!("embed_quant: no kernel gathers from {} blocks", table.format));
         self.dispatch(kernel, &[n_pos as u32, d_model as u32, n_rows as u32], &[&tokens.buffer, &table.buffer.buffer], &[&out.buffer], grid);
         out
     }

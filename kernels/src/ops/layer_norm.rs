@@ -9,10 +9,13 @@
 //! (`scale_shift`) after the hook. Not: RMSNorm, no patching of `scale` (a patched scale would
 //! need a kernel that takes scale as an input).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("layer_norm.wgsl");
+const WGSL: &str = include_str!("layer_norm.wgsl");
+pub(crate) const LAYER_NORM: KernelDef = KernelDef::new("layer_norm", WGSL, 1, 2);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[LAYER_NORM];
 
 impl Recorder<'_> {
     /// x `[.., d]` -> (scale `[.., 1]`, normalized `[.., d]`).
@@ -33,7 +36,7 @@ impl Recorder<'_> {
             self.ctx.grid_1d(rows as u32)
         };
         self.dispatch(
-            KernelId::LayerNorm,
+            LAYER_NORM,
             &[rows as u32, d as u32, eps.to_bits()],
             &[&x.buffer],
             &[&scale.buffer, &normalized.buffer],

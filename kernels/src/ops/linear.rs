@@ -11,10 +11,14 @@
 //! Not: a batched matmul, no transposed operands (w must be `[k, n]`), no activation fused in,
 //! no f16 or quantized weights. Accumulates in f32, sequentially over k.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("linear.wgsl");
+const WGSL: &str = include_str!("linear.wgsl");
+pub(crate) const LINEAR: KernelDef = KernelDef::new("linear", WGSL, 3, 1);
+pub(crate) const LINEAR_ROWS: KernelDef = KernelDef::new("linear_rows", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[LINEAR, LINEAR_ROWS];
 
 /// Output block per workgroup of the tiled kernel (TILE_M / TILE_N in linear.wgsl).
 const TILE_M: u32 = 64;
@@ -86,7 +90,7 @@ impl Recorder<'_> {
         let (id, grid) = if row_block {
             // x: row blocks (consecutive workgroups share columns of w), y: column blocks.
             (
-                KernelId::LinearRows,
+                LINEAR_ROWS,
                 [
                     super::groups_for(m, ROWS_R),
                     super::groups_for(n, COLS_PER_WG),
@@ -95,7 +99,7 @@ impl Recorder<'_> {
             )
         } else {
             (
-                KernelId::Linear,
+                LINEAR,
                 [
                     super::groups_for(n, TILE_N),
                     super::groups_for(m, TILE_M),
@@ -103,8 +107,8 @@ impl Recorder<'_> {
                 ],
             )
         };
-        let ctx = self.ctx;
-        let bias = b.map(|b| &*b.buffer).unwrap_or(&ctx.dummy);
+        let dummy = self.ctx.dummy.clone();
+        let bias = b.map(|b| &*b.buffer).unwrap_or(&dummy);
         self.dispatch(
             id,
             &[m as u32, k as u32, n as u32, b.is_some() as u32],

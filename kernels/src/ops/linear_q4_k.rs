@@ -9,15 +9,18 @@
 //! Not: a tiled kernel (Q8_0 / Q4_0 have the fast row-block one), Q6_K and the other K-quants,
 //! quantized embedding gathers of Q4_K tables (those are dequantized at upload).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::groups_for;
 use crate::{GpuBuffer, GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("linear_q4_k.wgsl");
+const WGSL: &str = include_str!("linear_q4_k.wgsl");
+pub(crate) const LINEAR_Q4_K: KernelDef = KernelDef::new("linear_q4_k", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[LINEAR_Q4_K];
 
 /// Values and bytes per Q4_K super-block.
-pub const QK_K: usize = 256;
-pub const Q4_K_BLOCK_BYTES: usize = 144;
+pub const QK_K: usize = crate::QuantFormat::Q4_K.block_size();
+pub const Q4_K_BLOCK_BYTES: usize = crate::QuantFormat::Q4_K.block_bytes();
 
 impl Recorder<'_> {
     /// x `[.., k]` @ W (Q4_K blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
@@ -35,11 +38,11 @@ impl Recorder<'_> {
         *shape.last_mut().expect("x has an axis") = n;
         let y = self.output(&shape);
         let grid = self.ctx.grid_1d(groups_for(m * n, 64));
-        let ctx = self.ctx;
+        let dummy = self.ctx.dummy.clone();
         self.dispatch(
-            KernelId::LinearQ4K,
+            LINEAR_Q4_K,
             &[m as u32, k as u32, n as u32, u32::from(bias.is_some())],
-            &[&x.buffer, &w_q.buffer, bias.map_or(&ctx.dummy, |b| &*b.buffer)],
+            &[&x.buffer, &w_q.buffer, bias.map_or(&dummy, |b| &*b.buffer)],
             &[&y.buffer],
             grid,
         );
@@ -48,7 +51,7 @@ impl Recorder<'_> {
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
-    crate::ops::linear_quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
+    crate::format::f16_le(&b[i..])
 }
 
 /// The (6-bit scale, 6-bit min) of sub-block `j` from the 12 packed scale bytes (ggml's `get_scale_min_k4`).

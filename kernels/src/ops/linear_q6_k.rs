@@ -9,14 +9,17 @@
 //!
 //! Not: a tiled kernel, quantized embedding gathers of Q6_K tables (dequantized at upload).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::groups_for;
 use crate::{GpuBuffer, GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("linear_q6_k.wgsl");
+const WGSL: &str = include_str!("linear_q6_k.wgsl");
+pub(crate) const LINEAR_Q6_K: KernelDef = KernelDef::new("linear_q6_k", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[LINEAR_Q6_K];
 
 /// Bytes per Q6_K super-block (of 256 values).
-pub const Q6_K_BLOCK_BYTES: usize = 210;
+pub const Q6_K_BLOCK_BYTES: usize = crate::QuantFormat::Q6_K.block_bytes();
 
 impl Recorder<'_> {
     /// x `[.., k]` @ W (Q6_K blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
@@ -35,11 +38,11 @@ impl Recorder<'_> {
         *shape.last_mut().expect("x has an axis") = n;
         let y = self.output(&shape);
         let grid = self.ctx.grid_1d(groups_for(m * n, 64));
-        let ctx = self.ctx;
+        let dummy = self.ctx.dummy.clone();
         self.dispatch(
-            KernelId::LinearQ6K,
+            LINEAR_Q6_K,
             &[m as u32, k as u32, n as u32, u32::from(bias.is_some())],
-            &[&x.buffer, &w_q.buffer, bias.map_or(&ctx.dummy, |b| &*b.buffer)],
+            &[&x.buffer, &w_q.buffer, bias.map_or(&dummy, |b| &*b.buffer)],
             &[&y.buffer],
             grid,
         );
@@ -52,7 +55,7 @@ impl Recorder<'_> {
 pub fn dequantize_q6_k(blocks: &[u8]) -> Vec<f32> {
     let mut out = vec![0.0f32; blocks.len() / Q6_K_BLOCK_BYTES * 256];
     for (block, y) in blocks.chunks_exact(Q6_K_BLOCK_BYTES).zip(out.chunks_exact_mut(256)) {
-        let d = crate::ops::linear_quant::f16_to_f32(u16::from_le_bytes([block[208], block[209]]));
+        let d = crate::format::f16_le(&block[208..]);
         for half in 0..2 {
             let ql = &block[64 * half..64 * half + 64];
             let qh = &block[128 + 32 * half..128 + 32 * half + 32];

@@ -19,16 +19,22 @@
 //! (`dequantize`, then a plain f32 matmul summing in order) up to a driver's multiply-add fusion.
 //!
 //! Also here: the host quantizers [`quantize_q8_0`] / [`quantize_q4_0`] (ggml's reference
-//! `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref`, byte for byte), the dequantizers, and
-//! f16 <-> f32 conversions.
+//! `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref`, byte for byte), the one Q8_0 / Q4_0
+//! dequantizer (behind [`QuantFormat::dequantize`]), and f16 <-> f32 (the `half` crate's).
+//! The format itself ([`QuantFormat`]: block sizes, GGUF codes, kernels) is in `format.rs`.
 //!
 //! Not: a tiled kernel for large m (every m uses the row block), activations quantized too
 //! (unlike ggml's CPU path, x stays f32), other formats (Q4_1, Q5_*, K-quants).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
+use crate::format::f16_le;
 use crate::{GpuBuffer, GpuContext, GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("linear_quant.wgsl");
+const WGSL: &str = include_str!("linear_quant.wgsl");
+pub(crate) const LINEAR_Q8_0: KernelDef = KernelDef::new("linear_q8_0", WGSL, 3, 1);
+pub(crate) const LINEAR_Q4_0: KernelDef = KernelDef::new("linear_q4_0", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[LINEAR_Q8_0, LINEAR_Q4_0];
 
 /// Weights per block in both formats (QK8_0 = QK4_0 = 32).
 pub const QK: usize = 32;
@@ -36,54 +42,16 @@ pub const QK: usize = 32;
 const ROWS_R: u32 = 8;
 const COLS_PER_WG: u32 = 256;
 
-/// A GGUF block format the quantized linear reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuantFormat {
-    /// 34 bytes per 32 weights: f16 scale, 32 x i8.
-    Q8_0,
-    /// 18 bytes per 32 weights: f16 scale, 32 x 4-bit (offset 8).
-    Q4_0,
-}
-
-impl QuantFormat {
-    /// Bytes per block of 32 weights.
-    pub const fn block_bytes(self) -> usize {
-        match self {
-            QuantFormat::Q8_0 => 34,
-            QuantFormat::Q4_0 => 18,
-        }
-    }
-
-    /// GGUF's name ("q8_0", "q4_0").
-    pub const fn name(self) -> &'static str {
-        match self {
-            QuantFormat::Q8_0 => "q8_0",
-            QuantFormat::Q4_0 => "q4_0",
-        }
-    }
-
-    /// Bytes of an `[n, k]` matrix in this format. Panics unless k is a multiple of 32.
-    pub fn matrix_bytes(self, n: usize, k: usize) -> usize {
-        check_k(self, k);
-        n * (k / QK) * self.block_bytes()
-    }
-
-    fn kernel(self) -> KernelId {
-        match self {
-            QuantFormat::Q8_0 => KernelId::LinearQ8_0,
-            QuantFormat::Q4_0 => KernelId::LinearQ4_0,
-        }
-    }
-}
+pub use crate::format::QuantFormat;
 
 #[track_caller]
 fn check_k(format: QuantFormat, k: usize) {
     assert!(
-        k.is_multiple_of(QK),
-        "linear_{}: k = {k} is not a multiple of 32 (the {} block size); \
+        k.is_multiple_of(format.block_size()),
+        "linear_{}: k = {k} is not a multiple of {} (the {format:?} block size); \
          quantized weights need whole blocks along k",
         format.name(),
-        format.name().to_uppercase(),
+        format.block_size(),
     );
 }
 
@@ -100,8 +68,9 @@ pub struct QuantTensor {
 }
 
 impl GpuContext {
-    /// Uploads the GGUF bytes of a `W_t [n, k]` matrix in `format`. Panics unless k is a
-    /// multiple of 32 and `bytes` has exactly `n * k / 32 * block_bytes` bytes.
+    /// Uploads the GGUF bytes of a `W_t [n, k]` matrix in `format` (one whose blocks a linear
+    /// kernel reads: [`QuantFormat::has_linear_kernel`]). Panics unless k is a whole number of
+    /// blocks and `bytes` has exactly `n * k / block_size * block_bytes` bytes.
     pub fn upload_quant(
         &self,
         format: QuantFormat,
@@ -109,6 +78,8 @@ impl GpuContext {
         n: usize,
         k: usize,
     ) -> QuantTensor {
+        assert!(format.has_linear_kernel(), "upload_quant: no kernel reads {format} blocks; upload it dense");
+        check_k(format, k);
         let want = format.matrix_bytes(n, k);
         assert_eq!(
             bytes.len(),
@@ -155,7 +126,9 @@ impl Recorder<'_> {
         self.linear_quantized(QuantFormat::Q4_0, x, w_q, n, k, bias)
     }
 
-    /// [`Recorder::linear_q8_0`] or [`Recorder::linear_q4_0`], by `w.format`.
+    /// x `[.., k]` @ W (`w`'s blocks) + bias `[n]` -> `[.., n]`, by `w.format`:
+    /// [`Recorder::linear_q8_0`], [`Recorder::linear_q4_0`], [`Recorder::linear_q4_k`] or
+    /// [`Recorder::linear_q6_k`].
     #[track_caller]
     pub fn linear_quant(
         &mut self,
@@ -163,7 +136,12 @@ impl Recorder<'_> {
         w: &QuantTensor,
         bias: Option<&GpuTensor>,
     ) -> GpuTensor {
-        self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias)
+        match w.format {
+            QuantFormat::Q8_0 | QuantFormat::Q4_0 => self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias),
+            QuantFormat::Q4_K => self.linear_q4_k(x, &w.buffer, w.n, w.k, bias),
+            QuantFormat::Q6_K => self.linear_q6_k(x, &w.buffer, w.n, w.k, bias),
+            QuantFormat::F32 | QuantFormat::F16 => panic!("linear_quant: no kernel reads {} blocks", w.format),
+        }
     }
 
     #[track_caller]
@@ -215,10 +193,13 @@ impl Recorder<'_> {
         // Row groups over (x, y) (past 65535 workgroups), column blocks over z.
         let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
         let grid = [gx, gy, super::groups_for(n, COLS_PER_WG)];
-        let ctx = self.ctx;
-        let bias_buf = bias.map(|b| &*b.buffer).unwrap_or(&ctx.dummy);
+        let dummy = self.ctx.dummy.clone();
+        let bias_buf = bias.map(|b| &*b.buffer).unwrap_or(&dummy);
+        let kernel = format
+            .linear_kernel()
+            .unwrap_or_else(|| panic!("linear_quant: no kernel reads {format} blocks"));
         self.dispatch(
-            format.kernel(),
+            kernel,
             &[m as u32, k as u32, n as u32, bias.is_some() as u32],
             &[&x.buffer, &w_q.buffer, bias_buf],
             &[&y.buffer],
@@ -230,64 +211,16 @@ impl Recorder<'_> {
 
 // ---- f16 ------------------------------------------------------------------------------------
 
-/// IEEE half -> f32 (exact; subnormals, infinities and NaN included).
+/// IEEE half -> f32 (exact; subnormals, infinities and NaN included). The `half` crate's.
 pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h as u32) & 0x8000) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 => {
-            // Zero or subnormal: man * 2^-24, exact in f32.
-            let v = man as f32 * f32::from_bits(0x3380_0000); // 2^-24
-            return if sign != 0 { -v } else { v };
-        }
-        0x1f => sign | 0x7f80_0000 | (man << 13),
-        _ => sign | ((exp + 112) << 23) | (man << 13),
-    };
-    f32::from_bits(bits)
+    half::f16::from_bits(h).to_f32()
 }
 
 /// f32 -> IEEE half, rounding to nearest, ties to even (like ggml's GGML_FP32_TO_FP16 and
-/// numpy's `astype(float16)`); overflow gives infinity, tiny values subnormals or zero.
+/// numpy's `astype(float16)`); overflow gives infinity, tiny values subnormals or zero. The
+/// `half` crate's.
 pub fn f32_to_f16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32;
-    let man = bits & 0x7f_ffff;
-    if exp == 0xff {
-        // Infinity stays infinity; NaN stays a (quiet) NaN.
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // Subnormal half (or zero): units of 2^-24.
-        if e < -10 {
-            return sign;
-        }
-        let m = man | 0x80_0000;
-        let shift = (14 - e) as u32; // 14 ..= 24
-        let h = m >> shift;
-        let rem = m & ((1 << shift) - 1);
-        let half = 1 << (shift - 1);
-        let h = if rem > half || (rem == half && h & 1 == 1) {
-            h + 1
-        } else {
-            h
-        };
-        return sign | h as u16;
-    }
-    let h = ((e as u32) << 10) | (man >> 13);
-    let rem = man & 0x1fff;
-    // A carry out of the mantissa bumps the exponent, up to infinity: both correct.
-    let h = if rem > 0x1000 || (rem == 0x1000 && h & 1 == 1) {
-        h + 1
-    } else {
-        h
-    };
-    sign | h as u16
+    half::f16::from_f32(x).to_bits()
 }
 
 // ---- host quantizers and dequantizers -------------------------------------------------------
@@ -356,44 +289,54 @@ fn check_bytes(format: QuantFormat, len: usize) {
     );
 }
 
-/// [`quantize_q8_0`] or [`quantize_q4_0`], by format.
+/// [`QuantFormat::quantize`]; panics for a format without a quantizer (the K-quants).
+#[track_caller]
 pub fn quantize(format: QuantFormat, x: &[f32]) -> Vec<u8> {
-    match format {
-        QuantFormat::Q8_0 => quantize_q8_0(x),
-        QuantFormat::Q4_0 => quantize_q4_0(x),
-    }
+    format
+        .quantize(x)
+        .unwrap_or_else(|| panic!("quantize: no quantizer for {format}"))
 }
 
 /// Q8_0 bytes -> f32 (32 values per 34-byte block): `d * q`.
+#[track_caller]
 pub fn dequantize_q8_0(bytes: &[u8]) -> Vec<f32> {
     check_bytes(QuantFormat::Q8_0, bytes.len());
-    let mut out = Vec::with_capacity(bytes.len() / 34 * QK);
-    for block in bytes.chunks_exact(34) {
-        let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-        out.extend(block[2..].iter().map(|&q| d * (q as i8) as f32));
-    }
-    out
+    QuantFormat::Q8_0.dequantize(bytes)
 }
 
 /// Q4_0 bytes -> f32 (32 values per 18-byte block): `d * (nibble - 8)`, low nibbles first.
+#[track_caller]
 pub fn dequantize_q4_0(bytes: &[u8]) -> Vec<f32> {
     check_bytes(QuantFormat::Q4_0, bytes.len());
-    let mut out = Vec::with_capacity(bytes.len() / 18 * QK);
-    for block in bytes.chunks_exact(18) {
-        let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-        let qs = &block[2..];
-        out.extend(qs.iter().map(|&q| d * ((q & 0x0f) as i32 - 8) as f32));
-        out.extend(qs.iter().map(|&q| d * ((q >> 4) as i32 - 8) as f32));
-    }
-    out
+    QuantFormat::Q4_0.dequantize(bytes)
 }
 
-/// `format`'s bytes -> f32.
-pub fn dequantize(format: QuantFormat, bytes: &[u8]) -> Vec<f32> {
-    match format {
-        QuantFormat::Q8_0 => dequantize_q8_0(bytes),
-        QuantFormat::Q4_0 => dequantize_q4_0(bytes),
+/// The one Q8_0 dequantizer ([`QuantFormat::dequantize_into`] checks the sizes).
+pub(crate) fn dequantize_q8_0_into(bytes: &[u8], out: &mut [f32]) {
+    for (block, y) in bytes.chunks_exact(34).zip(out.chunks_exact_mut(QK)) {
+        let d = f16_le(block);
+        for (y, &q) in y.iter_mut().zip(&block[2..]) {
+            *y = d * (q as i8) as f32;
+        }
     }
+}
+
+/// The one Q4_0 dequantizer ([`QuantFormat::dequantize_into`] checks the sizes).
+pub(crate) fn dequantize_q4_0_into(bytes: &[u8], out: &mut [f32]) {
+    for (block, y) in bytes.chunks_exact(18).zip(out.chunks_exact_mut(QK)) {
+        let d = f16_le(block);
+        let (lo, hi) = y.split_at_mut(QK / 2);
+        for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&block[2..]) {
+            *l = d * ((q & 0x0f) as i32 - 8) as f32;
+            *h = d * ((q >> 4) as i32 - 8) as f32;
+        }
+    }
+}
+
+/// `format`'s bytes -> f32 ([`QuantFormat::dequantize`]).
+#[track_caller]
+pub fn dequantize(format: QuantFormat, bytes: &[u8]) -> Vec<f32> {
+    format.dequantize(bytes)
 }
 
 // ---- CPU references -------------------------------------------------------------------------
@@ -437,7 +380,8 @@ pub fn linear_quant_cpu(
     k: usize,
     n: usize,
 ) -> Vec<f32> {
-    let bytes = format.matrix_bytes(n, k); // checks k % 32
+    check_k(format, k);
+    let bytes = format.matrix_bytes(n, k);
     assert_eq!(x.len(), m * k, "linear_{}_cpu: x", format.name());
     assert_eq!(w_q.len(), bytes, "linear_{}_cpu: w_q", format.name());
     if let Some(b) = b {

@@ -4,33 +4,24 @@
 //! a `[..]`, b `[..]` -> `[..]` (a's shape). Not: broadcasting (a bias add over rows is
 //! `linear`'s job), not in place.
 
-use crate::context::KernelId;
-use crate::ops::{groups_for, ELEMENTWISE_WG};
+use crate::ops::elementwise::{self, Elementwise};
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("mul.wgsl");
+pub(crate) const OP: Elementwise = Elementwise {
+    name: "mul",
+    summary: "elementwise product of two tensors of the same shape (a gated MLP's silu(gate) * up, TransformerLens hook_post).",
+    inputs: &["a", "b"],
+    helpers: "",
+    expr: "a * b",
+};
+
+pub(crate) const KERNELS: &[KernelDef] = &[elementwise::kernel(&OP)];
 
 impl Recorder<'_> {
     /// a `[..]` * b `[..]` -> `[..]`. Panics if the element counts differ.
     pub fn mul(&mut self, a: &GpuTensor, b: &GpuTensor) -> GpuTensor {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "mul: shapes {:?} and {:?} differ in size",
-            a.shape,
-            b.shape
-        );
-        let out = self.output(&a.shape);
-        let n = a.len();
-        let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        self.dispatch(
-            KernelId::Mul,
-            &[n as u32],
-            &[&a.buffer, &b.buffer],
-            &[&out.buffer],
-            grid,
-        );
-        out
+        self.elementwise(&OP, &[a, b])
     }
 }
 

@@ -7,10 +7,13 @@
 //! The weight is applied after the hook by `scale_shift` without a bias. Not: a centred
 //! variance (that is `layer_norm`).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("rms_norm.wgsl");
+const WGSL: &str = include_str!("rms_norm.wgsl");
+pub(crate) const RMS_NORM: KernelDef = KernelDef::new("rms_norm", WGSL, 1, 2);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[RMS_NORM];
 
 impl Recorder<'_> {
     /// x `[.., d]` -> (scale `[.., 1]`, normalized `[.., d]`).
@@ -25,7 +28,7 @@ impl Recorder<'_> {
         let scale = self.output(&scale_shape);
         let normalized = self.output(&x.shape);
         let grid = if d == 0 { [0, 1, 1] } else { self.ctx.grid_1d(rows as u32) };
-        self.dispatch(KernelId::RmsNorm, &[rows as u32, d as u32, eps.to_bits()], &[&x.buffer], &[&scale.buffer, &normalized.buffer], grid);
+        self.dispatch(RMS_NORM, &[rows as u32, d as u32, eps.to_bits()], &[&x.buffer], &[&scale.buffer, &normalized.buffer], grid);
         (scale, normalized)
     }
 }

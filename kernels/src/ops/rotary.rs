@@ -10,11 +10,14 @@
 //! Not: the interleaved (GPT-J / llama.cpp "normal") pairing; GGUF Llama weights are un-permuted
 //! at load instead. Not: RoPE scaling variants (linear, dynamic, YaRN, Llama 3).
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::{groups_for, ELEMENTWISE_WG};
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("rotary.wgsl");
+const WGSL: &str = include_str!("rotary.wgsl");
+pub(crate) const ROTARY: KernelDef = KernelDef::new("rotary", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[ROTARY];
 
 /// The cos and sin tables `[n_pos, rot_dim / 2]` for positions `0..n_pos`: inverse frequencies
 /// `1 / base^(2i / rot_dim)` in f32, angle = position * inverse frequency in f32 (as
@@ -49,7 +52,7 @@ impl Recorder<'_> {
         let n = x.len();
         let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
         self.dispatch(
-            KernelId::Rotary,
+            ROTARY,
             &[n as u32, width as u32, pos as u32, d_head as u32, rot_dim as u32],
             &[&x.buffer, &cos.buffer, &sin.buffer],
             &[&y.buffer],

@@ -3,11 +3,14 @@
 //! x `[rows, d]` (any leading shape), w `[d]`, b `[d]` -> out `[rows, d]` = x * w + b, with w and
 //! b broadcast over the rows. Without b (RMSNorm has none): out = x * w. Not: a general broadcast (only over the last axis), not in place.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::ops::{groups_for, ELEMENTWISE_WG};
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("scale_shift.wgsl");
+const WGSL: &str = include_str!("scale_shift.wgsl");
+pub(crate) const SCALE_SHIFT: KernelDef = KernelDef::new("scale_shift", WGSL, 3, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[SCALE_SHIFT];
 
 impl Recorder<'_> {
     /// x `[.., d]` * w `[d]` + b `[d]` -> `[.., d]`.
@@ -25,11 +28,11 @@ impl Recorder<'_> {
         let out = self.output(&x.shape);
         let n = x.len();
         let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        let ctx = self.ctx;
+        let dummy = self.ctx.dummy.clone();
         self.dispatch(
-            KernelId::ScaleShift,
+            SCALE_SHIFT,
             &[n as u32, d as u32, u32::from(b.is_some())],
-            &[&x.buffer, &w.buffer, b.map_or(&ctx.dummy, |b| &*b.buffer)],
+            &[&x.buffer, &w.buffer, b.map_or(&dummy, |b| &*b.buffer)],
             &[&out.buffer],
             grid,
         );

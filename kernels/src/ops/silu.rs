@@ -2,20 +2,26 @@
 //! Llama-family gated MLPs (TransformerLens: hook_post = silu(hook_pre) * hook_pre_linear, the
 //! product being `mul`).
 
-use crate::context::KernelId;
-use crate::ops::{groups_for, ELEMENTWISE_WG};
+use crate::ops::elementwise::{self, Elementwise};
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("silu.wgsl");
+/// exp(-x) overflows to +inf for x < ~-88: then y = x / inf = -0.0, the right limit. For
+/// x > ~88, exp(-x) = 0 and y = x.
+pub(crate) const OP: Elementwise = Elementwise {
+    name: "silu",
+    summary: "SiLU (swish), elementwise: y = x / (1 + exp(-x)) = x * sigmoid(x) (Llama-family gated MLPs).",
+    inputs: &["x"],
+    helpers: "",
+    expr: "x / (1.0 + exp(-x))",
+};
+
+pub(crate) const KERNELS: &[KernelDef] = &[elementwise::kernel(&OP)];
 
 impl Recorder<'_> {
     /// x `[..]` -> `[..]`.
     pub fn silu(&mut self, x: &GpuTensor) -> GpuTensor {
-        let y = self.output(&x.shape);
-        let n = x.len();
-        let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        self.dispatch(KernelId::Silu, &[n as u32], &[&x.buffer], &[&y.buffer], grid);
-        y
+        self.elementwise(&OP, &[x])
     }
 }
 

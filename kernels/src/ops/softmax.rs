@@ -8,10 +8,13 @@
 //! Not: log-softmax, no temperature, no mask input (the mask is already in the -inf entries),
 //! and NaN inputs are not propagated reliably.
 
-use crate::context::KernelId;
+use crate::ops::KernelDef;
 use crate::{GpuTensor, Recorder};
 
-pub(crate) const WGSL: &str = include_str!("softmax.wgsl");
+const WGSL: &str = include_str!("softmax.wgsl");
+pub(crate) const SOFTMAX: KernelDef = KernelDef::new("softmax", WGSL, 1, 1);
+/// Every entry point of this op (compiled by `GpuContext::new`).
+pub(crate) const KERNELS: &[KernelDef] = &[SOFTMAX];
 
 /// Entries at or below this are masked (must match MASKED in softmax.wgsl).
 const MASKED: f32 = -1.0e38;
@@ -24,7 +27,7 @@ impl Recorder<'_> {
         let y = self.output(&x.shape);
         let grid = self.ctx.grid_1d(rows as u32);
         self.dispatch(
-            KernelId::Softmax,
+            SOFTMAX,
             &[rows as u32, cols as u32],
             &[&x.buffer],
             &[&y.buffer],

@@ -1,0 +1,62 @@
+//! The GPU backend owns its context: dropping the backend, and every model and tensor made with
+//! it, frees the device, its pipelines and its buffers. (It used to be leaked, one device per
+//! `GpuBackend::new`; the app creates a backend each time it starts an engine.)
+//!
+//! One binary of its own, so that the process-wide count of live contexts sees only this file's
+//! backends; the tests here take a lock for the same reason.
+
+mod common;
+
+use std::sync::{Arc, Mutex, Weak};
+
+use glassbox_core::{GpuBackend, HookedTransformer, RunRequest};
+use glassbox_kernels::GpuContext;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn new_gpu() -> GpuBackend {
+    pollster::block_on(GpuBackend::new()).expect("no GPU adapter: install mesa-vulkan-drivers (lavapipe) and set WGPU_BACKEND=vulkan")
+}
+
+#[test]
+fn dropping_the_backend_frees_its_context_every_time() {
+    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let f = common::fixture("gpt2-tiny");
+    let req = RunRequest::new(f.tokens.clone());
+    let base = GpuContext::live_contexts();
+    let mut first: Option<Vec<f32>> = None;
+    for i in 0..20 {
+        let gpu = new_gpu();
+        assert_eq!(GpuContext::live_contexts(), base + 1, "iteration {i}: one context while the backend lives");
+        let weak: Weak<GpuContext> = Arc::downgrade(gpu.context());
+        let model = HookedTransformer::new(&gpu, f.cfg.clone(), &f.weights).unwrap();
+        let out = pollster::block_on(model.run(&gpu, &req)).unwrap();
+        assert!(out.logits.data.iter().all(|v| v.is_finite()), "iteration {i}: logits are finite");
+        match &first {
+            None => first = Some(out.logits.data.clone()),
+            Some(l) => assert_eq!(&out.logits.data, l, "iteration {i}: a fresh backend computes the same logits"),
+        }
+        drop(out);
+        drop(model);
+        drop(gpu);
+        assert!(weak.upgrade().is_none(), "iteration {i}: the context outlived its backend and model");
+        assert_eq!(GpuContext::live_contexts(), base, "iteration {i}: a context is still alive after the drop");
+    }
+}
+
+#[test]
+fn a_destroyed_device_fails_runs_and_is_still_freed() {
+    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let f = common::fixture("gpt2-tiny");
+    let base = GpuContext::live_contexts();
+    let gpu = new_gpu();
+    let weak = Arc::downgrade(gpu.context());
+    let model = HookedTransformer::new(&gpu, f.cfg.clone(), &f.weights).unwrap();
+    gpu.destroy_device();
+    let run = pollster::block_on(model.run(&gpu, &RunRequest::new(f.tokens.clone())));
+    assert!(run.is_err(), "a run on a destroyed device fails");
+    drop(model);
+    drop(gpu);
+    assert!(weak.upgrade().is_none(), "the context of a destroyed device outlived its backend");
+    assert_eq!(GpuContext::live_contexts(), base);
+}
