@@ -1,6 +1,7 @@
-// Compiles every kernel of kernels/src/ops (the .wgsl files and the rendered elementwise template,
-// as written by `cargo run -p glassbox-kernels --example dump_wgsl -- DIR`) with Tint (Chromium's WGSL compiler) on a real
-// WebGPU adapter (SwiftShader in headless Chromium), creates a pipeline for every entry point,
+// Compiles every kernel of kernels/src/ops (the .wgsl files and the rendered elementwise
+// template, as `cargo run -p glassbox-kernels --example dump_wgsl -- DIR` writes them) with Tint
+// (Chromium's WGSL compiler) on a real WebGPU adapter (SwiftShader in headless Chromium),
+// creates a pipeline for every entry point,
 // and runs a few numerical smoke checks where Tint and naga could differ (-inf from a uniform,
 // softmax of -inf, gelu_new at large |x|, both linear kernels with odd sizes, the quantized
 // linears on GGUF Q8_0 / Q4_0 blocks).
