@@ -234,7 +234,7 @@ impl GpuContext {
 
     /// The largest storage buffer a kernel can bind, in bytes (the device's limit).
     pub fn max_binding_bytes(&self) -> u64 {
-        self.device.limits().max_storage_buffer_binding_size as u64
+        self.device.limits().max_storage_buffer_binding_size
     }
 
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's

@@ -41,7 +41,7 @@ impl Recorder<'_> {
             "attn_scores: q {:?} is not [pos, {width}]",
             q.shape
         );
-        assert!(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attn_scores: {n_heads} heads do not share {n_kv_heads} key heads evenly");
+        assert!(n_kv_heads > 0 && n_heads.is_multiple_of(n_kv_heads), "attn_scores: {n_heads} heads do not share {n_kv_heads} key heads evenly");
         let rows = q.len() / width;
         assert_eq!(
             k.len(),
@@ -50,7 +50,7 @@ impl Recorder<'_> {
             q.shape,
             k.shape
         );
-        assert!(n_batch > 0 && rows % n_batch == 0, "attn_scores: {rows} rows do not split into {n_batch} sequences");
+        assert!(n_batch > 0 && rows.is_multiple_of(n_batch), "attn_scores: {rows} rows do not split into {n_batch} sequences");
         assert!(n_batch * n_heads <= 65535, "attn_scores: batch x heads = {} exceeds 65535 workgroups", n_batch * n_heads);
         let pos = rows / n_batch;
         let shape = if n_batch == 1 { vec![n_heads, pos, pos] } else { vec![n_batch, n_heads, pos, pos] };

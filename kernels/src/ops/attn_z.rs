@@ -34,10 +34,10 @@ impl Recorder<'_> {
     ) -> GpuTensor {
         let kv_width = n_kv_heads * d_head;
         assert!(kv_width > 0, "attn_z: n_kv_heads * d_head must be > 0");
-        assert!(n_heads % n_kv_heads == 0, "attn_z: {n_heads} heads do not share {n_kv_heads} value heads evenly");
+        assert!(n_heads.is_multiple_of(n_kv_heads), "attn_z: {n_heads} heads do not share {n_kv_heads} value heads evenly");
         assert_eq!(v.len() % kv_width, 0, "attn_z: v {:?} is not [pos, {kv_width}]", v.shape);
         let rows = v.len() / kv_width;
-        assert!(n_batch > 0 && rows % n_batch == 0, "attn_z: {rows} rows do not split into {n_batch} sequences");
+        assert!(n_batch > 0 && rows.is_multiple_of(n_batch), "attn_z: {rows} rows do not split into {n_batch} sequences");
         assert!(n_batch * n_heads <= 65535, "attn_z: batch x heads = {} exceeds 65535 workgroups", n_batch * n_heads);
         let pos = rows / n_batch;
         assert_eq!(

@@ -27,7 +27,7 @@ impl Recorder<'_> {
     /// Panics unless k is a multiple of 256 and the sizes agree.
     #[track_caller]
     pub fn linear_q4_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
-        assert!(k % QK_K == 0, "linear_q4_k: k = {k} is not a multiple of 256");
+        assert!(k.is_multiple_of(QK_K), "linear_q4_k: k = {k} is not a multiple of 256");
         assert_eq!(x.last_dim(), k, "linear_q4_k: x {:?} does not end in k = {k}", x.shape);
         assert_eq!(w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4, "linear_q4_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4);
         if let Some(b) = bias {

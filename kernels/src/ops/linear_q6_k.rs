@@ -26,7 +26,7 @@ impl Recorder<'_> {
     /// Panics unless k is a multiple of 256 and the sizes agree.
     #[track_caller]
     pub fn linear_q6_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
-        assert!(k % 256 == 0, "linear_q6_k: k = {k} is not a multiple of 256");
+        assert!(k.is_multiple_of(256), "linear_q6_k: k = {k} is not a multiple of 256");
         assert_eq!(x.last_dim(), k, "linear_q6_k: x {:?} does not end in k = {k}", x.shape);
         let bytes = n * (k / 256) * Q6_K_BLOCK_BYTES;
         assert_eq!(w_q.len, bytes.div_ceil(4), "linear_q6_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, bytes.div_ceil(4));

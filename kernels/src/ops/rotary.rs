@@ -42,12 +42,12 @@ impl Recorder<'_> {
     #[track_caller]
     pub fn rotary(&mut self, x: &GpuTensor, cos: &GpuTensor, sin: &GpuTensor, n_heads: usize, d_head: usize, rot_dim: usize) -> GpuTensor {
         let width = n_heads * d_head;
-        assert!(width > 0 && x.len() % width == 0, "rotary: x {:?} is not [rows, {width}]", x.shape);
-        assert!(rot_dim % 2 == 0 && rot_dim <= d_head, "rotary: rot_dim {rot_dim} must be even and <= d_head {d_head}");
+        assert!(width > 0 && x.len().is_multiple_of(width), "rotary: x {:?} is not [rows, {width}]", x.shape);
+        assert!(rot_dim.is_multiple_of(2) && rot_dim <= d_head, "rotary: rot_dim {rot_dim} must be even and <= d_head {d_head}");
         let half = rot_dim / 2;
-        assert!(half > 0 && cos.len() % half == 0 && cos.len() == sin.len(), "rotary: tables {:?} / {:?} are not [pos, {half}]", cos.shape, sin.shape);
+        assert!(half > 0 && cos.len().is_multiple_of(half) && cos.len() == sin.len(), "rotary: tables {:?} / {:?} are not [pos, {half}]", cos.shape, sin.shape);
         let pos = cos.len() / half;
-        assert!(pos > 0 && (x.len() / width) % pos == 0, "rotary: {} rows do not split into sequences of {pos}", x.len() / width);
+        assert!(pos > 0 && (x.len() / width).is_multiple_of(pos), "rotary: {} rows do not split into sequences of {pos}", x.len() / width);
         let y = self.output(&x.shape);
         let n = x.len();
         let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
