@@ -18,6 +18,14 @@ if ! rustup target list --installed | grep -q wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# rustfmt and clippy: CI checks formatting and lints.
+for c in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+    say "adding rust component $c"
+    rustup component add "$c"
+  fi
+done
+
 # 2. Debian packages: Chromium (end-to-end tests, WebGPU on SwiftShader) and Mesa's lavapipe
 #    (a real Vulkan driver on the CPU, for the WGSL kernel tests).
 need_apt=()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing (scripts/setup.sh) and runs every test:
+#   0. formatting (cargo fmt --check) and clippy at its default level, as errors;
 #   1. native unit and integration tests (core, CLI), including parity with transformers;
 #   2. GPU kernel and GPU-path tests on Mesa's lavapipe (a real Vulkan driver on the CPU), and
 #      every kernel compiled by Chromium's Tint and smoke-tested on SwiftShader;
@@ -14,6 +15,11 @@ say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 # wgpu picks lavapipe through Vulkan; there is no GPU on CI machines.
 export WGPU_BACKEND=vulkan
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+say "formatting (rustfmt) and lints (clippy, native and wasm32)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p glassbox-app --target wasm32-unknown-unknown -- -D warnings
 
 say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
 cargo test --workspace

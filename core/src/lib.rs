@@ -25,7 +25,6 @@ pub mod weights;
 pub use backend::Backend;
 pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
 pub use glassbox_kernels::QuantFormat;
-pub use glassbox_kernels::QuantFormat;
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};

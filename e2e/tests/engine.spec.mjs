@@ -71,5 +71,6 @@ test('a panic inside the engine kills only its worker: the page says so, restart
   // And it keeps working.
   await runPrompt(page, 'xyz xyz');
   expect((await top5(page)).length).toBe(5);
-  expect(pageErrors).toEqual([]);
+  // The only error is the crashed worker's own trap; the page itself raised none.
+  expect(pageErrors.filter((m) => !/unreachable/.test(m))).toEqual([]);
 });

@@ -65,9 +65,9 @@ pub fn LoadPanel(
     let read_file = move |f: web_sys::File| {
         let name = f.name();
         leptos::task::spawn_local(async move {
-            match wasm_bindgen_futures::JsFuture::from(f.array_buffer()).await {
-                Ok(buf) => on_load.run(ModelSource::Local(name, std::rc::Rc::new(js_sys::Uint8Array::new(&buf).to_vec()))),
-                Err(_) => state.set(HubLoad::Failed(format!("could not read the file {name}"))),
+            match gloo_file::futures::read_as_bytes(&gloo_file::File::from(f)).await {
+                Ok(bytes) => on_load.run(ModelSource::Local(name, std::rc::Rc::new(bytes))),
+                Err(e) => state.set(HubLoad::Failed(format!("could not read the file {name}: {e}"))),
             }
         });
     };

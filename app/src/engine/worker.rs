@@ -168,7 +168,7 @@ async fn load(files: Vec<(String, Vec<u8>)>, quantize: Option<String>, force_cpu
         None | Some("" | "none") => None,
         Some(q) => Some(q.parse::<glassbox_core::QuantizeOnLoad>().map_err(|e| format!("{e}."))?),
     };
-    let bundle = ModelBundle::from_files(&files, quantize).map_err(|e| format!("Could not read the model: {e}."))?;
+    let bundle = ModelBundle::from_files(&files, quantize).map_err(|e| format!("Could not read the model (the files are damaged or do not match): {e}."))?;
     drop(files);
     let (engine, cpu_reason) = Engine::start(&bundle, force_cpu).await.map_err(|e| format!("Could not start the model: {e}."))?;
     let shipped = shipped.as_deref().and_then(find_model);
