@@ -40,41 +40,13 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn from_output(
-        prompt: &str,
-        ids: Vec<u32>,
-        out: &RunOutput,
-        n_layers: usize,
-        tokenizer: &Tokenizer,
-        elapsed_ms: f64,
-    ) -> RunView {
-        let tokens = ids
-            .iter()
-            .map(|&id| tokenizer.token_str(id))
-            .collect();
-        let top5 = (0..ids.len())
-            .map(|p| {
-                out.top_k(p, 5)
-                    .into_iter()
-                    .map(|(id, prob)| (tokenizer.output_str(id), prob))
-                    .collect()
-            })
-            .collect();
+    pub fn from_output(prompt: &str, ids: Vec<u32>, out: &RunOutput, n_layers: usize, tokenizer: &Tokenizer, elapsed_ms: f64) -> RunView {
+        let tokens = ids.iter().map(|&id| tokenizer.token_str(id)).collect();
+        let top5 = (0..ids.len()).map(|p| out.top_k(p, 5).into_iter().map(|(id, prob)| (tokenizer.output_str(id), prob)).collect()).collect();
         let patterns = (0..n_layers)
-            .map(|l| {
-                out.get(&pattern_hook(l))
-                    .map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data.clone() })
-                    .unwrap_or_default()
-            })
+            .map(|l| out.get(&pattern_hook(l)).map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data.clone() }).unwrap_or_default())
             .collect();
-        RunView {
-            prompt: prompt.to_string(),
-            ids,
-            tokens,
-            top5,
-            patterns,
-            elapsed_ms,
-        }
+        RunView { prompt: prompt.to_string(), ids, tokens, top5, patterns, elapsed_ms }
     }
 
     pub fn n_tokens(&self) -> usize {
@@ -96,12 +68,7 @@ impl RunView {
     pub fn strongest_induction_head(&self, layer: usize) -> Option<usize> {
         let targets = induction_targets(&self.ids);
         (0..self.n_heads(layer))
-            .filter_map(|h| {
-                Some((
-                    h,
-                    induction_score(self.head_pattern(layer, h)?, self.n_tokens(), &targets)?,
-                ))
-            })
+            .filter_map(|h| Some((h, induction_score(self.head_pattern(layer, h)?, self.n_tokens(), &targets)?)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(h, _)| h)
     }
@@ -110,21 +77,13 @@ impl RunView {
 /// For every query whose token occurred before, the key just after that token's most recent
 /// earlier occurrence: where an induction head looks (A B ... A -> attends to B).
 pub fn induction_targets(ids: &[u32]) -> Vec<(usize, usize)> {
-    (1..ids.len())
-        .filter_map(|q| (1..q).rev().find(|&j| ids[j] == ids[q]).map(|j| (q, j + 1)))
-        .collect()
+    (1..ids.len()).filter_map(|q| (1..q).rev().find(|&j| ids[j] == ids[q]).map(|j| (q, j + 1))).collect()
 }
 
 /// Mean attention from each such query to its induction target, per head; `None` when the
 /// prompt repeats no token (so no head can show induction).
 pub fn induction_score(pattern: &[f32], n: usize, targets: &[(usize, usize)]) -> Option<f32> {
-    (!targets.is_empty()).then(|| {
-        targets
-            .iter()
-            .map(|&(q, k)| pattern[q * n + k])
-            .sum::<f32>()
-            / targets.len() as f32
-    })
+    (!targets.is_empty()).then(|| targets.iter().map(|&(q, k)| pattern[q * n + k]).sum::<f32>() / targets.len() as f32)
 }
 
 /// Mean attention from each query to the token just before it: high for previous-token heads.

@@ -10,8 +10,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Response};
 
-pub use crate::loader::FetchError;
 use crate::loader::fetch_into;
+pub use crate::loader::FetchError;
 
 /// The Cache Storage bucket holding downloaded model files.
 pub const CACHE_NAME: &str = "glassbox-models-v1";
@@ -33,12 +33,20 @@ pub struct Curated {
 /// names follow each repository's usual naming and are checked only when the user loads them.
 pub const CURATED: &[Curated] = &[
     // llama.cpp writes GPT-2's tied unembedding as its own `output.weight` (38.6M more weights).
-    Curated { title: "GPT-2 small (124M)", repo: "QuantFactory/gpt2-GGUF", files: &[("gpt2.Q8_0.gguf", "~177 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~95-110 MB", "Q4_0")] },
+    Curated {
+        title: "GPT-2 small (124M)",
+        repo: "QuantFactory/gpt2-GGUF",
+        files: &[("gpt2.Q8_0.gguf", "~177 MB", "Q8_0"), ("gpt2.Q4_0.gguf", "~95-110 MB", "Q4_0")],
+    },
     Curated { title: "GPT-2 small (124M)", repo: "openai-community/gpt2", files: &[("safetensors", "~500-550 MB", "f32")] },
     Curated { title: "SmolLM2-135M", repo: "HuggingFaceTB/SmolLM2-135M", files: &[("safetensors", "~270 MB", "bf16")] },
     Curated { title: "Pythia-70m", repo: "EleutherAI/pythia-70m", files: &[("safetensors", "~140-170 MB", "f16")] },
     Curated { title: "Pythia-160m", repo: "EleutherAI/pythia-160m", files: &[("safetensors", "~325 MB", "f16")] },
-    Curated { title: "Qwen2.5-0.5B-Instruct", repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF", files: &[("qwen2.5-0.5b-instruct-q8_0.gguf", "~530 MB", "Q8_0"), ("qwen2.5-0.5b-instruct-q4_0.gguf", "~300-430 MB", "Q4_0")] },
+    Curated {
+        title: "Qwen2.5-0.5B-Instruct",
+        repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        files: &[("qwen2.5-0.5b-instruct-q8_0.gguf", "~530 MB", "Q8_0"), ("qwen2.5-0.5b-instruct-q4_0.gguf", "~300-430 MB", "Q4_0")],
+    },
 ];
 
 /// `{base}/{repo}/resolve/main/{file}`, as the hub serves files.

@@ -22,20 +22,12 @@ pub struct Progress {
 
 /// Resolves `path` against the document's base URL, so the site works under any sub-path.
 pub fn resolve(path: &str) -> String {
-    let base = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.base_uri().ok().flatten());
-    base.and_then(|b| web_sys::Url::new_with_base(path, &b).ok())
-        .map_or_else(|| path.to_string(), |u| u.href())
+    let base = web_sys::window().and_then(|w| w.document()).and_then(|d| d.base_uri().ok().flatten());
+    base.and_then(|b| web_sys::Url::new_with_base(path, &b).ok()).map_or_else(|| path.to_string(), |u| u.href())
 }
 
 fn js_err(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
+    e.as_string().or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()))).unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Downloads a shipped model's files (named as `ModelBundle::from_files` expects them), with
@@ -84,15 +76,10 @@ impl std::fmt::Display for FetchError {
 }
 
 /// Fetches `url`, reading the body chunk by chunk; `on_progress(loaded, total)` after each.
-pub async fn fetch_bytes(
-    url: &str,
-    on_progress: impl Fn(u64, Option<u64>),
-) -> Result<Vec<u8>, String> {
+pub async fn fetch_bytes(url: &str, on_progress: impl Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let mut total = None;
-    fetch_into(url, None, &mut bytes, &mut total, &on_progress)
-        .await
-        .map_err(|e| e.to_string())?;
+    fetch_into(url, None, &mut bytes, &mut total, &on_progress).await.map_err(|e| e.to_string())?;
     Ok(bytes)
 }
 
@@ -123,10 +110,7 @@ pub async fn fetch_into(
         if aborted() {
             FetchError::Cancelled
         } else {
-            FetchError::Failed(format!(
-                "could not download {url}: the server refused the request or could not be reached ({})",
-                js_err(e)
-            ))
+            FetchError::Failed(format!("could not download {url}: the server refused the request or could not be reached ({})", js_err(e)))
         }
     };
     let resp: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
@@ -138,27 +122,12 @@ pub async fn fetch_into(
         404 => return Err(FetchError::NotFound(url.to_string())),
         206 if !bytes.is_empty() => {}
         s if (200..300).contains(&s) => bytes.clear(), // everything (again)
-        s => {
-            return Err(FetchError::Failed(
-                format!("HTTP {s} {} for {url}", resp.status_text())
-                    .trim_end()
-                    .to_string(),
-            ))
-        }
+        s => return Err(FetchError::Failed(format!("HTTP {s} {} for {url}", resp.status_text()).trim_end().to_string())),
     }
     let h = resp.headers();
-    let encoded = h
-        .get("content-encoding")
-        .ok()
-        .flatten()
-        .is_some_and(|e| e != "identity");
+    let encoded = h.get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
     if total.is_none() && !encoded {
-        *total = h
-            .get("content-length")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u64>().ok())
-            .map(|n| n + bytes.len() as u64);
+        *total = h.get("content-length").ok().flatten().and_then(|s| s.parse::<u64>().ok()).map(|n| n + bytes.len() as u64);
     }
     on_progress(bytes.len() as u64, *total);
     if bytes.is_empty() {
@@ -175,16 +144,10 @@ pub async fn fetch_into(
                         FetchError::Failed(format!("the download broke off: {}", js_err(e)))
                     }
                 })?;
-                if Reflect::get(&chunk, &"done".into())
-                    .ok()
-                    .and_then(|d| d.as_bool())
-                    .unwrap_or(true)
-                {
+                if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
                     break;
                 }
-                let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-                    .map_err(|e| FetchError::Failed(js_err(e)))?
-                    .unchecked_into();
+                let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| FetchError::Failed(js_err(e)))?.unchecked_into();
                 let start = bytes.len();
                 bytes.resize(start + value.length() as usize, 0);
                 value.copy_to(&mut bytes[start..]);
@@ -200,10 +163,7 @@ pub async fn fetch_into(
     }
     if let Some(t) = *total {
         if (bytes.len() as u64) < t {
-            return Err(FetchError::Failed(format!(
-                "truncated download: received {} of {t} bytes",
-                bytes.len()
-            )));
+            return Err(FetchError::Failed(format!("truncated download: received {} of {t} bytes", bytes.len())));
         }
     }
     Ok(())

@@ -102,12 +102,7 @@ pub fn find_model(id: &str) -> Option<&'static ModelEntry> {
 
 /// The four files of a model bundle, in the order they are fetched (the weights last, since
 /// they are the only one large enough for a progress bar to matter).
-pub const BUNDLE_FILES: [&str; 4] = [
-    "config.json",
-    "vocab.json",
-    "card.json",
-    "model.safetensors",
-];
+pub const BUNDLE_FILES: [&str; 4] = ["config.json", "vocab.json", "card.json", "model.safetensors"];
 
 #[cfg(test)]
 mod tests {

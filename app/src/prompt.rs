@@ -36,25 +36,15 @@ pub enum PromptError {
 impl std::fmt::Display for PromptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PromptError::Empty => write!(
-                f,
-                "The prompt is empty: type some characters and press Run."
-            ),
-            PromptError::Vocabulary(msg) => write!(
-                f,
-                "The prompt has characters this model does not know: {msg}."
-            ),
+            PromptError::Empty => write!(f, "The prompt is empty: type some characters and press Run."),
+            PromptError::Vocabulary(msg) => write!(f, "The prompt has characters this model does not know: {msg}."),
             PromptError::Form(msg) => write!(f, "The prompt does not fit: {msg}."),
         }
     }
 }
 
 /// Tokenizes `text` and keeps at most `n_ctx` tokens (the BOS token counts).
-pub fn prepare(
-    text: &str,
-    tokenizer: &Tokenizer,
-    n_ctx: usize,
-) -> Result<Prepared, PromptError> {
+pub fn prepare(text: &str, tokenizer: &Tokenizer, n_ctx: usize) -> Result<Prepared, PromptError> {
     if text.chars().all(char::is_whitespace) {
         return Err(PromptError::Empty);
     }
@@ -65,11 +55,7 @@ pub fn prepare(
     let mut ids: Vec<u32> = spans.iter().map(|(id, _)| *id).collect();
     let cut = (ids.len() > n_ctx).then(|| {
         let cut_at = spans[n_ctx].1.start;
-        Cut {
-            total_tokens: ids.len(),
-            cut_tokens: ids.len() - n_ctx,
-            cut_text: text[cut_at..].trim().to_string(),
-        }
+        Cut { total_tokens: ids.len(), cut_tokens: ids.len() - n_ctx, cut_text: text[cut_at..].trim().to_string() }
     });
     ids.truncate(n_ctx);
     // Models with a readout at a fixed position see every prompt padded to that length.
@@ -108,9 +94,7 @@ mod tests {
 
     #[test]
     fn unknown_characters_are_named() {
-        let Err(PromptError::Vocabulary(msg)) = prepare("ab!c", &tok(), 8) else {
-            panic!("expected an error")
-        };
+        let Err(PromptError::Vocabulary(msg)) = prepare("ab!c", &tok(), 8) else { panic!("expected an error") };
         assert!(msg.contains("\"!\""), "{msg}");
     }
 
@@ -125,12 +109,6 @@ mod tests {
 
     #[test]
     fn prompts_that_fit_are_not_cut() {
-        assert_eq!(
-            prepare("abc", &tok(), 4).unwrap(),
-            Prepared {
-                ids: vec![0, 1, 2, 3],
-                cut: None
-            }
-        );
+        assert_eq!(prepare("abc", &tok(), 4).unwrap(), Prepared { ids: vec![0, 1, 2, 3], cut: None });
     }
 }

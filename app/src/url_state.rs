@@ -53,10 +53,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
     let model = match get("model") {
         None => default_model(),
         Some(id) => find_model(&id).unwrap_or_else(|| {
-            notices.push(format!(
-                "URL parameter model={id}: there is no model of that name; showing {} instead.",
-                default_model().id
-            ));
+            notices.push(format!("URL parameter model={id}: there is no model of that name; showing {} instead.", default_model().id));
             default_model()
         }),
     };
@@ -65,9 +62,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
         match raw.trim().parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                notices.push(format!(
-                    "URL parameter {key}={raw} is not a number; showing {default} instead."
-                ));
+                notices.push(format!("URL parameter {key}={raw} is not a number; showing {default} instead."));
                 None
             }
         }
@@ -75,11 +70,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
     let pos = number("pos", "the last position");
     let layer = number("layer", "the last layer");
     let head = number("head", "the default head");
-    let force_cpu = match get("backend")
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let force_cpu = match get("backend").as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("auto" | "gpu" | "webgpu") => false,
         Some("cpu") => true,
         Some(other) => {
@@ -87,29 +78,17 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
             false
         }
     };
-    (
-        UrlParams {
-            model,
-            prompt: get("prompt"),
-            pos,
-            layer,
-            head,
-            force_cpu,
-        },
-        notices,
-    )
+    (UrlParams { model, prompt: get("prompt"), pos, layer, head, force_cpu }, notices)
 }
 
 /// Checks a layer or head index against the model: the index when it is in range, else
 /// `None` (use the default) and, when the URL had an index, a notice naming it.
-pub fn check_index(
-    key: &str,
-    value: Option<usize>,
-    count: usize,
-) -> (Option<usize>, Option<String>) {
+pub fn check_index(key: &str, value: Option<usize>, count: usize) -> (Option<usize>, Option<String>) {
     match value {
         Some(v) if v < count => (Some(v), None),
-        Some(v) => (None, Some(format!("URL parameter {key}={v} is out of range (the model has {count}, numbered from 0); showing the default {key} instead."))),
+        Some(v) => {
+            (None, Some(format!("URL parameter {key}={v} is out of range (the model has {count}, numbered from 0); showing the default {key} instead.")))
+        }
         None => (None, None),
     }
 }
@@ -119,7 +98,9 @@ pub fn check_pos(value: Option<usize>, n_tokens: usize) -> (usize, Option<String
     let last = n_tokens.saturating_sub(1);
     match value {
         Some(p) if p < n_tokens => (p, None),
-        Some(p) => (last, Some(format!("URL parameter pos={p} is past the end of the prompt ({n_tokens} tokens); showing the last position ({last}) instead."))),
+        Some(p) => {
+            (last, Some(format!("URL parameter pos={p} is past the end of the prompt ({n_tokens} tokens); showing the last position ({last}) instead.")))
+        }
         None => (last, None),
     }
 }
@@ -155,9 +136,7 @@ impl UrlView<'_> {
 /// Reads one query parameter of the page's URL.
 pub fn read_param(key: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()?
-        .get(key)
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(key)
 }
 
 /// Replaces the page's query string with `view`'s (no new history entry, no reload).
@@ -191,67 +170,23 @@ mod tests {
     use super::*;
 
     fn parse_pairs(pairs: &[(&str, &str)]) -> (UrlParams, Vec<String>) {
-        parse(|k| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| v.to_string())
-        })
+        parse(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string()))
     }
 
     #[test]
     fn an_empty_query_gives_the_defaults_without_notices() {
         let (p, notices) = parse_pairs(&[]);
-        assert_eq!(
-            p,
-            UrlParams {
-                model: default_model(),
-                prompt: None,
-                pos: None,
-                layer: None,
-                head: None,
-                force_cpu: false
-            }
-        );
+        assert_eq!(p, UrlParams { model: default_model(), prompt: None, pos: None, layer: None, head: None, force_cpu: false });
         assert!(notices.is_empty());
     }
 
     #[test]
     fn a_full_query_round_trips() {
-        let view = UrlView {
-            model: "induction-2l",
-            prompt: "ab cd",
-            pos: 3,
-            layer: 1,
-            head: 2,
-            force_cpu: true,
-        };
+        let view = UrlView { model: "induction-2l", prompt: "ab cd", pos: 3, layer: 1, head: 2, force_cpu: true };
         let pairs: Vec<(&str, String)> = view.pairs();
-        let (p, notices) = parse(|k| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| v.clone())
-        });
+        let (p, notices) = parse(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()));
         assert!(notices.is_empty());
-        assert_eq!(
-            (
-                p.model.id,
-                p.prompt.as_deref(),
-                p.pos,
-                p.layer,
-                p.head,
-                p.force_cpu
-            ),
-            (
-                "induction-2l",
-                Some("ab cd"),
-                Some(3),
-                Some(1),
-                Some(2),
-                true
-            )
-        );
+        assert_eq!((p.model.id, p.prompt.as_deref(), p.pos, p.layer, p.head, p.force_cpu), ("induction-2l", Some("ab cd"), Some(3), Some(1), Some(2), true));
     }
 
     #[test]
@@ -270,23 +205,11 @@ mod tests {
 
     #[test]
     fn broken_parameters_fall_back_and_are_named() {
-        let (p, notices) = parse_pairs(&[
-            ("model", "nope"),
-            ("pos", "abc"),
-            ("layer", "-1"),
-            ("head", "2"),
-            ("backend", "tpu"),
-        ]);
-        assert_eq!(
-            (p.model, p.pos, p.layer, p.head, p.force_cpu),
-            (default_model(), None, None, Some(2), false)
-        );
+        let (p, notices) = parse_pairs(&[("model", "nope"), ("pos", "abc"), ("layer", "-1"), ("head", "2"), ("backend", "tpu")]);
+        assert_eq!((p.model, p.pos, p.layer, p.head, p.force_cpu), (default_model(), None, None, Some(2), false));
         assert_eq!(notices.len(), 4, "{notices:?}");
         for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu"] {
-            assert!(
-                notices.iter().any(|n| n.contains(key)),
-                "no notice names {key}: {notices:?}"
-            );
+            assert!(notices.iter().any(|n| n.contains(key)), "no notice names {key}: {notices:?}");
         }
     }
 

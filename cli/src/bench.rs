@@ -10,10 +10,7 @@ use std::time::Instant;
 
 use glassbox_core::bundle::quantize_matrices;
 use glassbox_core::weights::{from_hf_tensors, read_safetensors, HostMatrix};
-use glassbox_core::{
-    Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights,
-    QuantFormat, RunRequest,
-};
+use glassbox_core::{Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights, QuantFormat, RunRequest};
 
 /// Where `glassbox bench` runs the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,34 +52,15 @@ impl std::fmt::Display for BenchQuant {
     }
 }
 
-pub fn bench(
-    dir: &Path,
-    counts: &[usize],
-    runs: usize,
-    backend: BenchBackend,
-    quant: BenchQuant,
-) -> Result<(), Box<dyn std::error::Error>> {
+pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, quant: BenchQuant) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
-    let mut weights = from_hf_tensors(
-        &cfg,
-        read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?,
-    )?;
+    let mut weights = from_hf_tensors(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
     if quant != BenchQuant::F32 {
         weights = quantize_matrices(&weights, quant.format())?;
     }
-    eprintln!(
-        "weights: {:.1} MB as stored ({quant})",
-        weights.n_bytes() as f64 / 1e6
-    );
+    eprintln!("weights: {:.1} MB as stored ({quant})", weights.n_bytes() as f64 / 1e6);
     match backend {
-        BenchBackend::Cpu => bench_on(
-            &CpuBackend,
-            &format!("cpu {quant}"),
-            &cfg,
-            &weights,
-            counts,
-            runs,
-        ),
+        BenchBackend::Cpu => bench_on(&CpuBackend, &format!("cpu {quant}"), &cfg, &weights, counts, runs),
         BenchBackend::Gpu => {
             let gpu = pollster::block_on(GpuBackend::new())?;
             let name = format!("gpu:{} {quant}", gpu.adapter_name());
@@ -102,11 +80,7 @@ fn bench_on<B: Backend>(
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();
-        let req = if std::env::var("BENCH_NO_CACHE").is_ok() {
-            RunRequest::new(tokens)
-        } else {
-            RunRequest::new(tokens).cache_all()
-        };
+        let req = if std::env::var("BENCH_NO_CACHE").is_ok() { RunRequest::new(tokens) } else { RunRequest::new(tokens).cache_all() };
         for _ in 0..2 {
             pollster::block_on(model.run(b, &req))?;
         }

@@ -57,11 +57,7 @@ enum Command {
     /// A shipped organism's card metrics, recomputed with the Rust forward pass.
     EvalOrganism {
         /// The model's directory.
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "public/models/modular-addition"
-        )]
+        #[arg(long, value_name = "DIR", default_value = "public/models/modular-addition")]
         model: PathBuf,
     },
     /// Median wall time of a forward pass with every hook cached (one JSON line per length).
@@ -85,11 +81,7 @@ enum Command {
     /// Top-5 predictions at every position of a prompt.
     Run {
         /// A model directory (shipped, or a hub model's files) or a .gguf file.
-        #[arg(
-            long,
-            value_name = "DIR|FILE",
-            default_value = "public/models/induction-2l"
-        )]
+        #[arg(long, value_name = "DIR|FILE", default_value = "public/models/induction-2l")]
         model: PathBuf,
         /// The prompt.
         #[arg(long, value_name = "TEXT", default_value = "")]
@@ -101,21 +93,10 @@ fn main() {
     // Usage errors exit with 2 (clap's convention), `--help` / `--version` with 0.
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::TrainInduction {
-            out,
-            steps,
-            seed,
-            lr,
-        } => train::train_induction(&out, steps, seed, lr),
+        Command::TrainInduction { out, steps, seed, lr } => train::train_induction(&out, steps, seed, lr),
         Command::EvalInduction { model } => eval_induction(&model),
         Command::EvalOrganism { model } => eval_organism(&model),
-        Command::Bench {
-            model,
-            tokens,
-            runs,
-            backend,
-            quant,
-        } => bench::bench(&model, &tokens, runs as usize, backend, quant),
+        Command::Bench { model, tokens, runs, backend, quant } => bench::bench(&model, &tokens, runs as usize, backend, quant),
         Command::Run { model, prompt } => run_prompt(&model, &prompt),
     };
     if let Err(e) = result {
@@ -127,18 +108,9 @@ fn main() {
 fn eval_induction(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let bundle = read_bundle(dir)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
-    let seed = bundle.card["metrics"]["eval_seed"]
-        .as_u64()
-        .unwrap_or(train::EVAL_SEED);
-    let n = bundle.card["metrics"]["eval_sequences"]
-        .as_u64()
-        .unwrap_or(train::EVAL_SEQUENCES as u64) as usize;
-    let acc = pollster::block_on(glassbox_core::tasks::induction_heldout_accuracy(
-        &model,
-        &CpuBackend,
-        seed,
-        n,
-    ))?;
+    let seed = bundle.card["metrics"]["eval_seed"].as_u64().unwrap_or(train::EVAL_SEED);
+    let n = bundle.card["metrics"]["eval_sequences"].as_u64().unwrap_or(train::EVAL_SEQUENCES as u64) as usize;
+    let acc = pollster::block_on(glassbox_core::tasks::induction_heldout_accuracy(&model, &CpuBackend, seed, n))?;
     println!("held-out induction accuracy on {n} sequences (seed {seed}): {acc:.4}");
     Ok(())
 }
@@ -149,16 +121,8 @@ fn run_prompt(dir: &Path, prompt: &str) -> Result<(), Box<dyn std::error::Error>
     let tokens = bundle.tokenizer.encode(prompt)?;
     let out = pollster::block_on(model.run(&CpuBackend, &RunRequest::new(tokens.clone())))?;
     for (p, &t) in tokens.iter().enumerate() {
-        let top: Vec<String> = out
-            .top_k(p, 5)
-            .iter()
-            .map(|(id, pr)| format!("{}:{pr:.3}", bundle.tokenizer.token_str(*id)))
-            .collect();
-        println!(
-            "{p:>3} {:>6}  -> {}",
-            bundle.tokenizer.token_str(t),
-            top.join(" ")
-        );
+        let top: Vec<String> = out.top_k(p, 5).iter().map(|(id, pr)| format!("{}:{pr:.3}", bundle.tokenizer.token_str(*id))).collect();
+        println!("{p:>3} {:>6}  -> {}", bundle.tokenizer.token_str(t), top.join(" "));
     }
     Ok(())
 }
@@ -167,12 +131,7 @@ fn run_prompt(dir: &Path, prompt: &str) -> Result<(), Box<dyn std::error::Error>
 fn eval_organism(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let bundle = read_bundle(dir)?;
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
-    for (name, got, card) in pollster::block_on(glassbox_core::tasks::card_metrics(
-        &bundle,
-        &model,
-        &CpuBackend,
-        dir,
-    ))? {
+    for (name, got, card) in pollster::block_on(glassbox_core::tasks::card_metrics(&bundle, &model, &CpuBackend, dir))? {
         println!("{name}: {got:.4} (card: {card:.4})");
     }
     Ok(())
@@ -185,12 +144,7 @@ fn read_bundle(path: &Path) -> Result<ModelBundle, Box<dyn std::error::Error>> {
         std::fs::read_dir(path)?
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_file())
-            .map(|e| {
-                Ok((
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path())?,
-                ))
-            })
+            .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?)))
             .collect::<std::io::Result<_>>()?
     } else {
         vec![(path.display().to_string(), std::fs::read(path)?)]

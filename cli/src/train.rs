@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use glassbox_core::tasks::{induction, induction_heldout_accuracy, Rng};
 use glassbox_core::weights::{write_safetensors, BlockWeights, MlpWeights};
-use glassbox_core::{VocabTokenizer, Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest};
+use glassbox_core::{Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest, VocabTokenizer};
 
 pub const DEFAULT_STEPS: usize = 8000;
 pub const DEFAULT_LR: f64 = 1e-3;
@@ -96,7 +96,13 @@ impl Trainee {
 }
 
 /// Writes the four files of a shipped model: config.json, model.safetensors, vocab.json, card.json.
-pub fn write_bundle(out: &Path, cfg: &Config, weights: &ModelWeights<HostTensor>, tokenizer: &VocabTokenizer, card: &serde_json::Value) -> Result<(), Box<dyn std::error::Error>> {
+pub fn write_bundle(
+    out: &Path,
+    cfg: &Config,
+    weights: &ModelWeights<HostTensor>,
+    tokenizer: &VocabTokenizer,
+    card: &serde_json::Value,
+) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("model.safetensors"), write_safetensors(&weights.to_hf_gpt2(cfg))?)?;
     std::fs::write(out.join("config.json"), cfg.to_hf_json())?;

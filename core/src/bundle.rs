@@ -175,10 +175,7 @@ impl ModelBundle {
             (Some(st), _) => read_safetensors(st)?,
             (None, Some(index)) => {
                 let names = shard_files(index)?;
-                let shards = names
-                    .iter()
-                    .map(|n| find(files, n).ok_or_else(|| Error::Weights(format!("shard {n} is missing"))))
-                    .collect::<Result<Vec<_>>>()?;
+                let shards = names.iter().map(|n| find(files, n).ok_or_else(|| Error::Weights(format!("shard {n} is missing")))).collect::<Result<Vec<_>>>()?;
                 read_safetensors_shards(&shards)?
             }
             (None, None) => return Err(Error::Weights("model.safetensors (or model.safetensors.index.json) is missing".into())),
@@ -200,7 +197,11 @@ impl ModelBundle {
         // A tokenizer may have fewer tokens than the embedding has rows (padded vocabularies,
         // as Pythia's and Qwen's), never more.
         if tokenizer.vocab_size() > cfg.d_vocab {
-            return Err(Error::Tokenizer(format!("the tokenizer has {} tokens but the model's embedding has only {} rows: they do not belong together", tokenizer.vocab_size(), cfg.d_vocab)));
+            return Err(Error::Tokenizer(format!(
+                "the tokenizer has {} tokens but the model's embedding has only {} rows: they do not belong together",
+                tokenizer.vocab_size(),
+                cfg.d_vocab
+            )));
         }
         Ok(ModelBundle { cfg, weights, tokenizer, card })
     }

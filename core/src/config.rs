@@ -334,7 +334,14 @@ impl Config {
         if hf.n_head == 0 || hf.n_embd % hf.n_head != 0 {
             return Err(Error::Config(format!("n_embd {} is not a multiple of n_head {}", hf.n_embd, hf.n_head)));
         }
-        let mut cfg = Config::gpt2(hf.n_layer, hf.n_embd, hf.n_head, if hf.attn_only { None } else { Some(hf.n_inner.unwrap_or(4 * hf.n_embd)) }, hf.vocab_size, hf.n_positions);
+        let mut cfg = Config::gpt2(
+            hf.n_layer,
+            hf.n_embd,
+            hf.n_head,
+            if hf.attn_only { None } else { Some(hf.n_inner.unwrap_or(4 * hf.n_embd)) },
+            hf.vocab_size,
+            hf.n_positions,
+        );
         cfg.d_vocab_out = hf.d_vocab_out.unwrap_or(hf.vocab_size);
         cfg.eps = hf.layer_norm_epsilon.unwrap_or(1e-5);
         cfg.tied_embeddings = hf.tie_word_embeddings.unwrap_or(true);

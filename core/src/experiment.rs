@@ -249,9 +249,9 @@ impl Experiment {
                     SpecOp::Scale(s) => InterventionOp::Scale(*s),
                     SpecOp::Add(v) => InterventionOp::Add(v.clone()),
                     SpecOp::PatchFrom(p) => {
-                        let t = source(*p, &spec.hook).and_then(|o| o.get(&spec.hook)).ok_or_else(|| {
-                            Error::Request(format!("patching {} needs the {p:?} prompt's run, which was not made", spec.hook))
-                        })?;
+                        let t = source(*p, &spec.hook)
+                            .and_then(|o| o.get(&spec.hook))
+                            .ok_or_else(|| Error::Request(format!("patching {} needs the {p:?} prompt's run, which was not made", spec.hook)))?;
                         if t.shape.first() != Some(&n_pos) && !spec.hook.contains("attn_scores") && !spec.hook.contains("hook_pattern") {
                             return Err(Error::Request(format!(
                                 "patching {} needs prompts of equal length: the source has {:?} tokens, the run {n_pos}",
@@ -298,7 +298,9 @@ impl Experiment {
         let cache = CacheSpec::Names(vec![hook]);
         Ok(inputs
             .chunks(chunk.max(1))
-            .map(|c| BatchRequest::new(c.iter().map(|t| RunRequest { tokens: t.clone(), cache: cache.clone(), interventions: interventions.clone() }).collect()))
+            .map(|c| {
+                BatchRequest::new(c.iter().map(|t| RunRequest { tokens: t.clone(), cache: cache.clone(), interventions: interventions.clone() }).collect())
+            })
             .collect())
     }
 }
@@ -325,7 +327,13 @@ mod tests {
     fn exp() -> Experiment {
         let mut e = Experiment::new(ModelRef::shipped("induction-2l"), "a b c a b");
         e.corrupted = Some("a b c d b".into());
-        e.interventions.push(InterventionSpec { hook: "blocks.0.hook_resid_pre".into(), positions: Some(vec![3]), head: None, neuron: None, op: SpecOp::PatchFrom(Prompt::Clean) });
+        e.interventions.push(InterventionSpec {
+            hook: "blocks.0.hook_resid_pre".into(),
+            positions: Some(vec![3]),
+            head: None,
+            neuron: None,
+            op: SpecOp::PatchFrom(Prompt::Clean),
+        });
         e.interventions.push(InterventionSpec { hook: "blocks.1.attn.hook_z".into(), positions: None, head: Some(1), neuron: None, op: SpecOp::Zero });
         e.view.layer = Some(1);
         e

@@ -142,21 +142,12 @@ const GGML_TYPES: [(GgmlType, u32, &str, u64, u64); 34] = [
 ];
 
 /// Type ids ggml used once and removed (their layouts are gone, so such tensors cannot be sized).
-const REMOVED_GGML_TYPES: [(u32, &str); 8] = [
-    (4, "Q4_2"),
-    (5, "Q4_3"),
-    (31, "Q4_0_4_4"),
-    (32, "Q4_0_4_8"),
-    (33, "Q4_0_8_8"),
-    (36, "IQ4_NL_4_4"),
-    (37, "IQ4_NL_4_8"),
-    (38, "IQ4_NL_8_8"),
-];
+const REMOVED_GGML_TYPES: [(u32, &str); 8] =
+    [(4, "Q4_2"), (5, "Q4_3"), (31, "Q4_0_4_4"), (32, "Q4_0_4_8"), (33, "Q4_0_8_8"), (36, "IQ4_NL_4_4"), (37, "IQ4_NL_4_8"), (38, "IQ4_NL_8_8")];
 
 /// The types [`GgufFile::tensor_f32`] dequantizes: those of [`QuantFormat::ALL`], in its order
 /// (a unit test keeps the two equal).
-pub const SUPPORTED_TYPES: [GgmlType; 6] =
-    [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K];
+pub const SUPPORTED_TYPES: [GgmlType; 6] = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K];
 
 impl GgmlType {
     fn row(self) -> &'static (GgmlType, u32, &'static str, u64, u64) {
@@ -539,10 +530,7 @@ impl GgufFile {
     pub fn get_str_array(&self, key: &str) -> Result<&[String]> {
         match self.get_array(key)? {
             MetaArray::String(v) => Ok(v),
-            other => Err(weights_error(format!(
-                "metadata key '{key}' is an array of {}, expected an array of strings",
-                other.element_type_name()
-            ))),
+            other => Err(weights_error(format!("metadata key '{key}' is an array of {}, expected an array of strings", other.element_type_name()))),
         }
     }
 
@@ -550,10 +538,7 @@ impl GgufFile {
     pub fn get_f32_array(&self, key: &str) -> Result<&[f32]> {
         match self.get_array(key)? {
             MetaArray::F32(v) => Ok(v),
-            other => Err(weights_error(format!(
-                "metadata key '{key}' is an array of {}, expected an array of f32",
-                other.element_type_name()
-            ))),
+            other => Err(weights_error(format!("metadata key '{key}' is an array of {}, expected an array of f32", other.element_type_name()))),
         }
     }
 
@@ -588,11 +573,7 @@ impl GgufFile {
             if self.tensors.len() > 8 {
                 names.push("...");
             }
-            weights_error(format!(
-                "no tensor named '{name}' (the file has {} tensors: {})",
-                self.tensors.len(),
-                names.join(", ")
-            ))
+            weights_error(format!("no tensor named '{name}' (the file has {} tensors: {})", self.tensors.len(), names.join(", ")))
         })?;
         if !info.ggml_type.is_supported() {
             let supported: Vec<&str> = SUPPORTED_TYPES.iter().map(|t| t.name()).collect();
@@ -641,9 +622,7 @@ fn tensor_n_bytes(info: &TensorInfo) -> Result<u64> {
             info.name, info.ggml_type
         )));
     }
-    info.n_bytes().ok_or_else(|| {
-        weights_error(format!("tensor '{}' dims {:?}: the element count or byte size overflows 64 bits", info.name, info.dims))
-    })
+    info.n_bytes().ok_or_else(|| weights_error(format!("tensor '{}' dims {:?}: the element count or byte size overflows 64 bits", info.name, info.dims)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,12 +835,7 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile> {
     let alignment = match metadata.iter().find(|(k, _)| k == ALIGNMENT_KEY) {
         None => DEFAULT_ALIGNMENT,
         Some((_, MetaValue::U32(a))) if a.is_power_of_two() => u64::from(*a),
-        Some((_, value)) => {
-            return Err(weights_error(format!(
-                "'{ALIGNMENT_KEY}' must be a u32 power of two, found {} {value:?}",
-                value.type_name()
-            )))
-        }
+        Some((_, value)) => return Err(weights_error(format!("'{ALIGNMENT_KEY}' must be a u32 power of two, found {} {value:?}", value.type_name()))),
     };
 
     let tensor_count = r.check_count(tensor_count, 24, &|| "the header's tensor count".into())?;
@@ -883,19 +857,13 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile> {
             dims.push(dim);
         }
         let type_id = r.u32(|| what("the ggml type"))?;
-        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
-            match REMOVED_GGML_TYPES.iter().find(|(id, _)| *id == type_id) {
-                Some((_, old)) => weights_error(format!(
-                    "tensor '{name}' has ggml type {type_id} ({old}), a type ggml has removed; re-quantize the model"
-                )),
-                None => weights_error(format!("tensor '{name}' has unknown ggml type id {type_id}")),
-            }
+        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| match REMOVED_GGML_TYPES.iter().find(|(id, _)| *id == type_id) {
+            Some((_, old)) => weights_error(format!("tensor '{name}' has ggml type {type_id} ({old}), a type ggml has removed; re-quantize the model")),
+            None => weights_error(format!("tensor '{name}' has unknown ggml type id {type_id}")),
         })?;
         let offset = r.u64(|| what("the data offset"))?;
         if !offset.is_multiple_of(alignment) {
-            return Err(weights_error(format!(
-                "tensor '{name}' data offset {offset} is not a multiple of the alignment {alignment}"
-            )));
+            return Err(weights_error(format!("tensor '{name}' data offset {offset} is not a multiple of the alignment {alignment}")));
         }
         if !names.insert(name.clone()) {
             return Err(weights_error(format!("tensor name '{name}' appears twice")));

@@ -96,14 +96,12 @@ impl GpuBackend {
         }
         let (r, c) = (t.shape[0], t.shape[1]);
         Ok(GpuMatrix::Chunks(match role {
-            MatrixRole::Table => chunk_rows(r, 4 * c, limit)
-                .into_iter()
-                .map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.data[s * c..(s + n) * c], &[n, c]))))
-                .collect(),
-            MatrixRole::Linear => chunk_rows(c, 4 * r, limit)
-                .into_iter()
-                .map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.columns(s, s + n).data, &[r, n]))))
-                .collect(),
+            MatrixRole::Table => {
+                chunk_rows(r, 4 * c, limit).into_iter().map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.data[s * c..(s + n) * c], &[n, c])))).collect()
+            }
+            MatrixRole::Linear => {
+                chunk_rows(c, 4 * r, limit).into_iter().map(|(s, n)| (s, GpuMatrix::Dense(self.ctx.upload(&t.columns(s, s + n).data, &[r, n])))).collect()
+            }
         }))
     }
 
@@ -180,7 +178,9 @@ impl Backend for GpuBackend {
                 let ids = self.ctx.upload_u32(tokens);
                 Ok(self.record(|r| r.embed_quant(&ids, tokens.len(), q)))
             }
-            GpuMatrix::KQuant(q) => Err(Error::Gpu(format!("no kernel gathers embeddings from {} blocks; such tables are dequantized at upload, this one was not", q.format))),
+            GpuMatrix::KQuant(q) => {
+                Err(Error::Gpu(format!("no kernel gathers embeddings from {} blocks; such tables are dequantized at upload, this one was not", q.format)))
+            }
             GpuMatrix::Chunks(chunks) => {
                 // Each piece gathers the tokens in its rows (ids shifted into it; the others fall
                 // outside it and give zero rows), and the pieces are summed.

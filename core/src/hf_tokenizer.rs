@@ -26,10 +26,7 @@ use std::ops::Range;
 
 use serde_json::{json, Value};
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::{
-    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
-    Tokenizer,
-};
+use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
 
 use crate::gguf::{GgufFile, MetaArray};
 use crate::{Error, Result};
@@ -87,17 +84,14 @@ impl std::fmt::Debug for HfTokenizer {
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(err(format!(
-            "{what}: the tokenizers library failed on this input"
-        ))),
+        Err(_) => Err(err(format!("{what}: the tokenizers library failed on this input"))),
     }
 }
 
 impl HfTokenizer {
     /// A Hugging Face `tokenizer.json`.
     pub fn from_json(bytes: &[u8]) -> Result<HfTokenizer> {
-        let mut value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| err(format!("tokenizer.json is not valid JSON: {e}")))?;
+        let mut value: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("tokenizer.json is not valid JSON: {e}")))?;
         let Some(object) = value.as_object_mut() else {
             return Err(err("tokenizer.json is not a JSON object"));
         };
@@ -110,22 +104,10 @@ impl HfTokenizer {
         if let Some(pp) = object.get_mut("post_processor") {
             untrim_offsets(pp);
         }
-        let inner = guarded("tokenizer.json", || {
-            serde_json::from_value::<Tokenizer>(value)
-                .map_err(|e| err(format!("tokenizer.json: {e}")))
-        })?;
-        let spelling = match inner
-            .get_decoder()
-            .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
-        {
+        let inner = guarded("tokenizer.json", || serde_json::from_value::<Tokenizer>(value).map_err(|e| err(format!("tokenizer.json: {e}"))))?;
+        let spelling = match inner.get_decoder().map(|d| serde_json::to_value(d).unwrap_or(Value::Null)) {
             Some(d) if has_type(&d, "ByteLevel") => Spelling::ByteLevel,
-            Some(d)
-                if has_type(&d, "Metaspace")
-                    || has_type(&d, "ByteFallback")
-                    || has_type(&d, "Replace") =>
-            {
-                Spelling::Metaspace
-            }
+            Some(d) if has_type(&d, "Metaspace") || has_type(&d, "ByteFallback") || has_type(&d, "Replace") => Spelling::Metaspace,
             _ => Spelling::Plain,
         };
         let mut t = HfTokenizer::wrap(inner, spelling, None)?;
@@ -134,11 +116,7 @@ impl HfTokenizer {
         let (ids, mask) = (empty.get_ids(), empty.get_special_tokens_mask());
         if ids.len() == mask.len() && mask.iter().all(|&m| m == 1) {
             t.bos = ids.first().copied();
-            t.eos = if ids.len() > 1 {
-                ids.last().copied()
-            } else {
-                None
-            };
+            t.eos = if ids.len() > 1 { ids.last().copied() } else { None };
         }
         Ok(t)
     }
@@ -156,33 +134,20 @@ impl HfTokenizer {
                 "GGUF tokenizer model '{model}' (tokenizer.ggml.model) is not supported; glassbox reads 'gpt2' (byte-level BPE) and 'llama' (sentencepiece BPE)"
             )));
         }
-        let tokens = file
-            .get_str_array("tokenizer.ggml.tokens")
-            .map_err(gguf_err)?;
+        let tokens = file.get_str_array("tokenizer.ggml.tokens").map_err(gguf_err)?;
         if tokens.is_empty() {
             return Err(err("GGUF tokenizer: tokenizer.ggml.tokens is empty"));
         }
         if tokens.len() > u32::MAX as usize {
-            return Err(err(
-                "GGUF tokenizer: tokenizer.ggml.tokens has more tokens than u32 ids",
-            ));
+            return Err(err("GGUF tokenizer: tokenizer.ggml.tokens has more tokens than u32 ids"));
         }
         let types = match file.get("tokenizer.ggml.token_type") {
             None => vec![1; tokens.len()],
             Some(_) => {
-                let t = int_array(
-                    file.get_array("tokenizer.ggml.token_type")
-                        .map_err(gguf_err)?,
-                )
-                .ok_or_else(|| {
-                    err("GGUF tokenizer: tokenizer.ggml.token_type is not an array of integers")
-                })?;
+                let t = int_array(file.get_array("tokenizer.ggml.token_type").map_err(gguf_err)?)
+                    .ok_or_else(|| err("GGUF tokenizer: tokenizer.ggml.token_type is not an array of integers"))?;
                 if t.len() != tokens.len() {
-                    return Err(err(format!(
-                        "GGUF tokenizer: tokenizer.ggml.token_type has {} entries for {} tokens",
-                        t.len(),
-                        tokens.len()
-                    )));
+                    return Err(err(format!("GGUF tokenizer: tokenizer.ggml.token_type has {} entries for {} tokens", t.len(), tokens.len())));
                 }
                 t
             }
@@ -193,10 +158,7 @@ impl HfTokenizer {
             }
             let id = file.get_u32(key).map_err(gguf_err)?;
             if id as usize >= tokens.len() {
-                return Err(err(format!(
-                    "GGUF tokenizer: {key} is {id}, past the {} tokens",
-                    tokens.len()
-                )));
+                return Err(err(format!("GGUF tokenizer: {key} is {id}, past the {} tokens", tokens.len())));
             }
             Ok(Some(id))
         };
@@ -211,10 +173,7 @@ impl HfTokenizer {
         let unk = id_key("tokenizer.ggml.unknown_token_id")?;
         let merges_given = match file.get("tokenizer.ggml.merges") {
             None => None,
-            Some(_) => Some(
-                file.get_str_array("tokenizer.ggml.merges")
-                    .map_err(gguf_err)?,
-            ),
+            Some(_) => Some(file.get_str_array("tokenizer.ggml.merges").map_err(gguf_err)?),
         };
         let parse_merges = |merges: &[String]| -> Result<Vec<(String, String)>> {
             merges
@@ -242,13 +201,7 @@ impl HfTokenizer {
             let spelled: HashSet<char> = alphabet.iter().copied().collect();
             let tokens: Vec<String> = tokens
                 .iter()
-                .map(|t| {
-                    if t.chars().all(|c| spelled.contains(&c)) {
-                        t.clone()
-                    } else {
-                        t.bytes().map(|b| alphabet[b as usize]).collect()
-                    }
-                })
+                .map(|t| if t.chars().all(|c| spelled.contains(&c)) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() })
                 .collect();
             let vocab = vocab_map(&tokens);
             let merges = match merges_given {
@@ -258,35 +211,19 @@ impl HfTokenizer {
             let bpe = BPE::builder()
                 .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
                 .build()
-                .map_err(|e| {
-                    err(format!(
-                        "GGUF tokenizer: the merges do not fit the vocabulary: {e}"
-                    ))
-                })?;
-            (
-                Spelling::ByteLevel,
-                tokens,
-                bpe,
-                bool_key("tokenizer.ggml.add_bos_token", false)?,
-            )
+                .map_err(|e| err(format!("GGUF tokenizer: the merges do not fit the vocabulary: {e}")))?;
+            (Spelling::ByteLevel, tokens, bpe, bool_key("tokenizer.ggml.add_bos_token", false)?)
         } else {
             let tokens = tokens.to_vec();
             let vocab = vocab_map(&tokens);
             let merges = match merges_given {
                 Some(m) => parse_merges(m)?,
                 None => {
-                    let scores = file.get_f32_array("tokenizer.ggml.scores").map_err(|e| {
-                        err(format!(
-                            "{} (a sentencepiece vocabulary without merges needs its scores)",
-                            gguf_err(e)
-                        ))
-                    })?;
+                    let scores = file
+                        .get_f32_array("tokenizer.ggml.scores")
+                        .map_err(|e| err(format!("{} (a sentencepiece vocabulary without merges needs its scores)", gguf_err(e))))?;
                     if scores.len() != tokens.len() {
-                        return Err(err(format!(
-                            "GGUF tokenizer: tokenizer.ggml.scores has {} entries for {} tokens",
-                            scores.len(),
-                            tokens.len()
-                        )));
+                        return Err(err(format!("GGUF tokenizer: tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), tokens.len())));
                     }
                     generate_merges(&tokens, &vocab, Some(scores))
                 }
@@ -295,24 +232,12 @@ impl HfTokenizer {
                 Some(id) => Some(tokens[id as usize].clone()),
                 None => vocab.contains_key("<unk>").then(|| "<unk>".to_string()),
             };
-            let mut builder = BPE::builder()
-                .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
-                .byte_fallback(true)
-                .fuse_unk(true);
+            let mut builder = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges).byte_fallback(true).fuse_unk(true);
             if let Some(u) = unk_token {
                 builder = builder.unk_token(u);
             }
-            let bpe = builder.build().map_err(|e| {
-                err(format!(
-                    "GGUF tokenizer: the merges do not fit the vocabulary: {e}"
-                ))
-            })?;
-            (
-                Spelling::Metaspace,
-                tokens,
-                bpe,
-                bool_key("tokenizer.ggml.add_bos_token", true)?,
-            )
+            let bpe = builder.build().map_err(|e| err(format!("GGUF tokenizer: the merges do not fit the vocabulary: {e}")))?;
+            (Spelling::Metaspace, tokens, bpe, bool_key("tokenizer.ggml.add_bos_token", true)?)
         };
         let add_eos = bool_key("tokenizer.ggml.add_eos_token", false)?;
         let add_space_prefix = bool_key("tokenizer.ggml.add_space_prefix", true)?;
@@ -321,53 +246,35 @@ impl HfTokenizer {
         let (normalizer, pre_tokenizer, decoder) = match spelling {
             Spelling::ByteLevel => (
                 None,
-                Some(
-                    json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true}),
-                ),
+                Some(json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true})),
                 json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true}),
             ),
             _ => {
                 let mut norms = Vec::new();
-                let mut decoders = vec![
-                    json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
-                    json!({"type": "ByteFallback"}),
-                    json!({"type": "Fuse"}),
-                ];
+                let mut decoders =
+                    vec![json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}), json!({"type": "ByteFallback"}), json!({"type": "Fuse"})];
                 if add_space_prefix {
                     norms.push(json!({"type": "Prepend", "prepend": "▁"}));
                     decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
                 }
                 norms.push(json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"}));
-                (
-                    Some(json!({"type": "Sequence", "normalizers": norms})),
-                    None,
-                    json!({"type": "Sequence", "decoders": decoders}),
-                )
+                (Some(json!({"type": "Sequence", "normalizers": norms})), None, json!({"type": "Sequence", "decoders": decoders}))
             }
         };
         if let Some(n) = normalizer {
-            let n: NormalizerWrapper = serde_json::from_value(n)
-                .map_err(|e| err(format!("building the normalizer: {e}")))?;
-            inner
-                .with_normalizer(Some(n))
-                .map_err(|e| err(format!("building the normalizer: {e}")))?;
+            let n: NormalizerWrapper = serde_json::from_value(n).map_err(|e| err(format!("building the normalizer: {e}")))?;
+            inner.with_normalizer(Some(n)).map_err(|e| err(format!("building the normalizer: {e}")))?;
         }
         if let Some(p) = pre_tokenizer {
-            let p: PreTokenizerWrapper = serde_json::from_value(p)
-                .map_err(|e| err(format!("building the pre-tokenizer: {e}")))?;
+            let p: PreTokenizerWrapper = serde_json::from_value(p).map_err(|e| err(format!("building the pre-tokenizer: {e}")))?;
             inner.with_pre_tokenizer(Some(p));
         }
-        let d: DecoderWrapper = serde_json::from_value(decoder)
-            .map_err(|e| err(format!("building the decoder: {e}")))?;
+        let d: DecoderWrapper = serde_json::from_value(decoder).map_err(|e| err(format!("building the decoder: {e}")))?;
         inner.with_decoder(Some(d));
 
         // Added tokens: CONTROL ones are special, USER_DEFINED ones plain; both match whole.
-        let control: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&types)
-            .filter(|(_, &t)| t == TOKEN_TYPE_CONTROL)
-            .map(|(s, _)| AddedToken::from(s.clone(), true).normalized(false))
-            .collect();
+        let control: Vec<AddedToken> =
+            tokens.iter().zip(&types).filter(|(_, &t)| t == TOKEN_TYPE_CONTROL).map(|(s, _)| AddedToken::from(s.clone(), true).normalized(false)).collect();
         let user: Vec<AddedToken> = tokens
             .iter()
             .zip(&types)
@@ -375,14 +282,10 @@ impl HfTokenizer {
             .map(|(s, _)| AddedToken::from(s.clone(), false).normalized(false))
             .collect();
         if !control.is_empty() {
-            inner
-                .add_special_tokens(control)
-                .map_err(|e| err(format!("adding the control tokens: {e}")))?;
+            inner.add_special_tokens(control).map_err(|e| err(format!("adding the control tokens: {e}")))?;
         }
         if !user.is_empty() {
-            inner
-                .add_tokens(user)
-                .map_err(|e| err(format!("adding the user-defined tokens: {e}")))?;
+            inner.add_tokens(user).map_err(|e| err(format!("adding the user-defined tokens: {e}")))?;
         }
 
         // The post-processor: BOS / EOS around the text as the file says, else nothing.
@@ -398,8 +301,7 @@ impl HfTokenizer {
         } else {
             let special = |id: u32, type_id: u32| json!({"SpecialToken": {"id": tokens[id as usize], "type_id": type_id}});
             let piece = |seq: &str, type_id: u32| -> Vec<Value> {
-                let mut out: Vec<Value> =
-                    bos_added.map(|b| special(b, type_id)).into_iter().collect();
+                let mut out: Vec<Value> = bos_added.map(|b| special(b, type_id)).into_iter().collect();
                 out.push(json!({"Sequence": {"id": seq, "type_id": type_id}}));
                 out.extend(eos_added.map(|e| special(e, type_id)));
                 out
@@ -414,8 +316,7 @@ impl HfTokenizer {
             json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
         };
         if !post.is_null() {
-            let p: PostProcessorWrapper = serde_json::from_value(post)
-                .map_err(|e| err(format!("building the post-processor: {e}")))?;
+            let p: PostProcessorWrapper = serde_json::from_value(post).map_err(|e| err(format!("building the post-processor: {e}")))?;
             inner.with_post_processor(Some(p));
         }
         let mut t = HfTokenizer::wrap(inner, spelling, Some(tokens.len()))?;
@@ -430,22 +331,11 @@ impl HfTokenizer {
         if vocab_size == 0 {
             return Err(err("the tokenizer has an empty vocabulary"));
         }
-        Ok(HfTokenizer {
-            inner,
-            bos: None,
-            eos: None,
-            spelling,
-            added,
-            vocab_size,
-        })
+        Ok(HfTokenizer { inner, bos: None, eos: None, spelling, added, vocab_size })
     }
 
     fn encode_raw(&self, text: &str) -> Result<tokenizers::Encoding> {
-        guarded("encoding", || {
-            self.inner
-                .encode(text, true)
-                .map_err(|e| err(format!("could not encode the text: {e}")))
-        })
+        guarded("encoding", || self.inner.encode(text, true).map_err(|e| err(format!("could not encode the text: {e}"))))
     }
 
     /// Token ids of `text`, with the special tokens the tokenizer adds (Python's
@@ -484,16 +374,9 @@ impl HfTokenizer {
     /// Decodes ids to text as the tokenizer's decoder does (special tokens kept).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-            return Err(err(format!(
-                "token id {bad} is past the vocabulary ({} tokens)",
-                self.vocab_size
-            )));
+            return Err(err(format!("token id {bad} is past the vocabulary ({} tokens)", self.vocab_size)));
         }
-        guarded("decoding", || {
-            self.inner
-                .decode(ids, false)
-                .map_err(|e| err(format!("could not decode: {e}")))
-        })
+        guarded("decoding", || self.inner.decode(ids, false).map_err(|e| err(format!("could not decode: {e}"))))
     }
 
     /// One token for display: `Ġthe` and `▁the` read " the", `<0x0A>` reads "\n"; bytes that are
@@ -536,10 +419,7 @@ impl HfTokenizer {
 /// Whether a serialized component is, or contains, one of `type` `name`.
 fn has_type(v: &Value, name: &str) -> bool {
     match v {
-        Value::Object(m) => {
-            m.get("type").and_then(Value::as_str) == Some(name)
-                || m.values().any(|x| has_type(x, name))
-        }
+        Value::Object(m) => m.get("type").and_then(Value::as_str) == Some(name) || m.values().any(|x| has_type(x, name)),
         Value::Array(a) => a.iter().any(|x| has_type(x, name)),
         _ => false,
     }
@@ -549,9 +429,7 @@ fn has_type(v: &Value, name: &str) -> bool {
 fn untrim_offsets(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.get("type").and_then(Value::as_str) == Some("ByteLevel")
-                && m.contains_key("trim_offsets")
-            {
+            if m.get("type").and_then(Value::as_str) == Some("ByteLevel") && m.contains_key("trim_offsets") {
                 m.insert("trim_offsets".into(), Value::Bool(false));
             }
             m.values_mut().for_each(untrim_offsets);
@@ -563,11 +441,7 @@ fn untrim_offsets(v: &mut Value) {
 
 /// Token string -> id; a repeated string keeps its last id (as a Python dict does).
 fn vocab_map(tokens: &[String]) -> HashMap<String, u32> {
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect()
+    tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect()
 }
 
 /// The integers of an integer array (token types are i32 in llama.cpp's files).
@@ -588,11 +462,7 @@ fn int_array(a: &MetaArray) -> Option<Vec<i64>> {
 /// transformers' `generate_merges`: every split of every token into two tokens of the
 /// vocabulary is a merge, ordered by the token's score (highest first), then by the lengths of
 /// the two halves (longest first); without scores, by token id (lowest first).
-fn generate_merges(
-    tokens: &[String],
-    vocab: &HashMap<String, u32>,
-    scores: Option<&[f32]>,
-) -> Vec<(String, String)> {
+fn generate_merges(tokens: &[String], vocab: &HashMap<String, u32>, scores: Option<&[f32]>) -> Vec<(String, String)> {
     struct Merge {
         left: String,
         right: String,
@@ -617,13 +487,7 @@ fn generate_merges(
         for (idx, _) in token.char_indices().skip(1) {
             let (l, r) = token.split_at(idx);
             if let (Some(&il), Some(&ir)) = (vocab.get(l), vocab.get(r)) {
-                let m = Merge {
-                    left: l.to_string(),
-                    right: r.to_string(),
-                    score,
-                    len_l: l.chars().count(),
-                    len_r: r.chars().count(),
-                };
+                let m = Merge { left: l.to_string(), right: r.to_string(), score, len_l: l.chars().count(), len_r: r.chars().count() };
                 local.push((il, ir, m));
             }
         }
@@ -635,16 +499,12 @@ fn generate_merges(
         // sorted(..., reverse=True) is stable: equal keys keep their order.
         merges.sort_by(|a, b| {
             let (ka, kb) = (key(a), key(b));
-            kb.0.total_cmp(&ka.0)
-                .then(kb.1.cmp(&ka.1))
-                .then(kb.2.cmp(&ka.2))
+            kb.0.total_cmp(&ka.0).then(kb.1.cmp(&ka.1)).then(kb.2.cmp(&ka.2))
         });
     } else {
         merges.sort_by(|a, b| {
             let (ka, kb) = (key(a), key(b));
-            ka.0.total_cmp(&kb.0)
-                .then(ka.1.cmp(&kb.1))
-                .then(ka.2.cmp(&kb.2))
+            ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.cmp(&kb.2))
         });
     }
     merges.into_iter().map(|m| (m.left, m.right)).collect()
@@ -655,8 +515,7 @@ fn bytes_to_unicode() -> [char; 256] {
     let mut out = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..=255u32 {
-        let printable =
-            (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
         out[b as usize] = if printable {
             char::from_u32(b).unwrap_or('\0')
         } else {
@@ -668,11 +527,7 @@ fn bytes_to_unicode() -> [char; 256] {
 }
 
 fn unicode_to_bytes() -> HashMap<char, u8> {
-    bytes_to_unicode()
-        .iter()
-        .enumerate()
-        .map(|(b, &c)| (c, b as u8))
-        .collect()
+    bytes_to_unicode().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect()
 }
 
 /// `<0x0A>` -> 0x0A.
@@ -719,10 +574,7 @@ mod tests {
 
     #[test]
     fn generate_merges_orders_by_score_then_length() {
-        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].iter().map(|s| s.to_string()).collect();
         let vocab = vocab_map(&tokens);
         let scores = [0.0, 0.0, 0.0, -1.0, -2.0, -3.0];
         let m = generate_merges(&tokens, &vocab, Some(&scores));

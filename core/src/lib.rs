@@ -24,15 +24,15 @@ pub mod weights;
 
 pub use backend::Backend;
 pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
-pub use glassbox_kernels::QuantFormat;
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};
+pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp};
+pub use glassbox_kernels::QuantFormat;
 pub use gpu::GpuBackend;
 pub use hf_tokenizer::HfTokenizer;
 pub use hooks::{hook_names, hook_point, hook_points, HookKind, HookPoint};
 pub use model::HookedTransformer;
-pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp};
 pub use run::{BatchRequest, CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
 pub use tensor::HostTensor;
 pub use tokenizer::VocabTokenizer;

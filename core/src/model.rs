@@ -174,7 +174,8 @@ impl<B: Backend> HookedTransformer<B> {
         let v = h.hook(backend, &name("attn.hook_v"), backend.linear(&x, &w.W_V, w.b_V.as_ref())?)?; // [pos, kv_head, d_head]
         if let (Some(tables), Some((rot_dim, _))) = (rotary, cfg.rotary()) {
             q = h.hook(backend, &name("attn.hook_rot_q"), backend.rotary(&q, tables, n_heads, d_head, rot_dim)?)?; // [pos, head, d_head]
-            k = h.hook(backend, &name("attn.hook_rot_k"), backend.rotary(&k, tables, n_kv_heads, d_head, rot_dim)?)?; // [pos, kv_head, d_head]
+            k = h.hook(backend, &name("attn.hook_rot_k"), backend.rotary(&k, tables, n_kv_heads, d_head, rot_dim)?)?;
+            // [pos, kv_head, d_head]
         }
         let scores = backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?;
         let scores = h.hook(backend, &name("attn.hook_attn_scores"), scores)?; // [head, query, key]
@@ -194,7 +195,8 @@ impl<B: Backend> HookedTransformer<B> {
         }
         let resid_mid = h.hook(backend, &name("hook_resid_mid"), backend.add(&resid_pre, &attn_out)?)?; // [pos, d_model]
         let mlp_out = self.mlp(backend, h, l, mlp, &resid_mid)?;
-        h.hook(backend, &name("hook_resid_post"), backend.add(&resid_mid, &mlp_out)?) // [pos, d_model]
+        h.hook(backend, &name("hook_resid_post"), backend.add(&resid_mid, &mlp_out)?)
+        // [pos, d_model]
     }
 
     /// The MLP with the norm before it: `resid -> hook_mlp_out`. Plain: `act(x W_in + b_in)`;
@@ -214,7 +216,8 @@ impl<B: Backend> HookedTransformer<B> {
             }
         };
         let post = h.hook(backend, &name("mlp.hook_post"), post)?; // [pos, d_mlp]
-        h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &w.W_out, w.b_out.as_ref())?) // [pos, d_model]
+        h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &w.W_out, w.b_out.as_ref())?)
+        // [pos, d_model]
     }
 
     fn act(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
@@ -253,10 +256,8 @@ impl<B: Backend> HookedTransformer<B> {
             all.chunks(n.max(1)).map(<[f32]>::to_vec).collect()
         };
         let logits = split(data.next().expect("logits were read"));
-        let mut outs: Vec<RunOutput> = logits
-            .into_iter()
-            .map(|l| RunOutput { cache: Vec::new(), logits: HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], l) })
-            .collect();
+        let mut outs: Vec<RunOutput> =
+            logits.into_iter().map(|l| RunOutput { cache: Vec::new(), logits: HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], l) }).collect();
         for ((point, _), d) in cached.into_iter().zip(data) {
             let index = plan.hooks.iter().position(|(p, _, _)| p.name == point.name).expect("a cached hook is planned");
             let shape = point.shape(&self.cfg, n_pos);

@@ -255,10 +255,7 @@ fn cache_wanted(points: &[HookPoint], cache: &CacheSpec) -> Result<Vec<bool>> {
 fn lower_all(cfg: &Config, points: &[HookPoint], n_pos: usize, interventions: &[Intervention]) -> Result<Vec<Option<HookAffine>>> {
     let mut affines: Vec<Option<HookAffine>> = vec![None; points.len()];
     for iv in interventions {
-        let i = points
-            .iter()
-            .position(|p| p.name == iv.hook)
-            .ok_or_else(|| Error::Request(format!("unknown hook {:?} in an intervention", iv.hook)))?;
+        let i = points.iter().position(|p| p.name == iv.hook).ok_or_else(|| Error::Request(format!("unknown hook {:?} in an intervention", iv.hook)))?;
         let (mul, add) = lower(cfg, &points[i], n_pos, iv)?;
         affines[i] = Some(match affines[i].take() {
             None => HookAffine { mul, add },
@@ -333,12 +330,8 @@ fn lower(cfg: &Config, point: &HookPoint, n_pos: usize, iv: &Intervention) -> Re
     }
     let vec_len = if iv.neuron.is_some() { 1 } else { last };
     match &iv.op {
-        InterventionOp::Add(v) if v.len() != vec_len => {
-            return Err(bad(format!("the added vector has {} values, expected {vec_len}", v.len())))
-        }
-        InterventionOp::Replace(t) if t.shape != shape => {
-            return Err(bad(format!("the replacement has shape {:?}, expected {shape:?}", t.shape)))
-        }
+        InterventionOp::Add(v) if v.len() != vec_len => return Err(bad(format!("the added vector has {} values, expected {vec_len}", v.len()))),
+        InterventionOp::Replace(t) if t.shape != shape => return Err(bad(format!("the replacement has shape {:?}, expected {shape:?}", t.shape))),
         _ => {}
     }
     let mut mul = HostTensor::full(shape.clone(), 1.0);
@@ -352,9 +345,8 @@ fn lower(cfg: &Config, point: &HookPoint, n_pos: usize, iv: &Intervention) -> Re
             HookKind::PosHead { .. } => (i0, Some(i1), i2),
             HookKind::HeadQueryKey => (i1, Some(i0), i2),
         };
-        let selected = iv.positions.as_ref().is_none_or(|ps| ps.contains(&pos))
-            && iv.head.is_none_or(|h| head == Some(h))
-            && iv.neuron.is_none_or(|n| n == neuron);
+        let selected =
+            iv.positions.as_ref().is_none_or(|ps| ps.contains(&pos)) && iv.head.is_none_or(|h| head == Some(h)) && iv.neuron.is_none_or(|n| n == neuron);
         if !selected {
             continue;
         }

@@ -103,7 +103,13 @@ pub async fn induction_heldout_accuracy<B: crate::Backend>(model: &crate::Hooked
 
 /// Argmax of the readout at the last position of each of `n_batch` equal-length sequences
 /// (`tokens` holds them one after another), in batches of at most `chunk` sequences.
-pub async fn predict_last<B: crate::Backend>(model: &crate::HookedTransformer<B>, backend: &B, tokens: &[u32], n_batch: usize, chunk: usize) -> crate::Result<Vec<u32>> {
+pub async fn predict_last<B: crate::Backend>(
+    model: &crate::HookedTransformer<B>,
+    backend: &B,
+    tokens: &[u32],
+    n_batch: usize,
+    chunk: usize,
+) -> crate::Result<Vec<u32>> {
     let n_pos = tokens.len() / n_batch;
     let n_out = model.cfg.d_vocab_out;
     let mut out = Vec::with_capacity(n_batch);
@@ -203,7 +209,11 @@ pub mod parens {
             let left = len - i;
             let open = depth == 0 || (depth < left && rng.range(0, 2) == 0);
             s.push(if open { '(' } else { ')' });
-            if open { depth += 1 } else { depth -= 1 }
+            if open {
+                depth += 1
+            } else {
+                depth -= 1
+            }
         }
         s
     }
@@ -295,7 +305,12 @@ pub mod english {
 /// (metric name, value now, value on the card). `dir` is the model's folder (the English
 /// model's held-out slice is read from `dir/../../corpus/`).
 #[cfg(not(target_arch = "wasm32"))]
-pub async fn card_metrics<B: crate::Backend>(bundle: &crate::ModelBundle, model: &crate::HookedTransformer<B>, backend: &B, dir: &std::path::Path) -> crate::Result<Vec<(String, f64, f64)>> {
+pub async fn card_metrics<B: crate::Backend>(
+    bundle: &crate::ModelBundle,
+    model: &crate::HookedTransformer<B>,
+    backend: &B,
+    dir: &std::path::Path,
+) -> crate::Result<Vec<(String, f64, f64)>> {
     let card = |k: &str| bundle.card["metrics"][k].as_f64().ok_or_else(|| crate::Error::Config(format!("card.json has no metrics.{k}")));
     let name = bundle.card["name"].as_str().unwrap_or_default();
     Ok(match name {
@@ -311,7 +326,10 @@ pub async fn card_metrics<B: crate::Backend>(bundle: &crate::ModelBundle, model:
         "balanced-parens" => {
             let examples = parens::dataset(card("eval_seed")? as u64, card("eval_examples")? as usize);
             let (acc, hard) = parens::accuracy(model, backend, &examples).await?;
-            vec![("heldout_accuracy".into(), acc as f64, card("heldout_accuracy")?), ("heldout_hard_case_accuracy".into(), hard as f64, card("heldout_hard_case_accuracy")?)]
+            vec![
+                ("heldout_accuracy".into(), acc as f64, card("heldout_accuracy")?),
+                ("heldout_hard_case_accuracy".into(), hard as f64, card("heldout_hard_case_accuracy")?),
+            ]
         }
         "english-char-3l" => {
             let path = dir.join("../../corpus/moby-dick-heldout.txt");

@@ -66,7 +66,17 @@ pub struct VocabTokenizer {
 impl VocabTokenizer {
     /// One character per token, whitespace skipped, no padding: the induction model's tokenizer.
     pub fn chars(tokens: Vec<String>, bos: Option<u32>) -> VocabTokenizer {
-        VocabTokenizer { tokens, bos, split: Split::Chars, separators: String::new(), skip_whitespace: true, pad_to: None, pad: None, outputs: None, help: None }
+        VocabTokenizer {
+            tokens,
+            bos,
+            split: Split::Chars,
+            separators: String::new(),
+            skip_whitespace: true,
+            pad_to: None,
+            pad: None,
+            outputs: None,
+            help: None,
+        }
     }
 
     pub fn from_json(json: &str) -> Result<VocabTokenizer> {

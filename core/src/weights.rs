@@ -159,20 +159,20 @@ pub struct BlockWeights<T, M = T> {
 /// One block's MLP and the norm before it.
 #[derive(Clone, Debug)]
 pub struct MlpWeights<T, M = T> {
-    pub ln2_w: T,          // [d_model]
-    pub ln2_b: Option<T>,  // [d_model]
+    pub ln2_w: T,         // [d_model]
+    pub ln2_b: Option<T>, // [d_model]
     /// The gate of a gated (SwiGLU) MLP: `act(x @ W_gate) * (x @ W_in)`.
     pub W_gate: Option<M>, // [d_model, d_mlp]
-    pub W_in: M,           // [d_model, d_mlp]
-    pub b_in: Option<T>,   // [d_mlp]
-    pub W_out: M,          // [d_mlp, d_model]
-    pub b_out: Option<T>,  // [d_model]
+    pub W_in: M,          // [d_model, d_mlp]
+    pub b_in: Option<T>,  // [d_mlp]
+    pub W_out: M,         // [d_mlp, d_model]
+    pub b_out: Option<T>, // [d_model]
 }
 
 /// All weights of a model.
 #[derive(Clone, Debug)]
 pub struct ModelWeights<T, M = T> {
-    pub W_E: M,           // [d_vocab, d_model]
+    pub W_E: M, // [d_vocab, d_model]
     /// Learned positions `[n_ctx, d_model]`; `None` for rotary models.
     pub W_pos: Option<T>,
     pub blocks: Vec<BlockWeights<T, M>>,
@@ -195,7 +195,8 @@ impl<T, M> ModelWeights<T, M> {
         for (i, b) in self.blocks.iter().enumerate() {
             let name = |n: &str| format!("blocks.{i}.{n}");
             let mut opt = |n: &str, t: &Option<T>| t.as_ref().map(|t| f(&name(n), t)).transpose();
-            let (ln1_b, b_Q, b_K, b_V, b_O) = (opt("ln1.b", &b.ln1_b)?, opt("attn.b_Q", &b.b_Q)?, opt("attn.b_K", &b.b_K)?, opt("attn.b_V", &b.b_V)?, opt("attn.b_O", &b.b_O)?);
+            let (ln1_b, b_Q, b_K, b_V, b_O) =
+                (opt("ln1.b", &b.ln1_b)?, opt("attn.b_Q", &b.b_Q)?, opt("attn.b_K", &b.b_K)?, opt("attn.b_V", &b.b_V)?, opt("attn.b_O", &b.b_O)?);
             let mlp = match &b.mlp {
                 None => None,
                 Some(m) => Some(MlpWeights {
@@ -343,21 +344,14 @@ impl ModelWeights<HostTensor> {
         let ln_final_w = take("ln_f.weight", &[d])?;
         let ln_final_b = take("ln_f.bias", &[d])?;
         // An untied model stores its unembedding as nn.Linear's [d_vocab_out, d_model].
-        let w_u = if cfg.tied_embeddings {
-            w_e.transpose2()
-        } else {
-            take("lm_head.weight", &[cfg.d_vocab_out, d])?.transpose2()
-        };
+        let w_u = if cfg.tied_embeddings { w_e.transpose2() } else { take("lm_head.weight", &[cfg.d_vocab_out, d])?.transpose2() };
         Ok(ModelWeights { W_E: w_e, W_pos: Some(w_pos), blocks, ln_final_w, ln_final_b: Some(ln_final_b), W_U: w_u })
     }
 
     /// The tensors in Hugging Face GPT-2 naming and layout (the inverse of [`from_hf_gpt2`]).
     pub fn to_hf_gpt2(&self, cfg: &Config) -> Vec<(String, HostTensor)> {
         let some = |t: &Option<HostTensor>, what: &str| t.clone().unwrap_or_else(|| panic!("a GPT-2 model has {what}"));
-        let mut out = vec![
-            ("transformer.wte.weight".to_string(), self.W_E.clone()),
-            ("transformer.wpe.weight".to_string(), some(&self.W_pos, "W_pos")),
-        ];
+        let mut out = vec![("transformer.wte.weight".to_string(), self.W_E.clone()), ("transformer.wpe.weight".to_string(), some(&self.W_pos, "W_pos"))];
         for (l, b) in self.blocks.iter().enumerate() {
             let p = |s: &str| format!("transformer.h.{l}.{s}");
             let (d, hd) = (cfg.d_model, cfg.n_heads * cfg.d_head);
@@ -394,10 +388,8 @@ impl ModelWeights<HostTensor> {
 
 /// Serializes named f32 tensors as a safetensors file.
 pub fn write_safetensors(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|x| x.to_le_bytes()).collect(), t.shape.clone()))
-        .collect();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.data.iter().flat_map(|x| x.to_le_bytes()).collect(), t.shape.clone())).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
         .map(|(n, b, s)| Ok((n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::Weights(e.to_string()))?)))
@@ -550,13 +542,15 @@ pub fn split_neox_qkv(w: &HostTensor, b: Option<&HostTensor>, n_heads: usize, d_
         }
         HostTensor::new(vec![n_heads * d_head, d], rows).transpose2()
     };
-    let bias = |s: usize| b.map(|b| HostTensor::new(vec![n_heads * d_head], (0..n_heads).flat_map(|h| b.data[(h * 3 + s) * d_head..][..d_head].to_vec()).collect()));
+    let bias =
+        |s: usize| b.map(|b| HostTensor::new(vec![n_heads * d_head], (0..n_heads).flat_map(|h| b.data[(h * 3 + s) * d_head..][..d_head].to_vec()).collect()));
     ([part(0), part(1), part(2)], [bias(0), bias(1), bias(2)])
 }
 
 /// The shard files named by a `model.safetensors.index.json`, in first-use order.
 pub fn shard_files(index_json: &[u8]) -> Result<Vec<String>> {
-    let v: serde_json::Value = serde_json::from_slice(index_json).map_err(|e| Error::Weights(format!("model.safetensors.index.json is not valid JSON ({e})")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(index_json).map_err(|e| Error::Weights(format!("model.safetensors.index.json is not valid JSON ({e})")))?;
     let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::Weights("model.safetensors.index.json has no weight_map".into()))?;
     let mut files: Vec<String> = Vec::new();
     for f in map.values() {

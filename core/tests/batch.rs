@@ -54,15 +54,27 @@ fn items_keep_their_own_interventions<B: Backend>(b: &B) {
     // Item p patches the clean residual stream into the corrupted run at position p; item
     // n_pos zeroes head 1's z everywhere and caches the pattern; one item does nothing.
     let mut items: Vec<RunRequest> = (0..n_pos)
-        .map(|p| RunRequest::new(corrupted.clone()).cache(&[hook]).intervene(Intervention::new(hook, InterventionOp::Replace(clean_resid.clone())).at_positions(vec![p])))
+        .map(|p| {
+            RunRequest::new(corrupted.clone())
+                .cache(&[hook])
+                .intervene(Intervention::new(hook, InterventionOp::Replace(clean_resid.clone())).at_positions(vec![p]))
+        })
         .collect();
-    items.push(RunRequest::new(corrupted.clone()).cache(&["blocks.1.attn.hook_z", "blocks.1.attn.hook_pattern"]).intervene(Intervention::new("blocks.1.attn.hook_z", InterventionOp::Zero).at_head(1)));
+    items.push(
+        RunRequest::new(corrupted.clone())
+            .cache(&["blocks.1.attn.hook_z", "blocks.1.attn.hook_pattern"])
+            .intervene(Intervention::new("blocks.1.attn.hook_z", InterventionOp::Zero).at_head(1)),
+    );
     items.push(RunRequest::new(corrupted.clone()));
     let batch = pollster::block_on(model.run_batch(b, &BatchRequest::new(items.clone()))).unwrap();
     assert_eq!(batch.len(), items.len());
     for (i, (req, got)) in items.iter().zip(&batch).enumerate() {
         let alone = pollster::block_on(model.run(b, req)).unwrap();
-        assert_eq!(got.cache.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), alone.cache.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), "item {i} caches what it asked for");
+        assert_eq!(
+            got.cache.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            alone.cache.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            "item {i} caches what it asked for"
+        );
         let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, c)| a == c || (a - c).abs() <= 1e-4 + 1e-4 * c.abs());
         assert!(close(&got.logits.data, &alone.logits.data), "item {i} logits");
         for ((name, t), (_, u)) in got.cache.iter().zip(&alone.cache) {

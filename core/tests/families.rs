@@ -83,7 +83,11 @@ fn batches_of_rotary_models_equal_single_runs() {
 }
 
 /// Runs `weights` on the CPU and returns the logits.
-fn cpu_logits<M: glassbox_core::weights::MatrixSource>(cfg: &glassbox_core::Config, weights: &glassbox_core::ModelWeights<HostTensor, M>, tokens: &[u32]) -> HostTensor {
+fn cpu_logits<M: glassbox_core::weights::MatrixSource>(
+    cfg: &glassbox_core::Config,
+    weights: &glassbox_core::ModelWeights<HostTensor, M>,
+    tokens: &[u32],
+) -> HostTensor {
     let model = HookedTransformer::new(&CpuBackend, cfg.clone(), weights).unwrap();
     pollster::block_on(model.run(&CpuBackend, &RunRequest::new(tokens.to_vec()))).unwrap().logits
 }
@@ -182,7 +186,11 @@ fn matrices_past_the_binding_limit_are_split_and_give_the_same_result() {
     let f = family_fixture("qwen2-tiny"); // tied embeddings
     let q8 = GgufModel::from_bytes(&std::fs::read(f.dir.join("model-q8_0.gguf")).unwrap()).unwrap();
     let gpt2 = family_fixture("gpt2-tiny");
-    let cases = [("qwen2 f32", f.cfg.clone(), f.weights.clone(), f.tokens.clone()), ("qwen2 q8_0", q8.cfg.clone(), q8.weights.clone(), f.tokens.clone()), ("gpt2 f32", gpt2.cfg.clone(), gpt2.weights.clone(), gpt2.tokens.clone())];
+    let cases = [
+        ("qwen2 f32", f.cfg.clone(), f.weights.clone(), f.tokens.clone()),
+        ("qwen2 q8_0", q8.cfg.clone(), q8.weights.clone(), f.tokens.clone()),
+        ("gpt2 f32", gpt2.cfg.clone(), gpt2.weights.clone(), gpt2.tokens.clone()),
+    ];
     for (what, cfg, weights, tokens) in cases {
         let req = RunRequest::new(tokens).cache(&["hook_embed"]);
         gpu.set_binding_limit(None);

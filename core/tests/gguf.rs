@@ -83,11 +83,7 @@ fn allocation_bound(len: usize) -> usize {
 /// `parse`, checked not to allocate more than `allocation_bound` of the input.
 fn parse_metered(bytes: &[u8]) -> glassbox_core::Result<GgufFile> {
     let (result, largest) = largest_allocation(|| gguf::parse(bytes));
-    assert!(
-        largest <= allocation_bound(bytes.len()),
-        "parse allocated {largest} bytes at once for {} bytes of input ({result:?})",
-        bytes.len()
-    );
+    assert!(largest <= allocation_bound(bytes.len()), "parse allocated {largest} bytes at once for {} bytes of input ({result:?})", bytes.len());
     result
 }
 
@@ -139,11 +135,7 @@ fn shape_of(tensor: &Value) -> Vec<usize> {
 
 /// The end of the last tensor's data: every shorter prefix of the file is incomplete.
 fn required_len(file: &GgufFile) -> usize {
-    file.tensors
-        .iter()
-        .map(|t| (file.data_offset() + t.offset + t.n_bytes().unwrap()) as usize)
-        .max()
-        .unwrap_or(0)
+    file.tensors.iter().map(|t| (file.data_offset() + t.offset + t.n_bytes().unwrap()) as usize).max().unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,10 +427,7 @@ fn every_prefix_of_every_fixture_is_an_error() {
             let result = parse_metered(prefix);
             if len < required {
                 let e = message(result);
-                assert!(
-                    e.contains("truncated") || e.contains("runs past the end") || e.contains("bytes are left"),
-                    "{file_name}[..{len}]: {e}"
-                );
+                assert!(e.contains("truncated") || e.contains("runs past the end") || e.contains("bytes are left"), "{file_name}[..{len}]: {e}");
             } else {
                 // Only the padding after the last tensor is missing: still a whole file.
                 let file = result.unwrap_or_else(|e| panic!("{file_name}[..{len}]: {e}"));

@@ -85,7 +85,8 @@ fn patch_residual<B: Backend>(b: &B) {
 fn zero_scores_gives_numbers<B: Backend>(b: &B) {
     let f = fixture("attn-only-tiny");
     let hook = "blocks.0.attn.hook_attn_scores";
-    let out = run(b, &f, RunRequest::new(f.tokens.clone()).cache(&[hook, "blocks.0.attn.hook_pattern"]).intervene(Intervention::new(hook, Op::Zero).at_head(1)));
+    let out =
+        run(b, &f, RunRequest::new(f.tokens.clone()).cache(&[hook, "blocks.0.attn.hook_pattern"]).intervene(Intervention::new(hook, Op::Zero).at_head(1)));
     let n = f.tokens.len();
     let pattern = out.get("blocks.0.attn.hook_pattern").unwrap();
     // Head 1 now attends uniformly to every position, future included.
@@ -128,7 +129,15 @@ macro_rules! on_every_backend {
         mod gpu { use super::*; $( #[test] fn $body() { let _g = gpu_lock(); super::$body(common::gpu()) } )* }
     };
 }
-on_every_backend!(zero_one_head, add_steering_vector, scale_one_neuron, patch_residual, zero_scores_gives_numbers, two_interventions_compose, forward_visits_exactly_the_hook_list);
+on_every_backend!(
+    zero_one_head,
+    add_steering_vector,
+    scale_one_neuron,
+    patch_residual,
+    zero_scores_gives_numbers,
+    two_interventions_compose,
+    forward_visits_exactly_the_hook_list
+);
 
 #[test]
 fn bad_requests_are_clear_errors() {

@@ -34,7 +34,10 @@ fn weights_that_do_not_fit_the_config_are_named() {
 fn bad_configs_are_errors() {
     assert!(Config::from_hf_json("{").is_err());
     // A Llama config with GPT-2's keys lacks Llama's: the message names the missing key.
-    assert!(Config::from_hf_json(r#"{"model_type":"llama","n_layer":1,"n_embd":8,"n_head":2,"n_positions":8,"vocab_size":8}"#).unwrap_err().to_string().contains("hidden_size"));
+    assert!(Config::from_hf_json(r#"{"model_type":"llama","n_layer":1,"n_embd":8,"n_head":2,"n_positions":8,"vocab_size":8}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("hidden_size"));
     // An unsupported family is named.
     assert!(Config::from_hf_json(r#"{"model_type":"bert","hidden_size":8}"#).unwrap_err().to_string().contains("\"bert\""));
     // RoPE scaling is refused by name.

@@ -64,7 +64,12 @@ fn the_modular_split_is_the_trainers_split() {
     // training pairs it drew, which must be ours too, or "held-out" would be a lie.
     let (bundle, _) = load("modular-addition");
     let (train, test) = modular::split(bundle.card["metrics"]["split_seed"].as_u64().unwrap(), modular::TRAIN_FRACTION);
-    let first: Vec<(usize, usize)> = bundle.card["metrics"]["first_train_pairs"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect();
+    let first: Vec<(usize, usize)> = bundle.card["metrics"]["first_train_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize))
+        .collect();
     assert_eq!(&train[..first.len()], &first[..]);
     assert_eq!(train.len(), bundle.card["metrics"]["train_pairs"].as_u64().unwrap() as usize);
     assert_eq!(test.len(), bundle.card["metrics"]["heldout_pairs"].as_u64().unwrap() as usize);

@@ -15,23 +15,10 @@ use glassbox_kernels::{GpuContext, LinearKernel};
 
 fn main() {
     let ctx = pollster::block_on(GpuContext::new()).expect("no GPU adapter");
-    println!(
-        "adapter: {} ({:?})",
-        ctx.adapter_name(),
-        ctx.adapter_info().backend
-    );
-    for &(m, k, n) in &[
-        (1usize, 768usize, 3072usize),
-        (16, 768, 3072),
-        (64, 768, 768),
-        (256, 768, 3072),
-    ] {
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
-        let w: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
+    println!("adapter: {} ({:?})", ctx.adapter_name(), ctx.adapter_info().backend);
+    for &(m, k, n) in &[(1usize, 768usize, 3072usize), (16, 768, 3072), (64, 768, 768), (256, 768, 3072)] {
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0).collect();
         let b: Vec<f32> = (0..n).map(|i| (i % 10) as f32 * 0.1).collect();
         let tx = ctx.upload(&x, &[m, k]);
         let tw = ctx.upload(&w, &[k, n]);

@@ -45,16 +45,10 @@ fn time(ctx: &GpuContext, op: &dyn Fn(&mut Recorder<'_>) -> GpuTensor) -> (f64, 
 
 fn main() {
     let ctx = pollster::block_on(GpuContext::new()).expect("no GPU adapter");
-    println!(
-        "adapter: {} ({:?})",
-        ctx.adapter_name(),
-        ctx.adapter_info().backend
-    );
+    println!("adapter: {} ({:?})", ctx.adapter_name(), ctx.adapter_info().backend);
     let (k, n) = (768usize, 3072usize);
     // W_t [n, k] (GGUF / nn.Linear layout) at GPT-2's weight scale; W = W_t^T [k, n] for f32.
-    let wt: Vec<f32> = (0..n * k)
-        .map(|i| (((i * 104_729) % 1000) as f32 / 500.0 - 1.0) * 0.2)
-        .collect();
+    let wt: Vec<f32> = (0..n * k).map(|i| (((i * 104_729) % 1000) as f32 / 500.0 - 1.0) * 0.2).collect();
     let mut w = vec![0.0f32; k * n];
     for c in 0..n {
         for j in 0..k {
@@ -64,21 +58,14 @@ fn main() {
     let b: Vec<f32> = (0..n).map(|i| (i % 10) as f32 * 0.1).collect();
     let q8 = quantize_q8_0(&wt);
     let q4 = quantize_q4_0(&wt);
-    println!(
-        "weights [{k} x {n}]: f32 {:.2} MB, Q8_0 {:.2} MB, Q4_0 {:.2} MB",
-        (w.len() * 4) as f64 / 1e6,
-        q8.len() as f64 / 1e6,
-        q4.len() as f64 / 1e6
-    );
+    println!("weights [{k} x {n}]: f32 {:.2} MB, Q8_0 {:.2} MB, Q4_0 {:.2} MB", (w.len() * 4) as f64 / 1e6, q8.len() as f64 / 1e6, q4.len() as f64 / 1e6);
     let tw = ctx.upload(&w, &[k, n]);
     let tq8 = ctx.upload_quant(QuantFormat::Q8_0, &q8, n, k);
     let tq4 = ctx.upload_quant(QuantFormat::Q4_0, &q4, n, k);
     let tb = ctx.upload(&b, &[n]);
 
     for m in [1usize, 16, 64] {
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
         let tx = ctx.upload(&x, &[m, k]);
         let f32_t = time(&ctx, &|r| r.linear(&tx, &tw, Some(&tb)));
         let q8_t = time(&ctx, &|r| r.linear_quant(&tx, &tq8, Some(&tb)));

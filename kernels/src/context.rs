@@ -56,17 +56,8 @@ impl GpuTensor {
     /// Same buffer, new shape. Panics if the element count differs.
     pub fn reshape(&self, shape: &[usize]) -> GpuTensor {
         let n: usize = shape.iter().product();
-        assert_eq!(
-            n,
-            self.len(),
-            "reshape {:?} -> {:?}: element counts differ",
-            self.shape,
-            shape
-        );
-        GpuTensor {
-            buffer: self.buffer.clone(),
-            shape: shape.to_vec(),
-        }
+        assert_eq!(n, self.len(), "reshape {:?} -> {:?}: element counts differ", self.shape, shape);
+        GpuTensor { buffer: self.buffer.clone(), shape: shape.to_vec() }
     }
 
     /// Size of the last axis (1 for a scalar).
@@ -117,9 +108,7 @@ impl Drop for GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext")
-            .field("adapter", &self.info)
-            .finish_non_exhaustive()
+        f.debug_struct("GpuContext").field("adapter", &self.info).finish_non_exhaustive()
     }
 }
 
@@ -131,11 +120,9 @@ impl GpuContext {
     /// browser's WebGPU. Limits are the WebGPU defaults, except the storage-buffer binding size
     /// and buffer size, raised to the adapter's when larger.
     pub async fn new() -> Result<GpuContext, GpuError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let options = wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::from_env()
-                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
             force_fallback_adapter: false,
             compatible_surface: None,
             ..Default::default()
@@ -153,9 +140,7 @@ impl GpuContext {
 
         let adapter_limits = adapter.limits();
         let mut limits = wgpu::Limits::default();
-        limits.max_storage_buffer_binding_size = limits
-            .max_storage_buffer_binding_size
-            .max(adapter_limits.max_storage_buffer_binding_size);
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.max(adapter_limits.max_storage_buffer_binding_size);
         limits.max_buffer_size = limits.max_buffer_size.max(adapter_limits.max_buffer_size);
 
         let (device, queue) = adapter
@@ -182,8 +167,7 @@ impl GpuContext {
         {
             let lost = lost.clone();
             device.set_device_lost_callback(move |reason, msg| {
-                *lost.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(format!("{reason:?}: {msg}"));
+                *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {msg}"));
             });
         }
 
@@ -194,10 +178,7 @@ impl GpuContext {
         for def in ops::all_kernels() {
             let kernel = build_kernel(&device, def);
             if kernels.insert(def.entry, kernel).is_some() {
-                return Err(GpuError::Shader(format!(
-                    "two kernels are named {}",
-                    def.entry
-                )));
+                return Err(GpuError::Shader(format!("two kernels are named {}", def.entry)));
             }
         }
         if let Some(e) = scope.pop().await {
@@ -213,16 +194,7 @@ impl GpuContext {
         let max_groups_per_dim = device.limits().max_compute_workgroups_per_dimension;
 
         LIVE_CONTEXTS.fetch_add(1, Ordering::SeqCst);
-        Ok(GpuContext {
-            device,
-            queue,
-            info,
-            kernels,
-            dummy,
-            max_groups_per_dim,
-            error,
-            lost,
-        })
+        Ok(GpuContext { device, queue, info, kernels, dummy, max_groups_per_dim, error, lost })
     }
 
     /// How many contexts exist in this process (made by [`GpuContext::new`], not yet dropped).
@@ -241,10 +213,7 @@ impl GpuContext {
     /// adapter description (may be empty there, then a generic description).
     pub fn adapter_name(&self) -> String {
         if self.info.name.is_empty() {
-            format!(
-                "{:?} adapter ({:?})",
-                self.info.backend, self.info.device_type
-            )
+            format!("{:?} adapter ({:?})", self.info.backend, self.info.device_type)
         } else {
             self.info.name.clone()
         }
@@ -266,39 +235,22 @@ impl GpuContext {
     /// Uploads f32 data as a tensor (usage STORAGE | COPY_SRC | COPY_DST).
     pub fn upload(&self, data: &[f32], shape: &[usize]) -> GpuTensor {
         let n: usize = shape.iter().product();
-        assert_eq!(
-            data.len(),
-            n,
-            "upload: data has {} values, shape {:?} needs {n}",
-            data.len(),
-            shape
-        );
+        assert_eq!(data.len(), n, "upload: data has {} values, shape {:?} needs {n}", data.len(), shape);
         let buffer = self.storage_buffer_init("tensor", bytemuck::cast_slice(data));
-        GpuTensor {
-            buffer: Arc::new(buffer),
-            shape: shape.to_vec(),
-        }
+        GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec() }
     }
 
     /// A storage buffer holding `bytes`; an empty one gets 4 zero bytes, since a zero-sized
     /// binding is invalid in WebGPU.
     fn storage_buffer_init(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
         let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: tensor_usage(),
-            })
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: tensor_usage() })
     }
 
     /// Uploads u32 data (token ids) as a storage buffer.
     pub fn upload_u32(&self, data: &[u32]) -> GpuBuffer {
         let buffer = self.storage_buffer_init("u32 buffer", bytemuck::cast_slice(data));
-        GpuBuffer {
-            buffer: Arc::new(buffer),
-            len: data.len(),
-        }
+        GpuBuffer { buffer: Arc::new(buffer), len: data.len() }
     }
 
     /// Uploads raw bytes (e.g. GGUF quantized blocks) as a u32 storage buffer, little-endian,
@@ -313,35 +265,23 @@ impl GpuContext {
             padded.resize(words * 4, 0);
             self.storage_buffer_init("byte buffer", &padded)
         };
-        GpuBuffer {
-            buffer: Arc::new(buffer),
-            len: words,
-        }
+        GpuBuffer { buffer: Arc::new(buffer), len: words }
     }
 
     /// Starts recording: all ops of the returned recorder go into one command encoder, submitted
     /// by [`Recorder::submit`].
     pub fn recorder(&self) -> Recorder<'_> {
-        Recorder {
-            encoder: self.ops_encoder(),
-            ctx: ContextRef::Borrowed(self),
-        }
+        Recorder { encoder: self.ops_encoder(), ctx: ContextRef::Borrowed(self) }
     }
 
     /// [`GpuContext::recorder`] for a shared context: the recorder holds its own reference,
     /// so it can be kept (e.g. beside the context in a backend) without borrowing.
     pub fn shared_recorder(self: &Arc<Self>) -> Recorder<'static> {
-        Recorder {
-            encoder: self.ops_encoder(),
-            ctx: ContextRef::Shared(self.clone()),
-        }
+        Recorder { encoder: self.ops_encoder(), ctx: ContextRef::Shared(self.clone()) }
     }
 
     fn ops_encoder(&self) -> wgpu::CommandEncoder {
-        self.device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("glassbox ops"),
-            })
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("glassbox ops") })
     }
 
     /// Copies the tensors into mappable buffers in ONE submission, maps them and returns their
@@ -351,11 +291,7 @@ impl GpuContext {
     /// Also reports (once) the first uncaptured wgpu error since the previous read, and device loss.
     pub async fn read(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>, GpuError> {
         self.check_lost()?;
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read-back"),
-            });
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back") });
         let staging: Vec<Option<wgpu::Buffer>> = tensors
             .iter()
             .map(|t| {
@@ -384,13 +320,9 @@ impl GpuContext {
             receivers.push(rx);
         }
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Map(format!("device.poll: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Map(format!("device.poll: {e}")))?;
         for rx in receivers {
-            rx.await
-                .map_err(|_| GpuError::Map("map_async callback was dropped".into()))?
-                .map_err(|e| GpuError::Map(e.to_string()))?;
+            rx.await.map_err(|_| GpuError::Map("map_async callback was dropped".into()))?.map_err(|e| GpuError::Map(e.to_string()))?;
         }
         self.check_lost()?;
         if let Some(e) = self.take_error() {
@@ -403,13 +335,8 @@ impl GpuContext {
                 None => out.push(Vec::new()),
                 Some(b) => {
                     let data = {
-                        let view = b
-                            .slice(..)
-                            .get_mapped_range()
-                            .map_err(|e| GpuError::Map(e.to_string()))?;
-                        view.chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect::<Vec<f32>>()
+                        let view = b.slice(..).get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?;
+                        view.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
                     };
                     b.unmap();
                     out.push(data);
@@ -441,10 +368,7 @@ impl GpuContext {
         } else {
             let x = self.max_groups_per_dim;
             let y = n_groups.div_ceil(x);
-            assert!(
-                y <= self.max_groups_per_dim,
-                "dispatch of {n_groups} workgroups is too large"
-            );
+            assert!(y <= self.max_groups_per_dim, "dispatch of {n_groups} workgroups is too large");
             [x, y, 1]
         }
     }
@@ -457,11 +381,7 @@ impl GpuContext {
 
     pub(crate) fn check_grid(&self, grid: [u32; 3], op: &str) {
         for g in grid {
-            assert!(
-                g <= self.max_groups_per_dim,
-                "{op}: {g} workgroups in one dimension exceeds the limit {}",
-                self.max_groups_per_dim
-            );
+            assert!(g <= self.max_groups_per_dim, "{op}: {g} workgroups in one dimension exceeds the limit {}", self.max_groups_per_dim);
         }
     }
 }
@@ -483,28 +403,17 @@ fn tensor_usage() -> wgpu::BufferUsages {
 }
 
 fn build_kernel(device: &wgpu::Device, spec: &KernelDef) -> Kernel {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(spec.entry),
-        source: wgpu::ShaderSource::Wgsl(spec.wgsl.render()),
-    });
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(spec.entry), source: wgpu::ShaderSource::Wgsl(spec.wgsl.render()) });
     let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     };
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     }];
     for i in 0..spec.n_inputs {
@@ -513,15 +422,9 @@ fn build_kernel(device: &wgpu::Device, spec: &KernelDef) -> Kernel {
     for i in 0..spec.n_outputs {
         entries.push(storage(1 + spec.n_inputs + i, false));
     }
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(spec.entry),
-        entries: &entries,
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(spec.entry),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.entry), entries: &entries });
+    let pipeline_layout =
+        device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(spec.entry), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(spec.entry),
         layout: Some(&pipeline_layout),
@@ -530,11 +433,7 @@ fn build_kernel(device: &wgpu::Device, spec: &KernelDef) -> Kernel {
         compilation_options: Default::default(),
         cache: None,
     });
-    Kernel {
-        def: *spec,
-        pipeline,
-        layout,
-    }
+    Kernel { def: *spec, pipeline, layout }
 }
 
 /// The context a [`Recorder`] records for: borrowed, or shared (an `Arc`).
@@ -576,79 +475,34 @@ impl Recorder<'_> {
             usage: tensor_usage(),
             mapped_at_creation: false,
         });
-        GpuTensor {
-            buffer: Arc::new(buffer),
-            shape: shape.to_vec(),
-        }
+        GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec() }
     }
 
     /// Records one dispatch of `kernel` in its own compute pass. `params` are u32 words (f32s
     /// passed as `to_bits()`), padded here to a 16-byte multiple. Skipped when the grid is empty.
-    pub(crate) fn dispatch(
-        &mut self,
-        kernel: KernelDef,
-        params: &[u32],
-        inputs: &[&wgpu::Buffer],
-        outputs: &[&wgpu::Buffer],
-        grid: [u32; 3],
-    ) {
+    pub(crate) fn dispatch(&mut self, kernel: KernelDef, params: &[u32], inputs: &[&wgpu::Buffer], outputs: &[&wgpu::Buffer], grid: [u32; 3]) {
         if grid.contains(&0) {
             return;
         }
-        let k = self
-            .ctx
-            .kernels
-            .get(kernel.entry)
-            .unwrap_or_else(|| panic!("{}: kernel not registered in ops::ALL", kernel.entry));
+        let k = self.ctx.kernels.get(kernel.entry).unwrap_or_else(|| panic!("{}: kernel not registered in ops::ALL", kernel.entry));
         let spec = &k.def;
-        assert_eq!(
-            inputs.len(),
-            spec.n_inputs as usize,
-            "{}: wrong input count",
-            spec.entry
-        );
-        assert_eq!(
-            outputs.len(),
-            spec.n_outputs as usize,
-            "{}: wrong output count",
-            spec.entry
-        );
+        assert_eq!(inputs.len(), spec.n_inputs as usize, "{}: wrong input count", spec.entry);
+        assert_eq!(outputs.len(), spec.n_outputs as usize, "{}: wrong output count", spec.entry);
         self.ctx.check_grid(grid, spec.entry);
 
         let mut words = params.to_vec();
         words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self
-            .ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::cast_slice(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let uniform = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in inputs.iter().chain(outputs.iter()).enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
-                resource: b.as_entire_binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.as_entire_binding() });
         }
-        let bind_group = self
-            .ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(spec.entry),
-                layout: &k.layout,
-                entries: &entries,
-            });
-        let mut pass = self
-            .encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(spec.entry),
-                timestamp_writes: None,
-            });
+        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &k.layout, entries: &entries });
+        let mut pass = self.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.entry), timestamp_writes: None });
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);

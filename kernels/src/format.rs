@@ -41,14 +41,7 @@ pub struct UnknownFormat(pub String);
 
 impl QuantFormat {
     /// Every format, in the order of the table above.
-    pub const ALL: [QuantFormat; 6] = [
-        QuantFormat::F32,
-        QuantFormat::F16,
-        QuantFormat::Q8_0,
-        QuantFormat::Q4_0,
-        QuantFormat::Q4_K,
-        QuantFormat::Q6_K,
-    ];
+    pub const ALL: [QuantFormat; 6] = [QuantFormat::F32, QuantFormat::F16, QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_K, QuantFormat::Q6_K];
 
     /// The lowercase name ("f32", "f16", "q8_0", "q4_0", "q4_k", "q6_k").
     pub const fn name(self) -> &'static str {
@@ -76,9 +69,7 @@ impl QuantFormat {
 
     /// The format of GGUF type code `id`, if glassbox reads it.
     pub fn from_ggml_type_id(id: u32) -> Option<QuantFormat> {
-        QuantFormat::ALL
-            .into_iter()
-            .find(|f| f.ggml_type_id() == id)
+        QuantFormat::ALL.into_iter().find(|f| f.ggml_type_id() == id)
     }
 
     /// Values per block (1 for f32 / f16).
@@ -200,11 +191,7 @@ impl QuantFormat {
     pub fn quantize(self, x: &[f32]) -> Option<Vec<u8>> {
         match self {
             QuantFormat::F32 => Some(x.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            QuantFormat::F16 => Some(
-                x.iter()
-                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                    .collect(),
-            ),
+            QuantFormat::F16 => Some(x.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()),
             QuantFormat::Q8_0 => Some(ops::linear_quant::quantize_q8_0(x)),
             QuantFormat::Q4_0 => Some(ops::linear_quant::quantize_q4_0(x)),
             QuantFormat::Q4_K | QuantFormat::Q6_K => None,
@@ -228,10 +215,7 @@ impl std::str::FromStr for QuantFormat {
 
     /// The lowercase names of [`QuantFormat::name`]; GGUF's uppercase spellings too ("Q8_0").
     fn from_str(s: &str) -> Result<QuantFormat, UnknownFormat> {
-        QuantFormat::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownFormat(s.to_string()))
+        QuantFormat::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownFormat(s.to_string()))
     }
 }
 
@@ -246,11 +230,7 @@ mod tests {
             assert_eq!(QuantFormat::from_ggml_type_id(f.ggml_type_id()), Some(f));
         }
         assert_eq!("Q4_K".parse::<QuantFormat>(), Ok(QuantFormat::Q4_K));
-        assert!("q5_0"
-            .parse::<QuantFormat>()
-            .unwrap_err()
-            .to_string()
-            .contains("q8_0"));
+        assert!("q5_0".parse::<QuantFormat>().unwrap_err().to_string().contains("q8_0"));
     }
 
     #[test]

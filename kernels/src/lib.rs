@@ -28,8 +28,8 @@ mod format;
 pub mod ops;
 
 pub use context::{GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder};
-pub use ops::linear::LinearKernel;
 pub use format::{QuantFormat, UnknownFormat};
+pub use ops::linear::LinearKernel;
 pub use ops::linear_quant::QuantTensor;
 
 /// The CPU reference of every op, under one roof.
@@ -42,19 +42,18 @@ pub mod cpu {
     pub use crate::ops::embed::{embed_cpu, pos_embed_cpu};
     pub use crate::ops::embed_quant::embed_quant_cpu;
     pub use crate::ops::gelu::gelu_cpu;
-    pub use crate::ops::mul::mul_cpu;
-    pub use crate::ops::rms_norm::rms_norm_cpu;
-    pub use crate::ops::rotary::{rotary_cpu, rotary_tables};
-    pub use crate::ops::silu::silu_cpu;
     pub use crate::ops::gelu_new::gelu_new_cpu;
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;
     pub use crate::ops::linear_q4_k::{dequantize_q4_k, linear_q4_k_cpu};
     pub use crate::ops::linear_q6_k::{dequantize_q6_k, linear_q6_k_cpu};
     pub use crate::ops::linear_quant::{
-        dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, linear_quant_cpu,
-        quantize, quantize_q4_0, quantize_q8_0,
+        dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, linear_quant_cpu, quantize, quantize_q4_0, quantize_q8_0,
     };
+    pub use crate::ops::mul::mul_cpu;
+    pub use crate::ops::rms_norm::rms_norm_cpu;
+    pub use crate::ops::rotary::{rotary_cpu, rotary_tables};
     pub use crate::ops::scale_shift::scale_shift_cpu;
+    pub use crate::ops::silu::silu_cpu;
     pub use crate::ops::softmax::softmax_cpu;
 }

@@ -16,13 +16,7 @@ use rand::{Rng, SeedableRng};
 /// |got - want| <= atol + rtol * |want| everywhere; infinities must match exactly.
 #[track_caller]
 fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs {}",
-        got.len(),
-        want.len()
-    );
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
     let mut worst = (0.0f32, 0usize);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if w.is_infinite() || g.is_infinite() {
@@ -32,10 +26,7 @@ fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
         assert!(g.is_finite(), "{what}: index {i}: got {g}, want {w}");
         let err = (g - w).abs();
         let excess = err - (atol + rtol * w.abs());
-        assert!(
-            excess <= 0.0,
-            "{what}: index {i}: got {g}, want {w} (|err| {err:e} > {atol:e} + {rtol:e}*|want|)"
-        );
+        assert!(excess <= 0.0, "{what}: index {i}: got {g}, want {w} (|err| {err:e} > {atol:e} + {rtol:e}*|want|)");
         if err > worst.0 {
             worst = (err, i);
         }
@@ -53,18 +44,10 @@ fn adapter_present() {
 fn embed_and_pos_embed_match_cpu() {
     // Pure copies: exact equality.
     let mut rng = StdRng::seed_from_u64(1);
-    for &(n_pos, d_vocab, d_model) in &[
-        (1, 1, 1),
-        (3, 7, 5),
-        (17, 50, 33),
-        (65, 100, 129),
-        (7, 11, 768),
-    ] {
+    for &(n_pos, d_vocab, d_model) in &[(1, 1, 1), (3, 7, 5), (17, 50, 33), (65, 100, 129), (7, 11, 768)] {
         let w_e = rand_vec(&mut rng, d_vocab * d_model, -1.0, 1.0);
         let w_pos = rand_vec(&mut rng, (n_pos + 3) * d_model, -1.0, 1.0);
-        let mut tokens: Vec<u32> = (0..n_pos)
-            .map(|_| rng.gen_range(0..d_vocab as u32))
-            .collect();
+        let mut tokens: Vec<u32> = (0..n_pos).map(|_| rng.gen_range(0..d_vocab as u32)).collect();
         if n_pos > 2 {
             tokens[1] = d_vocab as u32 + 5; // out of range: zero row, no out-of-bounds read
         }
@@ -79,16 +62,8 @@ fn embed_and_pos_embed_match_cpu() {
         assert_eq!(e.shape, vec![n_pos, d_model]);
         assert_eq!(p.shape, vec![n_pos, d_model]);
         let out = read(&[&e, &p]);
-        assert_eq!(
-            out[0],
-            embed_cpu(&tokens, &w_e, d_vocab, d_model),
-            "embed {n_pos}x{d_model}"
-        );
-        assert_eq!(
-            out[1],
-            pos_embed_cpu(1, n_pos, &w_pos, d_model),
-            "pos_embed {n_pos}x{d_model}"
-        );
+        assert_eq!(out[0], embed_cpu(&tokens, &w_e, d_vocab, d_model), "embed {n_pos}x{d_model}");
+        assert_eq!(out[1], pos_embed_cpu(1, n_pos, &w_pos, d_model), "pos_embed {n_pos}x{d_model}");
     }
 }
 
@@ -97,16 +72,7 @@ fn layer_norm_matches_cpu() {
     // Tolerance 1e-5 + 1e-4 rel: the mean and variance are reductions over d (up to 1000) done
     // in a different order (tree vs sequential); outputs are O(1) after normalization.
     let mut rng = StdRng::seed_from_u64(2);
-    for &(rows, d) in &[
-        (1, 1),
-        (1, 7),
-        (3, 17),
-        (7, 33),
-        (5, 65),
-        (2, 129),
-        (4, 768),
-        (3, 1000),
-    ] {
+    for &(rows, d) in &[(1, 1), (1, 7), (3, 17), (7, 33), (5, 65), (2, 129), (4, 768), (3, 1000)] {
         let x = rand_vec(&mut rng, rows * d, -3.0, 5.0);
         let c = ctx();
         let tx = c.upload(&x, &[rows, d]);
@@ -117,20 +83,8 @@ fn layer_norm_matches_cpu() {
         assert_eq!(norm.shape, vec![rows, d]);
         let out = read(&[&scale, &norm]);
         let (want_scale, want_norm) = layer_norm_cpu(&x, d, 1e-5);
-        assert_close(
-            &out[0],
-            &want_scale,
-            1e-5,
-            1e-4,
-            &format!("ln scale {rows}x{d}"),
-        );
-        assert_close(
-            &out[1],
-            &want_norm,
-            1e-5,
-            1e-4,
-            &format!("ln normalized {rows}x{d}"),
-        );
+        assert_close(&out[0], &want_scale, 1e-5, 1e-4, &format!("ln scale {rows}x{d}"));
+        assert_close(&out[1], &want_norm, 1e-5, 1e-4, &format!("ln normalized {rows}x{d}"));
     }
 }
 
@@ -143,22 +97,12 @@ fn scale_shift_matches_cpu() {
         let w = rand_vec(&mut rng, d, 0.5, 1.5);
         let b = rand_vec(&mut rng, d, -0.5, 0.5);
         let c = ctx();
-        let (tx, tw, tb) = (
-            c.upload(&x, &[rows, d]),
-            c.upload(&w, &[d]),
-            c.upload(&b, &[d]),
-        );
+        let (tx, tw, tb) = (c.upload(&x, &[rows, d]), c.upload(&w, &[d]), c.upload(&b, &[d]));
         let mut r = c.recorder();
         let y = r.scale_shift(&tx, &tw, Some(&tb));
         r.submit();
         assert_eq!(y.shape, vec![rows, d]);
-        assert_close(
-            &read1(&y),
-            &scale_shift_cpu(&x, &w, Some(&b)),
-            1e-6,
-            1e-6,
-            &format!("scale_shift {rows}x{d}"),
-        );
+        assert_close(&read1(&y), &scale_shift_cpu(&x, &w, Some(&b)), 1e-6, 1e-6, &format!("scale_shift {rows}x{d}"));
     }
 }
 
@@ -180,13 +124,7 @@ fn row_kernels_beyond_65535_workgroups() {
     let (ws, wn) = layer_norm_cpu(&x, d, 1e-5);
     assert_close(&out[0], &ws, 1e-5, 1e-4, "ln scale 70000 rows");
     assert_close(&out[1], &wn, 1e-5, 1e-4, "ln normalized 70000 rows");
-    assert_close(
-        &out[2],
-        &softmax_cpu(&x, d),
-        1e-6,
-        1e-5,
-        "softmax 70000 rows",
-    );
+    assert_close(&out[2], &softmax_cpu(&x, d), 1e-6, 1e-5, "softmax 70000 rows");
 }
 
 #[test]
@@ -215,18 +153,10 @@ fn linear_matches_cpu() {
         let w = rand_vec(&mut rng, k * n, -1.0, 1.0);
         let b = rand_vec(&mut rng, n, -1.0, 1.0);
         let c = ctx();
-        let (tx, tw, tb) = (
-            c.upload(&x, &[m, k]),
-            c.upload(&w, &[k, n]),
-            c.upload(&b, &[n]),
-        );
+        let (tx, tw, tb) = (c.upload(&x, &[m, k]), c.upload(&w, &[k, n]), c.upload(&b, &[n]));
         for bias in [false, true] {
             let want = linear_cpu(&x, &w, bias.then_some(&b[..]), m, k, n);
-            for kernel in [
-                LinearKernel::Tiled,
-                LinearKernel::RowBlock,
-                LinearKernel::Auto,
-            ] {
+            for kernel in [LinearKernel::Tiled, LinearKernel::RowBlock, LinearKernel::Auto] {
                 let mut r = c.recorder();
                 let y = r.linear_with(&tx, &tw, bias.then_some(&tb), kernel);
                 r.submit();
@@ -250,11 +180,7 @@ fn linear_keeps_leading_shape_and_chains_in_one_submission() {
     let b2 = rand_vec(&mut rng, n2, -1.0, 1.0);
     let c = ctx();
     let tx = c.upload(&x, &[a, p, k]);
-    let (tw1, tw2, tb2) = (
-        c.upload(&w1, &[k, n1]),
-        c.upload(&w2, &[n1, n2]),
-        c.upload(&b2, &[n2]),
-    );
+    let (tw1, tw2, tb2) = (c.upload(&w1, &[k, n1]), c.upload(&w2, &[n1, n2]), c.upload(&b2, &[n2]));
     let mut r = c.recorder();
     let h = r.linear(&tx, &tw1, None);
     let y = r.linear(&h, &tw2, Some(&tb2));
@@ -266,20 +192,8 @@ fn linear_keeps_leading_shape_and_chains_in_one_submission() {
     let wh = linear_cpu(&x, &w1, None, a * p, k, n1);
     let wy = linear_cpu(&wh, &w2, Some(&b2), a * p, n1, n2);
     assert_close(&out[0], &wh, 2e-6 * k as f32, 1e-4, "chained linear 1");
-    assert_close(
-        &out[1],
-        &wy,
-        2e-6 * (k * n1) as f32,
-        1e-4,
-        "chained linear 2",
-    );
-    assert_close(
-        &out[2],
-        &add_cpu(&wy, &x),
-        2e-6 * (k * n1) as f32,
-        1e-4,
-        "chained add",
-    );
+    assert_close(&out[1], &wy, 2e-6 * (k * n1) as f32, 1e-4, "chained linear 2");
+    assert_close(&out[2], &add_cpu(&wy, &x), 2e-6 * (k * n1) as f32, 1e-4, "chained add");
 }
 
 #[test]
@@ -300,13 +214,7 @@ fn gelu_new_matches_cpu() {
         let mut r = c.recorder();
         let y = r.gelu_new(&tx);
         r.submit();
-        assert_close(
-            &read1(&y),
-            &gelu_new_cpu(&x),
-            1e-5,
-            1e-5,
-            &format!("gelu_new n={n}"),
-        );
+        assert_close(&read1(&y), &gelu_new_cpu(&x), 1e-5, 1e-5, &format!("gelu_new n={n}"));
     }
 }
 
@@ -326,13 +234,7 @@ fn add_and_affine_match_cpu() {
         r.submit();
         let out = read(&[&s, &f]);
         assert_close(&out[0], &add_cpu(&a, &b), 1e-6, 1e-6, &format!("add n={n}"));
-        assert_close(
-            &out[1],
-            &affine_cpu(&a, &m, &b),
-            1e-6,
-            1e-6,
-            &format!("affine n={n}"),
-        );
+        assert_close(&out[1], &affine_cpu(&a, &m, &b), 1e-6, 1e-6, &format!("affine n={n}"));
     }
 }
 
@@ -342,21 +244,10 @@ fn affine_interventions_are_exact() {
     let c = ctx();
     // The last two entries are masked attention scores (-inf): zeroing or replacing them must
     // give exactly the new value, not 0 * inf = NaN.
-    let x = vec![
-        1.5f32,
-        -2.0,
-        3.25,
-        4.0,
-        f32::NEG_INFINITY,
-        f32::NEG_INFINITY,
-    ];
+    let x = vec![1.5f32, -2.0, 3.25, 4.0, f32::NEG_INFINITY, f32::NEG_INFINITY];
     let mul = vec![0.0f32, 0.0, 1.0, 2.0, 0.0, 0.0];
     let add = vec![0.0f32, 7.0, 0.5, 0.0, 0.0, 0.25];
-    let (tx, tm, ta) = (
-        c.upload(&x, &[3, 2]),
-        c.upload(&mul, &[3, 2]),
-        c.upload(&add, &[3, 2]),
-    );
+    let (tx, tm, ta) = (c.upload(&x, &[3, 2]), c.upload(&mul, &[3, 2]), c.upload(&add, &[3, 2]));
     let mut r = c.recorder();
     let y = r.affine(&tx, &tm, &ta);
     r.submit();
@@ -382,15 +273,7 @@ fn elementwise_beyond_65535_workgroups() {
     assert_eq!(got, add_cpu(&a, &b), "add over {n} elements");
 }
 
-const ATTN_SHAPES: &[(usize, usize, usize)] = &[
-    (1, 1, 1),
-    (3, 2, 5),
-    (17, 3, 7),
-    (33, 2, 64),
-    (65, 1, 17),
-    (16, 4, 16),
-    (40, 12, 64),
-];
+const ATTN_SHAPES: &[(usize, usize, usize)] = &[(1, 1, 1), (3, 2, 5), (17, 3, 7), (33, 2, 64), (65, 1, 17), (16, 4, 16), (40, 12, 64)];
 
 #[test]
 fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
@@ -411,24 +294,14 @@ fn attn_scores_match_cpu_and_mask_is_exactly_neg_inf() {
                 for j in 0..pos {
                     let v = got[(h * pos + i) * pos + j];
                     if j > i {
-                        assert_eq!(
-                            v.to_bits(),
-                            0xff80_0000,
-                            "scores[{h},{i},{j}] = {v}, want exactly -inf"
-                        );
+                        assert_eq!(v.to_bits(), 0xff80_0000, "scores[{h},{i},{j}] = {v}, want exactly -inf");
                     } else {
                         assert!(v.is_finite(), "scores[{h},{i},{j}] = {v}, want finite");
                     }
                 }
             }
         }
-        assert_close(
-            &got,
-            &attn_scores_cpu(&q, &k, 1, nh, nh, dh),
-            1e-5,
-            1e-4,
-            &format!("attn_scores {pos}x{nh}x{dh}"),
-        );
+        assert_close(&got, &attn_scores_cpu(&q, &k, 1, nh, nh, dh), 1e-5, 1e-4, &format!("attn_scores {pos}x{nh}x{dh}"));
     }
 }
 
@@ -451,13 +324,7 @@ fn softmax_matches_cpu_with_masked_entries() {
         let y = r.softmax(&tx);
         r.submit();
         let got = read1(&y);
-        assert_close(
-            &got,
-            &softmax_cpu(&x, cols),
-            1e-6,
-            1e-4,
-            &format!("softmax {rows}x{cols}"),
-        );
+        assert_close(&got, &softmax_cpu(&x, cols), 1e-6, 1e-4, &format!("softmax {rows}x{cols}"));
         for (row_x, row_y) in x.chunks(cols).zip(got.chunks(cols)) {
             for (&xv, &yv) in row_x.iter().zip(row_y) {
                 if xv == f32::NEG_INFINITY {
@@ -481,13 +348,7 @@ fn softmax_fully_masked_row_gives_zeros_and_large_values_are_stable() {
     r.submit();
     let got = read1(&y);
     assert_eq!(&got[0..3], &[0.0, 0.0, 0.0]);
-    assert_close(
-        &got[3..],
-        &softmax_cpu(&x, 3)[3..],
-        1e-6,
-        1e-5,
-        "softmax large values",
-    );
+    assert_close(&got[3..], &softmax_cpu(&x, 3)[3..], 1e-6, 1e-5, "softmax large values");
     assert_eq!(got[5], 0.0, "exp(-2000) underflows to 0");
     assert_eq!(got[8], 0.0);
 }
@@ -501,21 +362,12 @@ fn attn_z_matches_cpu() {
         let pattern = rand_vec(&mut rng, nh * pos * pos, 0.0, 1.0);
         let v = rand_vec(&mut rng, pos * nh * dh, -1.0, 1.0);
         let c = ctx();
-        let (tp, tv) = (
-            c.upload(&pattern, &[nh, pos, pos]),
-            c.upload(&v, &[pos, nh * dh]),
-        );
+        let (tp, tv) = (c.upload(&pattern, &[nh, pos, pos]), c.upload(&v, &[pos, nh * dh]));
         let mut r = c.recorder();
         let z = r.attn_z(&tp, &tv, 1, nh, nh, dh);
         r.submit();
         assert_eq!(z.shape, vec![pos, nh * dh]);
-        assert_close(
-            &read1(&z),
-            &attn_z_cpu(&pattern, &v, 1, nh, nh, dh),
-            1e-5,
-            1e-4,
-            &format!("attn_z {pos}x{nh}x{dh}"),
-        );
+        assert_close(&read1(&z), &attn_z_cpu(&pattern, &v, 1, nh, nh, dh), 1e-5, 1e-4, &format!("attn_z {pos}x{nh}x{dh}"));
     }
 }
 
@@ -529,11 +381,7 @@ fn attention_chain_in_one_submission() {
     let k = rand_vec(&mut rng, pos * nh * dh, -1.0, 1.0);
     let v = rand_vec(&mut rng, pos * nh * dh, -1.0, 1.0);
     let c = ctx();
-    let (tq, tk, tv) = (
-        c.upload(&q, &[pos, nh * dh]),
-        c.upload(&k, &[pos, nh * dh]),
-        c.upload(&v, &[pos, nh * dh]),
-    );
+    let (tq, tk, tv) = (c.upload(&q, &[pos, nh * dh]), c.upload(&k, &[pos, nh * dh]), c.upload(&v, &[pos, nh * dh]));
     let mut r = c.recorder();
     let s = r.attn_scores(&tq, &tk, 1, nh, nh, dh);
     let p = r.softmax(&s);
@@ -550,10 +398,7 @@ fn attention_chain_in_one_submission() {
     for h in 0..nh {
         for i in 0..pos {
             let row = &out[1][(h * pos + i) * pos..(h * pos + i + 1) * pos];
-            assert!(
-                row[i + 1..].iter().all(|&x| x == 0.0),
-                "pattern above the diagonal must be 0"
-            );
+            assert!(row[i + 1..].iter().all(|&x| x == 0.0), "pattern above the diagonal must be 0");
             let sum: f32 = row.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "pattern row sums to {sum}");
         }

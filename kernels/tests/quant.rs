@@ -17,21 +17,12 @@ use rand::{Rng, SeedableRng};
 /// |got - want| <= atol + rtol * |want| everywhere. Returns the largest |got - want|.
 #[track_caller]
 fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) -> f32 {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs {}",
-        got.len(),
-        want.len()
-    );
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
     let mut worst = (0.0f32, 0usize);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{what}: index {i}: got {g}, want {w}");
         let err = (g - w).abs();
-        assert!(
-            err <= atol + rtol * w.abs(),
-            "{what}: index {i}: got {g}, want {w} (|err| {err:e} > {atol:e} + {rtol:e}*|want|)"
-        );
+        assert!(err <= atol + rtol * w.abs(), "{what}: index {i}: got {g}, want {w} (|err| {err:e} > {atol:e} + {rtol:e}*|want|)");
         if err > worst.0 {
             worst = (err, i);
         }
@@ -41,10 +32,7 @@ fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) -> 
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 // ---- host side ------------------------------------------------------------------------------
@@ -94,9 +82,7 @@ fn f16_conversions() {
 /// for Q8_0), exactly as computed (in f32) by the Python lines below.
 fn golden_input() -> Vec<f32> {
     let scales = [1.0f32, 0.01, -3.0, 0.0, 7e-4];
-    (0..160usize)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0 * scales[i / 32])
-        .collect()
+    (0..160usize).map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0 * scales[i / 32]).collect()
 }
 
 #[test]
@@ -107,17 +93,13 @@ fn quantizers_match_gguf_py_byte_for_byte() {
     //   x = ((i*37 % 101) - 50).astype(np.float32) / np.float32(16) * scales[i // 32]
     //   quantize(x.reshape(1, -1), GGMLQuantizationType.Q8_0 / Q4_0).tobytes().hex()
     let x = golden_input();
-    let q8 = hex(
-        "4d2681df3d9af856b41270cd2b89e745a2005ebb1977d53390ee4caa0866c3217fdce70b3c96f656b0106f\
+    let q8 = hex("4d2681df3d9af856b41270cd2b89e745a2005ebb1977d53390ee4caa0866c3217fdce70b3c96f656b0106f\
          ca2984e3439efd5db71777d1318beb4ba50565bf1f7fd93993a12c0dad53f39339d97f1fbf6505a54beb8b\
          31d17717b75dfd9e43e38429ca6f10b0000000000000000000000000000000000000000000000000000000\
-         00000000000000210166c3217fdc3a98f654b10f6dcb2986e4429ffd5bb91775d2308eec4aa70563c0",
-    );
-    let q4 = hex(
-        "4036e046acf258bd1379df358be046acf268d79b740fb953fd9731eb852fca640ea842fd98bc57bd0379df\
+         00000000000000210166c3217fdc3a98f654b10f6dcb2986e4429ffd5bb91775d2308eec4aa70563c0");
+    let q4 = hex("4036e046acf258bd1379df358be046acf268d79b740fb953fd9731eb852fca640ea842fd98bc57bd0379df\
          248ae046acf258be1379df0000888888888888888888888888888888887b8c42ec8620ca741fb953fd9731\
-         eb852fca",
-    );
+         eb852fca");
     assert_eq!(q8.len(), 5 * 34);
     assert_eq!(q4.len(), 5 * 18);
     // One deliberate difference: the all-zero block's Q4_0 scale. ggml's C reference starts
@@ -220,9 +202,8 @@ fn hand_q4_0() -> (Vec<u8>, Vec<f32>) {
     // element j = (j - 8) / 4 and element 16 + j = (7 - j) / 4.
     let qs: Vec<u8> = (0..16u8).map(|j| j | ((15 - j) << 4)).collect();
     let v: Vec<f32> = [
-        -2.0, -1.75, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
-        1.75, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25, 0.0, -0.25, -0.5, -0.75, -1.0, -1.25, -1.5,
-        -1.75, -2.0,
+        -2.0, -1.75, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25, 0.0, -0.25,
+        -0.5, -0.75, -1.0, -1.25, -1.5, -1.75, -2.0,
     ]
     .to_vec();
     bytes.extend_from_slice(&[0x00, 0x34]);
@@ -246,10 +227,7 @@ fn hand_made_blocks_on_the_gpu() {
     // 102: word-aligned and not, in turn). Q4_0: W_t [3, 32] = 3 blocks (bytes 0, 18, 36);
     // 54 bytes, so the upload pads. Then with a bias, [1, k] x.
     let c = ctx();
-    for (format, (bytes, wt), n, k) in [
-        (QuantFormat::Q8_0, hand_q8_0(), 2usize, 64usize),
-        (QuantFormat::Q4_0, hand_q4_0(), 3, 32),
-    ] {
+    for (format, (bytes, wt), n, k) in [(QuantFormat::Q8_0, hand_q8_0(), 2usize, 64usize), (QuantFormat::Q4_0, hand_q4_0(), 3, 32)] {
         let mut eye = vec![0.0f32; k * k];
         for j in 0..k {
             eye[j * k + j] = 1.0;
@@ -316,61 +294,36 @@ fn quantizers_round_trip_within_the_format_bound() {
         let bound8 = d / 2.0 + 127.0 * (d16 - d).abs() + slack;
         for (j, &v) in block.iter().enumerate() {
             let err = (v - d8[bi * 32 + j]).abs();
-            assert!(
-                err <= bound8,
-                "Q8_0 block {bi} [{j}]: {v} -> {} (err {err:e} > {bound8:e})",
-                d8[bi * 32 + j]
-            );
+            assert!(err <= bound8, "Q8_0 block {bi} [{j}]: {v} -> {} (err {err:e} > {bound8:e})", d8[bi * 32 + j]);
             if amax > 0.0 {
                 worst8 = worst8.max(err / amax);
             }
         }
         // Q4_0
-        let max = block
-            .iter()
-            .copied()
-            .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        let max = block.iter().copied().fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m });
         let d = max / -8.0;
         let d16 = f16_to_f32(f32_to_f16(d));
         let bound4 = d.abs() + 8.0 * (d16 - d).abs() + slack;
         for (j, &v) in block.iter().enumerate() {
             let err = (v - d4[bi * 32 + j]).abs();
-            assert!(
-                err <= bound4,
-                "Q4_0 block {bi} [{j}]: {v} -> {} (err {err:e} > {bound4:e})",
-                d4[bi * 32 + j]
-            );
+            assert!(err <= bound4, "Q4_0 block {bi} [{j}]: {v} -> {} (err {err:e} > {bound4:e})", d4[bi * 32 + j]);
             if amax > 0.0 {
                 worst4 = worst4.max(err / amax);
             }
         }
         let jmax = block.iter().position(|&v| v == max).unwrap();
-        assert_eq!(
-            d4[bi * 32 + jmax],
-            -8.0 * d16,
-            "Q4_0 block {bi}: the max maps to nibble 0"
-        );
+        assert_eq!(d4[bi * 32 + jmax], -8.0 * d16, "Q4_0 block {bi}: the max maps to nibble 0");
     }
     // The ramp: d = 2 exactly, so every value is exact but the last, 16, which needs nibble 16
     // and is clamped to nibble 15: 7 * d = 14.
     let ramp4 = &d4[d4.len() - 32..];
     for (i, &v) in ramp4.iter().enumerate() {
-        let want = if i == 31 {
-            14.0
-        } else {
-            ((i % 16) as f32 - 8.0) * 2.0
-        };
+        let want = if i == 31 { 14.0 } else { ((i % 16) as f32 - 8.0) * 2.0 };
         assert_eq!(v, want, "Q4_0 ramp [{i}]");
     }
     eprintln!("round trip: worst |err| / amax: Q8_0 {worst8:e}, Q4_0 {worst4:e}");
-    assert!(
-        worst8 <= 0.5 / 127.0 + 1e-3,
-        "Q8_0 worst relative error {worst8}"
-    );
-    assert!(
-        worst4 <= 1.0 / 8.0 + 1e-3,
-        "Q4_0 worst relative error {worst4}"
-    );
+    assert!(worst8 <= 0.5 / 127.0 + 1e-3, "Q8_0 worst relative error {worst8}");
+    assert!(worst4 <= 1.0 / 8.0 + 1e-3, "Q4_0 worst relative error {worst4}");
 }
 
 #[test]
@@ -466,10 +419,7 @@ fn quantized_linear_is_close_to_the_f32_linear() {
     let exact = linear_cpu(&x, &w, None, m, k, n);
     let c = ctx();
     let tx = c.upload(&x, &[m, k]);
-    for (format, rel) in [
-        (QuantFormat::Q8_0, 0.5 / 127.0 + 1e-3),
-        (QuantFormat::Q4_0, 1.0 / 8.0 + 1e-3),
-    ] {
+    for (format, rel) in [(QuantFormat::Q8_0, 0.5 / 127.0 + 1e-3), (QuantFormat::Q4_0, 1.0 / 8.0 + 1e-3)] {
         let bytes = quantize(format, &wt);
         let tw = c.upload_quant(format, &bytes, n, k);
         let mut r = c.recorder();
@@ -482,10 +432,7 @@ fn quantized_linear_is_close_to_the_f32_linear() {
             let l1: f32 = x[row * k..(row + 1) * k].iter().map(|v| v.abs()).sum();
             for col in 0..n {
                 let err = (got[row * n + col] - exact[row * n + col]).abs();
-                assert!(
-                    err <= rel * wmax * l1,
-                    "{format:?} [{row}, {col}]: err {err}"
-                );
+                assert!(err <= rel * wmax * l1, "{format:?} [{row}, {col}]: err {err}");
                 worst = worst.max(err);
             }
         }
@@ -546,13 +493,7 @@ fn quantized_linear_beyond_65535_row_groups() {
         let y = r.linear_quant(&tx, &tw, Some(&tb));
         r.submit();
         let want = linear_quant_cpu(format, &x, &bytes, Some(&b), m, k, n);
-        assert_close(
-            &read1(&y),
-            &want,
-            1e-5,
-            1e-4,
-            &format!("linear_{} m = {m}", format.name()),
-        );
+        assert_close(&read1(&y), &want, 1e-5, 1e-4, &format!("linear_{} m = {m}", format.name()));
     }
 }
 

@@ -25,11 +25,8 @@ pub fn AttentionHeatmap(
         if n == 0 || pattern.len() != n * n {
             return None;
         }
-        let keys = tokens
-            .iter()
-            .enumerate()
-            .map(|(k, t)| view! { <div class="hm-label key" title=format!("key {k}: {t}")>{token_label(t)}</div> })
-            .collect_view();
+        let keys =
+            tokens.iter().enumerate().map(|(k, t)| view! { <div class="hm-label key" title=format!("key {k}: {t}")>{token_label(t)}</div> }).collect_view();
         let rows = (0..n)
             .map(|q| {
                 let cells = (0..n)

@@ -4,8 +4,8 @@
 //! files kept in the browser's cache, with their sizes and Delete. The component only collects
 //! choices and shows state; `app.rs` loads (and keeps the model in use until the new one works).
 
-use leptos::prelude::*;
 use crate::hub::{size, CURATED};
+use leptos::prelude::*;
 
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +24,13 @@ pub enum HubLoad {
     #[default]
     Idle,
     /// Downloading `file`: bytes so far, total if known, bytes per second, from the cache.
-    Downloading { file: String, loaded: u64, total: Option<u64>, rate: f64, cached: bool },
+    Downloading {
+        file: String,
+        loaded: u64,
+        total: Option<u64>,
+        rate: f64,
+        cached: bool,
+    },
     /// Parsing the files and starting the backend.
     Starting,
     Failed(String),
@@ -108,7 +114,8 @@ pub fn LoadPanel(
         })
         .collect_view();
 
-    let status = move || match state.get() {
+    let status = move || {
+        match state.get() {
         HubLoad::Idle => None,
         HubLoad::Downloading { file, loaded, total, rate, cached } => {
             let pct = total.map(|t| if t > 0 { loaded as f64 / t as f64 } else { 1.0 });
@@ -134,6 +141,7 @@ pub fn LoadPanel(
         }
         HubLoad::Starting => Some(view! { <p class="loading" data-testid="load-starting">"Reading the model and starting it\u{2026} (the model in use keeps working until then)"</p> }.into_any()),
         HubLoad::Failed(m) => Some(view! { <p class="error" role="alert" data-testid="load-error">{m}" The model in use is unchanged."</p> }.into_any()),
+    }
     };
 
     let cached_rows = move || {
@@ -195,4 +203,3 @@ pub fn LoadPanel(
         </section>
     }
 }
-

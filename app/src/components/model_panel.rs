@@ -73,12 +73,8 @@ pub fn ModelPanel(
             let _ = loc.set_search(&format!("?model={}", js_sys::encode_uri_component(&id)));
         }
     };
-    let options = models
-        .iter()
-        .map(|m| view! { <option value=m.id selected=m.id == entry.id>{m.title}</option> })
-        .collect_view();
-    let status = move || {
-        match load.get() {
+    let options = models.iter().map(|m| view! { <option value=m.id selected=m.id == entry.id>{m.title}</option> }).collect_view();
+    let status = move || match load.get() {
         LoadState::Loading(p) => {
             let (loaded, total) = p.as_ref().map_or((0, None), |p| (p.loaded, p.total));
             let file = p.map(|p| p.file).unwrap_or_default();
@@ -94,13 +90,14 @@ pub fn ModelPanel(
             }
             .into_any()
         }
-        LoadState::Starting => view! { <div class="loading" data-testid="loading"><progress></progress><span>"Starting the backend\u{2026}"</span></div> }.into_any(),
+        LoadState::Starting => {
+            view! { <div class="loading" data-testid="loading"><progress></progress><span>"Starting the backend\u{2026}"</span></div> }.into_any()
+        }
         LoadState::Ready { bytes, seconds } => view! {
             <p class="muted" data-testid="loaded">{format!("Loaded {} in {seconds:.1} s.", kb(bytes))}</p>
         }
         .into_any(),
         LoadState::Failed(msg) => view! { <div class="notice error" data-testid="load-error" role="alert">{msg}</div> }.into_any(),
-    }
     };
     let card = move || {
         model.get().map(|m| {
@@ -128,9 +125,11 @@ pub fn ModelPanel(
                     <dt>"Format"</dt><dd data-testid="model-format">{format}</dd>
                 }
             });
-            let shipped = outside.is_none().then(|| view! {
-                <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
-                <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
+            let shipped = outside.is_none().then(|| {
+                view! {
+                    <dt>"What it does"</dt><dd data-testid="model-description">{s("description")}</dd>
+                    <dt>"Vocabulary"</dt><dd data-testid="model-vocabulary">{s("vocabulary")}</dd>
+                }
             });
             view! {
                 <dl class="card" data-testid="model-card">

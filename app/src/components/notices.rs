@@ -18,11 +18,7 @@ pub struct Notice {
 
 impl Notice {
     pub fn new(kind: NoticeKind, text: impl Into<String>) -> Notice {
-        Notice {
-            kind,
-            text: text.into(),
-            detail: None,
-        }
+        Notice { kind, text: text.into(), detail: None }
     }
     pub fn detail(mut self, d: impl Into<String>) -> Notice {
         self.detail = Some(d.into());

@@ -37,7 +37,10 @@ pub fn Prediction(
         match (readout.get(), p + 1 == n_tokens.get()) {
             (false, _) => format!("After position {p} (\u{201c}{t}\u{201d}), the model predicts:"),
             (true, true) => format!("The model's answer, read at the last position ({p}, \u{201c}{t}\u{201d}):"),
-            (true, false) => format!("The readout at position {p} (\u{201c}{t}\u{201d}); the model was trained to answer at the last position, {}:", n_tokens.get().saturating_sub(1)),
+            (true, false) => format!(
+                "The readout at position {p} (\u{201c}{t}\u{201d}); the model was trained to answer at the last position, {}:",
+                n_tokens.get().saturating_sub(1)
+            ),
         }
     };
     let rows = move || {

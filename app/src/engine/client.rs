@@ -98,7 +98,8 @@ impl EngineClient {
         let opts = WorkerOptions::new();
         opts.set_type(WorkerType::Module);
         opts.set_name("glassbox-engine");
-        let worker = Worker::new_with_options(&crate::loader::resolve("worker.js"), &opts).map_err(|e| format!("the browser refused to start a worker: {e:?}"))?;
+        let worker =
+            Worker::new_with_options(&crate::loader::resolve("worker.js"), &opts).map_err(|e| format!("the browser refused to start a worker: {e:?}"))?;
         let shared = Rc::new(Shared::default());
         let (started_tx, started_rx) = oneshot::channel();
         *shared.started.borrow_mut() = Some(started_tx);
@@ -212,7 +213,13 @@ impl EngineClient {
     }
 
     /// Runs the experiment's sweep, reporting `(done, total)` sequences as it goes.
-    pub async fn sweep(&self, id: u64, experiment: &Experiment, corpus: Option<String>, progress: impl Fn(usize, usize) + 'static) -> Result<SweepResult, RunFailure> {
+    pub async fn sweep(
+        &self,
+        id: u64,
+        experiment: &Experiment,
+        corpus: Option<String>,
+        progress: impl Fn(usize, usize) + 'static,
+    ) -> Result<SweepResult, RunFailure> {
         self.shared.progress.borrow_mut().insert(id, Rc::new(progress));
         match self.request(id, &Request::Sweep { id, experiment: experiment.clone(), corpus }, &[]).await {
             Ok(Reply::Swept { result, .. }) => result,

@@ -24,23 +24,14 @@ pub fn lose_gpu_device() -> bool {
 
 /// A model uploaded to a backend.
 pub enum Engine {
-    Cpu {
-        backend: CpuBackend,
-        model: HookedTransformer<CpuBackend>,
-    },
-    Gpu {
-        backend: Rc<GpuBackend>,
-        model: HookedTransformer<GpuBackend>,
-    },
+    Cpu { backend: CpuBackend, model: HookedTransformer<CpuBackend> },
+    Gpu { backend: Rc<GpuBackend>, model: HookedTransformer<GpuBackend> },
 }
 
 impl Engine {
     /// Uploads the model to WebGPU, or to the CPU when `force_cpu` is set or WebGPU fails.
     /// Returns the engine, and why it is on the CPU when it is.
-    pub async fn start(
-        bundle: &ModelBundle,
-        force_cpu: bool,
-    ) -> Result<(Engine, Option<CpuReason>)> {
+    pub async fn start(bundle: &ModelBundle, force_cpu: bool) -> Result<(Engine, Option<CpuReason>)> {
         let reason = if force_cpu {
             CpuReason::Forced
         } else {
@@ -104,6 +95,5 @@ impl Engine {
 /// falls back to its backend and device type, e.g. "BrowserWebGpu adapter (Cpu)". Say that
 /// in words: a CPU device type is the browser's software adapter (SwiftShader in Chromium).
 fn tidy_adapter_name(name: &str) -> String {
-    name.replace("BrowserWebGpu adapter (Cpu)", "software adapter")
-        .replace("BrowserWebGpu adapter (Other)", "GPU adapter")
+    name.replace("BrowserWebGpu adapter (Cpu)", "software adapter").replace("BrowserWebGpu adapter (Other)", "GPU adapter")
 }

@@ -44,12 +44,28 @@ pub enum Request {
 pub enum Reply {
     /// The worker's module is running and takes requests.
     Started,
-    Loaded { id: u64, result: Result<ModelSummary, String> },
-    Ran { id: u64, result: Result<RunReply, RunFailure> },
-    Progress { id: u64, done: usize, total: usize },
-    Swept { id: u64, result: Result<SweepResult, RunFailure> },
+    Loaded {
+        id: u64,
+        result: Result<ModelSummary, String>,
+    },
+    Ran {
+        id: u64,
+        result: Result<RunReply, RunFailure>,
+    },
+    Progress {
+        id: u64,
+        done: usize,
+        total: usize,
+    },
+    Swept {
+        id: u64,
+        result: Result<SweepResult, RunFailure>,
+    },
     /// The backend changed under the page (a lost GPU moved the model to the CPU).
-    BackendChanged { label: String, reason: String },
+    BackendChanged {
+        label: String,
+        reason: String,
+    },
     /// The engine panicked (the worker is dead after this; the page starts another).
     Panicked(String),
 }

@@ -174,7 +174,9 @@ async fn load(files: Vec<(String, Vec<u8>)>, quantize: Option<String>, force_cpu
     let shipped = shipped.as_deref().and_then(find_model);
     let cfg = bundle.cfg.clone();
     let embedding_norms = match shipped {
-        Some(m) if m.id == MODULAR => embedding_frequency_norms(&bundle.weights.W_E.dense(MatrixRole::Table).map(|t| t.data).unwrap_or_default(), cfg.d_vocab_out, cfg.d_model),
+        Some(m) if m.id == MODULAR => {
+            embedding_frequency_norms(&bundle.weights.W_E.dense(MatrixRole::Table).map(|t| t.data).unwrap_or_default(), cfg.d_vocab_out, cfg.d_model)
+        }
         _ => Vec::new(),
     };
     let vocabulary_help = match bundle.tokenizer.help() {
@@ -207,7 +209,9 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
         Err(RunFailure::Engine(e)) if engine.is_gpu() => {
             // The GPU failed mid-session (device lost, driver reset, out of memory): move to the
             // CPU with the weights already in memory, say so, and run again.
-            let (cpu, _) = Engine::start(&bundle, true).await.map_err(|e2| RunFailure::Engine(format!("The run failed on the GPU ({e}) and the CPU could not start ({e2})")))?;
+            let (cpu, _) = Engine::start(&bundle, true)
+                .await
+                .map_err(|e2| RunFailure::Engine(format!("The run failed on the GPU ({e}) and the CPU could not start ({e2})")))?;
             let cpu = Rc::new(cpu);
             post(&Reply::BackendChanged { label: cpu.backend_label(), reason: format!("the GPU stopped working during a run ({e})") });
             if let Some(m) = state.borrow_mut().model.as_mut() {
@@ -239,11 +243,16 @@ async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static 
     let mut sources: Vec<(Prompt, RunOutput)> = Vec::new();
     for (p, hooks) in exp.patch_sources() {
         let src = prepare(&text_of(p))?;
-        let out = engine.run_batch(&glassbox_core::BatchRequest::new(vec![RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))])).await.map_err(engine_failure)?;
+        let out = engine
+            .run_batch(&glassbox_core::BatchRequest::new(vec![RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))]))
+            .await
+            .map_err(engine_failure)?;
         sources.extend(out.into_iter().map(|o| (p, o)));
     }
     let cache = CacheSpec::Names((0..cfg.n_layers).map(pattern_hook).collect());
-    let batch = exp.lower_run(prepared.ids.clone(), cache, |p, _| sources.iter().find(|(q, _)| *q == p).map(|(_, o)| o)).map_err(|e| RunFailure::Prompt(e.to_string()))?;
+    let batch = exp
+        .lower_run(prepared.ids.clone(), cache, |p, _| sources.iter().find(|(q, _)| *q == p).map(|(_, o)| o))
+        .map_err(|e| RunFailure::Prompt(e.to_string()))?;
     let t0 = js_sys::Date::now();
     let out = engine.run_batch(&batch).await.map_err(engine_failure)?.remove(0);
     let elapsed = js_sys::Date::now() - t0;

@@ -13,8 +13,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::components::{
-    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, LoadPanel, LoadState, ModelPanel, ModelSource, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanPanel,
-    TokenChips,
+    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, LoadPanel, LoadState, ModelPanel, ModelSource, Notice, NoticeKind, Notices, Prediction,
+    PromptBox, ScanPanel, TokenChips,
 };
 use crate::engine::CpuReason;
 use crate::hub;
@@ -52,7 +52,9 @@ pub fn App() -> impl IntoView {
             Some(CpuReason::Forced) => all.push(Notice::new(NoticeKind::Info, "The URL asks for the CPU backend (backend=cpu): WebGPU is not used.")),
             Some(CpuReason::GpuFailed(why)) => {
                 let short = if why.contains("no GPU adapter") { "this browser offers no GPU adapter".to_string() } else { why.clone() };
-                all.push(Notice::new(NoticeKind::Warning, format!("WebGPU unavailable: {short}. Running on the CPU instead (slower, same results).")).detail(why));
+                all.push(
+                    Notice::new(NoticeKind::Warning, format!("WebGPU unavailable: {short}. Running on the CPU instead (slower, same results).")).detail(why),
+                );
             }
             None => {}
         }

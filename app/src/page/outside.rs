@@ -14,7 +14,9 @@ use crate::hub;
 /// The experiment's reference to a model loaded from `src`.
 fn model_ref(src: &ModelSource) -> ModelRef {
     let source = match src {
-        ModelSource::Hub { repo, file, quantize, .. } => Source::Hub { repo: repo.clone(), file: file.clone(), revision: "main".into(), quantize: quantize.clone().filter(|q| q != "none") },
+        ModelSource::Hub { repo, file, quantize, .. } => {
+            Source::Hub { repo: repo.clone(), file: file.clone(), revision: "main".into(), quantize: quantize.clone().filter(|q| q != "none") }
+        }
         ModelSource::Url(url) => Source::Url { url: url.clone() },
         ModelSource::Local(name, _) => Source::Local { name: name.clone() },
     };
@@ -75,7 +77,13 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
             let (bytes, from_cache) = hub::fetch_model_file(&url, &signal, &progress).await?;
             page.fetched.update_value(|v| v.push(url.clone()));
             if from_cache {
-                page.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: bytes.len() as u64, total: Some(bytes.len() as u64), rate: 0.0, cached: true });
+                page.hub_load.set(HubLoad::Downloading {
+                    file: name.clone(),
+                    loaded: bytes.len() as u64,
+                    total: Some(bytes.len() as u64),
+                    rate: 0.0,
+                    cached: true,
+                });
                 page.from_cache.update(|n| *n += 1);
             }
             Ok::<_, hub::FetchError>((name, bytes))

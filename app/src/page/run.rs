@@ -59,7 +59,9 @@ async fn restart(page: Page, why: String) {
     page.pending.set(None);
     let Some(files) = page.files.get_value() else { return };
     if n > MAX_RESTARTS {
-        page.engine_notice.set(Some(format!("The engine stopped ({why}) and was restarted {MAX_RESTARTS} times; it is not restarted again. Reload the page to try once more.")));
+        page.engine_notice.set(Some(format!(
+            "The engine stopped ({why}) and was restarted {MAX_RESTARTS} times; it is not restarted again. Reload the page to try once more."
+        )));
         return;
     }
     page.engine_notice.set(Some(format!("The engine stopped ({why}); it was restarted with the same model and your experiment was run again.")));

@@ -44,7 +44,10 @@ pub fn gpu() -> &'static GpuBackend {
     unsafe impl Sync for Shared {}
     unsafe impl Send for Shared {}
     static GPU: OnceLock<Shared> = OnceLock::new();
-    &GPU.get_or_init(|| Shared(pollster::block_on(GpuBackend::new()).expect("no GPU adapter: install mesa-vulkan-drivers (lavapipe) and set WGPU_BACKEND=vulkan"))).0
+    &GPU.get_or_init(|| {
+        Shared(pollster::block_on(GpuBackend::new()).expect("no GPU adapter: install mesa-vulkan-drivers (lavapipe) and set WGPU_BACKEND=vulkan"))
+    })
+    .0
 }
 
 /// Serialises the tests that use the shared GPU backend.

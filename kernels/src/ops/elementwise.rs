@@ -73,21 +73,11 @@ impl Elementwise {
         let mut bindings = String::new();
         let mut loads = String::new();
         for (k, name) in self.inputs.iter().enumerate() {
-            bindings.push_str(&format!(
-                "@group(0) @binding({}) var<storage, read> in_{name}: array<f32>;\n",
-                k + 1
-            ));
+            bindings.push_str(&format!("@group(0) @binding({}) var<storage, read> in_{name}: array<f32>;\n", k + 1));
             loads.push_str(&format!("    let {name} = in_{name}[i];\n"));
         }
-        bindings.push_str(&format!(
-            "@group(0) @binding({}) var<storage, read_write> out: array<f32>;\n",
-            n + 1
-        ));
-        let helpers = if self.helpers.is_empty() {
-            String::new()
-        } else {
-            format!("{}\n", self.helpers.trim_end())
-        };
+        bindings.push_str(&format!("@group(0) @binding({}) var<storage, read_write> out: array<f32>;\n", n + 1));
+        let helpers = if self.helpers.is_empty() { String::new() } else { format!("{}\n", self.helpers.trim_end()) };
         TEMPLATE
             .replace("{NAME}", self.name)
             .replace("{SUMMARY}", self.summary)
@@ -101,39 +91,17 @@ impl Elementwise {
 
 /// The kernel of an elementwise op (for its `KERNELS`).
 pub(crate) const fn kernel(op: &'static Elementwise) -> KernelDef {
-    KernelDef {
-        entry: op.name,
-        wgsl: Wgsl::Elementwise(op),
-        n_inputs: op.inputs.len() as u32,
-        n_outputs: 1,
-    }
+    KernelDef { entry: op.name, wgsl: Wgsl::Elementwise(op), n_inputs: op.inputs.len() as u32, n_outputs: 1 }
 }
 
 impl Recorder<'_> {
     /// Records `op` over `inputs` (one per name in `op.inputs`) -> a tensor of the first
     /// input's shape. Panics if the element counts differ.
-    pub(crate) fn elementwise(
-        &mut self,
-        op: &'static Elementwise,
-        inputs: &[&GpuTensor],
-    ) -> GpuTensor {
-        assert_eq!(
-            inputs.len(),
-            op.inputs.len(),
-            "{}: wrong input count",
-            op.name
-        );
+    pub(crate) fn elementwise(&mut self, op: &'static Elementwise, inputs: &[&GpuTensor]) -> GpuTensor {
+        assert_eq!(inputs.len(), op.inputs.len(), "{}: wrong input count", op.name);
         let first = inputs[0];
         for (name, t) in op.inputs.iter().zip(inputs).skip(1) {
-            assert_eq!(
-                t.len(),
-                first.len(),
-                "{}: {} {:?} and {name} {:?} differ in size",
-                op.name,
-                op.inputs[0],
-                first.shape,
-                t.shape
-            );
+            assert_eq!(t.len(), first.len(), "{}: {} {:?} and {name} {:?} differ in size", op.name, op.inputs[0], first.shape, t.shape);
         }
         let out = self.output(&first.shape);
         let n = first.len();

@@ -78,18 +78,8 @@ pub(crate) struct KernelDef {
 
 impl KernelDef {
     /// A kernel whose WGSL is a whole module.
-    pub(crate) const fn new(
-        entry: &'static str,
-        wgsl: &'static str,
-        n_inputs: u32,
-        n_outputs: u32,
-    ) -> KernelDef {
-        KernelDef {
-            entry,
-            wgsl: Wgsl::Source(wgsl),
-            n_inputs,
-            n_outputs,
-        }
+    pub(crate) const fn new(entry: &'static str, wgsl: &'static str, n_inputs: u32, n_outputs: u32) -> KernelDef {
+        KernelDef { entry, wgsl: Wgsl::Source(wgsl), n_inputs, n_outputs }
     }
 }
 
@@ -112,11 +102,7 @@ pub fn wgsl_sources() -> Vec<(String, String)> {
         }
         let single = sources.len() == 1;
         for (entry, src) in sources {
-            let name = if single {
-                format!("{op}.wgsl")
-            } else {
-                format!("{op}.{entry}.wgsl")
-            };
+            let name = if single { format!("{op}.wgsl") } else { format!("{op}.{entry}.wgsl") };
             out.push((name, src));
         }
     }
@@ -143,11 +129,7 @@ mod tests {
         for k in all_kernels() {
             assert!(seen.insert(k.entry), "two kernels are named {}", k.entry);
             let src = k.wgsl.render();
-            assert!(
-                src.contains(&format!("fn {}(", k.entry)),
-                "{}: no such entry point in its WGSL",
-                k.entry
-            );
+            assert!(src.contains(&format!("fn {}(", k.entry)), "{}: no such entry point in its WGSL", k.entry);
         }
     }
 }

@@ -13,11 +13,7 @@ pub fn ctx() -> &'static GpuContext {
     static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
     let r = CTX.get_or_init(|| {
         let c = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
-        eprintln!(
-            "kernel tests on adapter: {} ({:?})",
-            c.adapter_name(),
-            c.adapter_info().backend
-        );
+        eprintln!("kernel tests on adapter: {} ({:?})", c.adapter_name(), c.adapter_info().backend);
         Ok(c)
     });
     match r {
