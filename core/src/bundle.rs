@@ -28,7 +28,8 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub enum Tokenizer {
     Vocab(VocabTokenizer),
-    Hf(HfTokenizer),
+    /// Boxed: a Hugging Face tokenizer is large, and a bundle holds one tokenizer.
+    Hf(Box<HfTokenizer>),
 }
 
 impl Tokenizer {
@@ -163,7 +164,7 @@ impl ModelBundle {
             };
             let formats: Vec<String> = m.formats.iter().map(|(t, n)| format!("{n} x {t}")).collect();
             let card = serde_json::json!({ "name": m.name.unwrap_or_else(|| name.clone()), "format": format!("GGUF ({})", formats.join(", ")) });
-            return Self::checked(m.cfg, m.weights, Tokenizer::Hf(tokenizer), card);
+            return Self::checked(m.cfg, m.weights, Tokenizer::Hf(Box::new(tokenizer)), card);
         }
         let config = find(files, "config.json").ok_or_else(|| Error::Config("config.json is missing".into()))?;
         let cfg = Config::from_hf_json(text("config.json", config)?)?;
@@ -190,7 +191,7 @@ impl ModelBundle {
             None => "safetensors".to_string(),
             Some(q) => format!("safetensors, quantized to {q:?} on load"),
         };
-        Self::checked(cfg, weights, Tokenizer::Hf(tokenizer), serde_json::json!({ "format": format }))
+        Self::checked(cfg, weights, Tokenizer::Hf(Box::new(tokenizer)), serde_json::json!({ "format": format }))
     }
 
     fn checked(cfg: Config, weights: ModelWeights<HostTensor, HostMatrix>, tokenizer: Tokenizer, card: serde_json::Value) -> Result<ModelBundle> {

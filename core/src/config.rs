@@ -331,7 +331,7 @@ impl Config {
                 return Err(Error::Config(format!("unsupported activation_function {act:?} (expected gelu_new)")));
             }
         }
-        if hf.n_head == 0 || hf.n_embd % hf.n_head != 0 {
+        if hf.n_head == 0 || !hf.n_embd.is_multiple_of(hf.n_head) {
             return Err(Error::Config(format!("n_embd {} is not a multiple of n_head {}", hf.n_embd, hf.n_head)));
         }
         let mut cfg = Config::gpt2(
@@ -395,11 +395,11 @@ impl Config {
         if self.d_head == 0 || self.d_head > 1024 {
             return Err(Error::Config(format!("d_head = {} is outside 1..=1024", self.d_head)));
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(Error::Config(format!("{} attention heads do not share {} key/value heads evenly", self.n_heads, self.n_kv_heads)));
         }
         if let Positional::Rotary { dim, base } = self.positional {
-            if dim == 0 || dim % 2 != 0 || dim > self.d_head || !(base > 1.0) {
+            if dim == 0 || dim % 2 != 0 || dim > self.d_head || base.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
                 return Err(Error::Config(format!("rotary dimension {dim} (base {base}) must be even, positive and at most d_head = {}", self.d_head)));
             }
         }

@@ -145,7 +145,7 @@ impl GgufModel {
                 None => formats.push((t.ggml_type, 1)),
             }
         }
-        formats.sort_by(|a, b| b.1.cmp(&a.1));
+        formats.sort_by_key(|f| std::cmp::Reverse(f.1));
         let name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         Ok(GgufModel { cfg, weights, tokenizer, name, formats })
     }

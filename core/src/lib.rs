@@ -2,6 +2,9 @@
 //! tokenizers, the hooked forward pass (one code path, two backends), interventions, runs and
 //! the experiment value they are lowered from.
 //! Compiles natively and for wasm32; knows nothing of leptos or the DOM.
+// wgpu's handles are Send + Sync natively (where the tests share them across threads) but not on
+// wasm32, where everything runs on one thread: the Arcs are right for both.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 #![allow(non_snake_case)] // Weight names follow the field: W_Q, W_in, b_out.
 
 pub mod backend;

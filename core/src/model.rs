@@ -17,6 +17,9 @@ use crate::tensor::HostTensor;
 use crate::weights::{matrix_role, shares_blocks, BlockWeights, MatrixSource, MlpWeights, ModelWeights};
 use crate::{Error, Result};
 
+/// The logits and the cached hooks of a forward pass, still on the backend.
+pub type Forward<B> = (<B as Backend>::Tensor, Vec<(HookPoint, <B as Backend>::Tensor)>);
+
 /// A model whose weights live on backend `B`.
 pub struct HookedTransformer<B: Backend> {
     pub cfg: Config,
@@ -88,7 +91,7 @@ impl<B: Backend> HookedTransformer<B> {
 
     /// Records the forward pass of one run and returns (logits, cached hooks), still on the
     /// backend. Use [`HookedTransformer::run`] to get host values.
-    pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
+    pub fn forward(&self, backend: &B, req: &RunRequest) -> Result<Forward<B>> {
         let plan = PlannedRun::plan(&self.cfg, req)?;
         self.forward_planned(backend, &plan)
     }
@@ -121,7 +124,7 @@ impl<B: Backend> HookedTransformer<B> {
         Ok(out.remove(0))
     }
 
-    fn forward_planned(&self, backend: &B, plan: &PlannedRun) -> Result<(B::Tensor, Vec<(HookPoint, B::Tensor)>)> {
+    fn forward_planned(&self, backend: &B, plan: &PlannedRun) -> Result<Forward<B>> {
         let mut hooks = Hooks::<B>::new(backend, plan)?;
         let h = &mut hooks;
         let w = &self.weights;

@@ -124,7 +124,7 @@ impl BatchRequest {
     /// `n_batch` sequences laid one after another in `tokens`, none with interventions, each
     /// caching `cache`.
     pub fn uniform(tokens: &[u32], n_batch: usize, cache: &CacheSpec) -> crate::Result<BatchRequest> {
-        if n_batch == 0 || tokens.is_empty() || tokens.len() % n_batch != 0 {
+        if n_batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(n_batch) {
             return Err(Error::Request(format!("{} tokens do not split into {n_batch} equal sequences", tokens.len())));
         }
         let n_pos = tokens.len() / n_batch;

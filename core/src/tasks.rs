@@ -141,8 +141,11 @@ pub mod modular {
         [a as u32, b as u32, EQ]
     }
 
+    /// Pairs (a, b).
+    pub type Pairs = Vec<(usize, usize)>;
+
     /// Every pair (a, b), shuffled with `seed`; the first `train_fraction` of them train.
-    pub fn split(seed: u64, train_fraction: f64) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    pub fn split(seed: u64, train_fraction: f64) -> (Pairs, Pairs) {
         let mut pairs: Vec<(usize, usize)> = (0..P).flat_map(|a| (0..P).map(move |b| (a, b))).collect();
         let mut rng = Rng::new(seed);
         for i in (1..pairs.len()).rev() {

@@ -256,11 +256,15 @@ impl<M: MatrixSource> ModelWeights<HostTensor, M> {
     pub fn n_bytes(&self) -> usize {
         let total = std::cell::Cell::new(0usize);
         let _ = self.try_map(
-            |_, t| Ok::<(), ()>(total.set(total.get() + 4 * t.len())),
+            |_, t| {
+                total.set(total.get() + 4 * t.len());
+                Ok::<(), ()>(())
+            },
             |name, m| {
                 // A tied unembedding sharing W_E's blocks is stored once.
                 let shared = name == "unembed.W_U" && shares_blocks(&self.W_E, m);
-                Ok::<(), ()>(total.set(total.get() + if shared { 0 } else { m.n_bytes() }))
+                total.set(total.get() + if shared { 0 } else { m.n_bytes() });
+                Ok::<(), ()>(())
             },
         );
         total.get()

@@ -22,6 +22,9 @@
 //! All tensors are contiguous, row-major f32. No kernel needs `shader-f16` or subgroups, and
 //! the WGSL compiles under both naga (native wgpu; `cargo test`) and Tint (Chromium;
 //! `node kernels/scripts/tint_check.mjs`). See kernels/README.md.
+// wgpu's handles are Send + Sync natively (where the tests share them across threads) but not on
+// wasm32, where everything runs on one thread: the Arcs are right for both.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 mod context;
 mod format;

@@ -32,13 +32,14 @@ pub enum EngineEvent {
 pub struct EngineDied(pub String);
 
 type ProgressFn = Rc<dyn Fn(usize, usize)>;
+type EventFn = Rc<dyn Fn(EngineEvent)>;
 
 #[derive(Default)]
 struct Shared {
     next_id: Cell<u64>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Result<Reply, EngineDied>>>>,
     progress: RefCell<HashMap<u64, ProgressFn>>,
-    on_event: RefCell<Option<Rc<dyn Fn(EngineEvent)>>>,
+    on_event: RefCell<Option<EventFn>>,
     dead: RefCell<Option<String>>,
     started: RefCell<Option<oneshot::Sender<()>>>,
 }
