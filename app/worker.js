@@ -1,10 +1,11 @@
 // The engine's dedicated worker. The page sends the URLs of its own wasm-bindgen module and
-// wasm file first; this imports the same module and hands over to Rust (`worker_main` in
+// wasm file (and its compiled WebAssembly.Module) first; this imports the same module and hands over to Rust (`worker_main` in
 // app/src/engine/worker.rs), which installs its own message handler and says "Started".
 self.addEventListener('message', async (event) => {
-  const { glue, wasm } = event.data;
+  const { glue, wasm, module } = event.data;
   const bindings = await import(glue);
-  await bindings.default({ module_or_path: wasm });
+  // The page's own compiled module when it sent one (no second download or compile).
+  await bindings.default({ module_or_path: module instanceof WebAssembly.Module ? module : wasm });
   bindings.worker_main();
 }, { once: true });
 

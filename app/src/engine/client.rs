@@ -143,10 +143,13 @@ impl EngineClient {
         let s = shared.clone();
         let on_message_error = EventListener::new(&worker, "messageerror", move |_| s.die("a message to the engine could not be read".into()));
 
-        // The first message tells worker.js which module to import.
+        // The first message tells worker.js which module to import, and hands it this page's
+        // compiled `WebAssembly.Module`, so the worker instantiates it without fetching and
+        // compiling the wasm file again (the URL is the fallback).
         let boot = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&boot, &"glue".into(), &glue.into());
         let _ = js_sys::Reflect::set(&boot, &"wasm".into(), &wasm.into());
+        let _ = js_sys::Reflect::set(&boot, &"module".into(), &wasm_bindgen::module());
         worker.post_message(&boot).map_err(|e| format!("could not start the engine: {e:?}"))?;
         let client = EngineClient { worker, shared, _listeners: [on_message, on_error, on_message_error] };
         match started_rx.await {

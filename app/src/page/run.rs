@@ -24,8 +24,14 @@ const MAX_RESTARTS: u32 = 3;
 /// Starts `files` in a new worker and, once loaded, makes it the page's model. On failure the
 /// model in use (if any) stays and the error is returned.
 pub async fn start_model(page: Page, files: ModelFiles) -> Result<Arc<ModelSummary>, String> {
-    let force_cpu = page.experiment.with_untracked(|e| e.backend == BackendChoice::Cpu);
     let client = EngineClient::spawn().await.map_err(|e| format!("Could not start the engine: {e}."))?;
+    start_model_in(page, client, files).await
+}
+
+/// [`start_model`] in a worker already started (the first model's worker boots while its
+/// files download).
+async fn start_model_in(page: Page, client: EngineClient, files: ModelFiles) -> Result<Arc<ModelSummary>, String> {
+    let force_cpu = page.experiment.with_untracked(|e| e.backend == BackendChoice::Cpu);
     let summary = Arc::new(client.load(&files.files, files.quantize.clone(), force_cpu, files.shipped.clone()).await?);
     let client = Rc::new(client);
     client.on_event(move |ev| on_engine_event(page, ev));
@@ -76,12 +82,19 @@ async fn restart(page: Page, why: String) {
 pub async fn start_shipped(page: Page) {
     let t0 = js_sys::Date::now();
     let entry = page.entry;
-    let (files, bytes) = match fetch_shipped(entry, move |p| page.load.set(LoadState::Loading(Some(p)))).await {
+    // The engine's worker boots while the files download.
+    let (fetched, client) = futures_util::future::join(fetch_shipped(entry, move |p| page.load.set(LoadState::Loading(Some(p)))), EngineClient::spawn()).await;
+    let (files, bytes) = match fetched {
         Ok(f) => f,
         Err(e) => return page.load.set(LoadState::Failed(format!("Could not load the model \u{201c}{}\u{201d}: {e}", entry.id))),
     };
     page.load.set(LoadState::Starting);
-    let summary = match start_model(page, ModelFiles { files, quantize: None, shipped: Some(entry.id.to_string()) }).await {
+    let files = ModelFiles { files, quantize: None, shipped: Some(entry.id.to_string()) };
+    let started = match client {
+        Ok(client) => start_model_in(page, client, files).await,
+        Err(e) => Err(format!("Could not start the engine: {e}.")),
+    };
+    let summary = match started {
         Ok(s) => s,
         Err(e) => return page.load.set(LoadState::Failed(format!("Could not start the model \u{201c}{}\u{201d}: {e}", entry.id))),
     };
