@@ -40,11 +40,13 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn from_output(prompt: &str, ids: Vec<u32>, out: &RunOutput, n_layers: usize, tokenizer: &Tokenizer, elapsed_ms: f64) -> RunView {
+    /// The views of one run; the attention patterns move out of `out` (no copy).
+    pub fn from_output(prompt: &str, ids: Vec<u32>, mut out: RunOutput, n_layers: usize, tokenizer: &Tokenizer, elapsed_ms: f64) -> RunView {
         let tokens = ids.iter().map(|&id| tokenizer.token_str(id)).collect();
         let top5 = (0..ids.len()).map(|p| out.top_k(p, 5).into_iter().map(|(id, prob)| (tokenizer.output_str(id), prob)).collect()).collect();
+        let mut take = |name: String| out.cache.iter().position(|(n, _)| *n == name).map(|i| out.cache.swap_remove(i).1);
         let patterns = (0..n_layers)
-            .map(|l| out.get(&pattern_hook(l)).map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data.clone() }).unwrap_or_default())
+            .map(|l| take(pattern_hook(l)).map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data }).unwrap_or_default())
             .collect();
         RunView { prompt: prompt.to_string(), ids, tokens, top5, patterns, elapsed_ms }
     }

@@ -261,8 +261,9 @@ impl<B: Backend> HookedTransformer<B> {
         let logits = split(data.next().expect("logits were read"));
         let mut outs: Vec<RunOutput> =
             logits.into_iter().map(|l| RunOutput { cache: Vec::new(), logits: HostTensor::new(vec![n_pos, self.cfg.d_vocab_out], l) }).collect();
-        for ((point, _), d) in cached.into_iter().zip(data) {
-            let index = plan.hooks.iter().position(|(p, _, _)| p.name == point.name).expect("a cached hook is planned");
+        // The forward pass caches exactly the planned hooks marked for caching, in plan order.
+        let cached_index = plan.hooks.iter().enumerate().filter(|(_, (_, cache, _))| *cache).map(|(i, _)| i);
+        for (((point, _), d), index) in cached.into_iter().zip(data).zip(cached_index) {
             let shape = point.shape(&self.cfg, n_pos);
             for (i, part) in split(d).into_iter().enumerate() {
                 if plan.wanted[i][index] {

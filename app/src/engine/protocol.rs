@@ -144,13 +144,18 @@ pub enum SweepResult {
 pub mod f32s {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    // wasm32 and every native target we build for are little-endian: the bytes are the floats'.
+
     pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        serde_bytes::serialize(&bytes, s)
+        serde_bytes::serialize(bytemuck::cast_slice::<f32, u8>(v), s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
         let b = serde_bytes::ByteBuf::deserialize(d)?;
-        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        if b.len() % 4 != 0 {
+            return Err(serde::de::Error::custom(format!("{} bytes are not whole f32 values", b.len())));
+        }
+        // The bytes may not be 4-aligned: copy rather than cast in place.
+        Ok(bytemuck::pod_collect_to_vec(&b))
     }
 }

@@ -243,11 +243,8 @@ async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static 
     let mut sources: Vec<(Prompt, RunOutput)> = Vec::new();
     for (p, hooks) in exp.patch_sources() {
         let src = prepare(&text_of(p))?;
-        let out = engine
-            .run_batch(&glassbox_core::BatchRequest::new(vec![RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))]))
-            .await
-            .map_err(engine_failure)?;
-        sources.extend(out.into_iter().map(|o| (p, o)));
+        let out = engine.run(&RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))).await.map_err(engine_failure)?;
+        sources.push((p, out));
     }
     let cache = CacheSpec::Names((0..cfg.n_layers).map(pattern_hook).collect());
     let batch = exp
@@ -256,7 +253,7 @@ async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static 
     let t0 = js_sys::Date::now();
     let out = engine.run_batch(&batch).await.map_err(engine_failure)?.remove(0);
     let elapsed = js_sys::Date::now() - t0;
-    let view = RunView::from_output(&text, prepared.ids, &out, cfg.n_layers, &bundle.tokenizer, elapsed);
+    let view = RunView::from_output(&text, prepared.ids, out, cfg.n_layers, &bundle.tokenizer, elapsed);
     Ok(RunReply { view, cut_notice: prepared.cut.map(|c| c.message(cfg.n_ctx)) })
 }
 

@@ -143,7 +143,7 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
 async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core::QuantizeOnLoad>, label: String, source: ModelRef) -> Result<(), String> {
     let n_files = files.len();
     let quantize = quantize.map(|q| q.to_string());
-    let summary = start_model(page, ModelFiles { files, quantize, shipped: None }).await?;
+    let summary = start_model(page, std::rc::Rc::new(ModelFiles { files, quantize, shipped: None })).await?;
     let cfg = &summary.cfg;
     let format = summary.card.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
     let name = summary.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| label.clone());

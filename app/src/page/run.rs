@@ -23,14 +23,14 @@ const MAX_RESTARTS: u32 = 3;
 
 /// Starts `files` in a new worker and, once loaded, makes it the page's model. On failure the
 /// model in use (if any) stays and the error is returned.
-pub async fn start_model(page: Page, files: ModelFiles) -> Result<Arc<ModelSummary>, String> {
+pub async fn start_model(page: Page, files: Rc<ModelFiles>) -> Result<Arc<ModelSummary>, String> {
     let client = EngineClient::spawn().await.map_err(|e| format!("Could not start the engine: {e}."))?;
     start_model_in(page, client, files).await
 }
 
 /// [`start_model`] in a worker already started (the first model's worker boots while its
 /// files download).
-async fn start_model_in(page: Page, client: EngineClient, files: ModelFiles) -> Result<Arc<ModelSummary>, String> {
+async fn start_model_in(page: Page, client: EngineClient, files: Rc<ModelFiles>) -> Result<Arc<ModelSummary>, String> {
     let force_cpu = page.experiment.with_untracked(|e| e.backend == BackendChoice::Cpu);
     let summary = Arc::new(client.load(&files.files, files.quantize.clone(), force_cpu, files.shipped.clone()).await?);
     let client = Rc::new(client);
@@ -39,7 +39,7 @@ async fn start_model_in(page: Page, client: EngineClient, files: ModelFiles) -> 
     page.model_gen.update(|g| *g += 1);
     CURRENT_ENGINE.with(|c| *c.borrow_mut() = Some(client.clone()));
     page.engine.set_value(Some(client));
-    page.files.set_value(Some(Rc::new(files)));
+    page.files.set_value(Some(files));
     page.pending.set(None);
     page.backend.set(Some(summary.backend.clone()));
     page.cpu_reason.set(summary.cpu_reason.clone());
@@ -71,8 +71,7 @@ async fn restart(page: Page, why: String) {
         return;
     }
     page.engine_notice.set(Some(format!("The engine stopped ({why}); it was restarted with the same model and your experiment was run again.")));
-    let again = ModelFiles { files: files.files.clone(), quantize: files.quantize.clone(), shipped: files.shipped.clone() };
-    match start_model(page, again).await {
+    match start_model(page, files).await {
         Ok(_) => run_experiment(page).await,
         Err(e) => page.engine_notice.set(Some(format!("The engine stopped ({why}) and could not be restarted: {e}"))),
     }
@@ -89,7 +88,7 @@ pub async fn start_shipped(page: Page) {
         Err(e) => return page.load.set(LoadState::Failed(format!("Could not load the model \u{201c}{}\u{201d}: {e}", entry.id))),
     };
     page.load.set(LoadState::Starting);
-    let files = ModelFiles { files, quantize: None, shipped: Some(entry.id.to_string()) };
+    let files = Rc::new(ModelFiles { files, quantize: None, shipped: Some(entry.id.to_string()) });
     let started = match client {
         Ok(client) => start_model_in(page, client, files).await,
         Err(e) => Err(format!("Could not start the engine: {e}.")),
