@@ -7,6 +7,7 @@
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 #![allow(non_snake_case)] // Weight names follow the field: W_Q, W_in, b_out.
 
+pub mod analysis;
 pub mod backend;
 pub mod bundle;
 pub mod config;

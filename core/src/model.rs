@@ -124,6 +124,19 @@ impl<B: Backend> HookedTransformer<B> {
         Ok(out.remove(0))
     }
 
+    /// Rows of the residual stream, already through the final norm, `[rows, d_model]`, times
+    /// `W_U` on this backend: `[rows, d_vocab_out]` on the host. What the logit lens and a
+    /// neuron's direct effect read (`analysis/`).
+    pub async fn unembed(&self, backend: &B, rows: &HostTensor) -> Result<HostTensor> {
+        if rows.shape.len() != 2 || rows.shape[1] != self.cfg.d_model {
+            return Err(Error::Request(format!("unembed takes [rows, {}], not {:?}", self.cfg.d_model, rows.shape)));
+        }
+        let x = backend.upload(rows)?;
+        let logits = backend.linear(&x, &self.weights.W_U, None)?;
+        let data = backend.read(&[&logits]).await?.remove(0);
+        Ok(HostTensor::new(vec![rows.shape[0], self.cfg.d_vocab_out], data))
+    }
+
     fn forward_planned(&self, backend: &B, plan: &PlannedRun) -> Result<Forward<B>> {
         let mut hooks = Hooks::<B>::new(backend, plan)?;
         let h = &mut hooks;
