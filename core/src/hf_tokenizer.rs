@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 use tokenizers::models::bpe::{Vocab, BPE};
@@ -79,14 +80,45 @@ impl std::fmt::Debug for HfTokenizer {
     }
 }
 
+mod validate;
+
+/// Panics of the `tokenizers` crate that [`guarded`] turned into errors since the process
+/// started (natively). Each one is a file the checks before the crate let through, which in the
+/// browser would have been a trap: the fuzzing harness counts them as findings.
+/// How [`guarded`] words a contained panic.
+const LIBRARY_FAILED: &str = "the tokenizers library failed";
+
+static CONTAINED_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many panics of the `tokenizers` crate were contained so far (see [`guarded`]).
+#[doc(hidden)]
+pub fn contained_panics() -> usize {
+    CONTAINED_PANICS.load(Ordering::Relaxed)
+}
+
 /// Runs `f`, turning a panic inside the `tokenizers` crate into an error (natively; on wasm32 a
 /// panic aborts, so the checks before each call are what keep it from happening).
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(err(format!("{what}: the tokenizers library failed on this input"))),
+        Err(payload) => {
+            CONTAINED_PANICS.fetch_add(1, Ordering::Relaxed);
+            let why = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(err(format!("{what}: {LIBRARY_FAILED} on this input ({})", validate::quote(&why))))
+        }
     }
 }
+
+/// Strings encoded (and decoded back) at load, so that a tokenizer that would fail on a prompt
+/// fails while loading instead: ASCII, punctuation and digits, whitespace runs, accents, CJK,
+/// an emoji, bytes that need byte fallback, and the usual special-token spellings.
+const PROBES: &[&str] = &[
+    "",
+    "Hello, world! The quick brown fox jumps over the lazy dog.",
+    "  two  spaces,\ttab\nnewline\r\n 12345 3.14 -7",
+    "caf\u{e9} na\u{ef}ve \u{4e2d}\u{6587} \u{1f642} \u{0}\u{7f}\u{ff}",
+    "<s></s><unk><|endoftext|>[CLS][SEP]</w>##\u{2581}\u{120}",
+];
 
 impl HfTokenizer {
     /// A Hugging Face `tokenizer.json`.
@@ -95,10 +127,7 @@ impl HfTokenizer {
         let Some(object) = value.as_object_mut() else {
             return Err(err("tokenizer.json is not a JSON object"));
         };
-        match object.get("model") {
-            Some(Value::Object(_)) => {}
-            _ => return Err(err("tokenizer.json has no \"model\" object")),
-        }
+        let checked = validate::check(object).map_err(err)?;
         // Offsets only: a ByteLevel post-processor that trims offsets would leave the spaces
         // of "Ġthe" outside every span; the ids are the same either way.
         if let Some(pp) = object.get_mut("post_processor") {
@@ -110,7 +139,8 @@ impl HfTokenizer {
             Some(d) if has_type(&d, "Metaspace") || has_type(&d, "ByteFallback") || has_type(&d, "Replace") => Spelling::Metaspace,
             _ => Spelling::Plain,
         };
-        let mut t = HfTokenizer::wrap(inner, spelling, None)?;
+        let mut t = HfTokenizer::wrap(inner, spelling, Some(checked.ids_end as usize))?;
+        t.probe("tokenizer.json")?;
         // What the post-processor adds around the text is the BOS and EOS.
         let empty = t.encode_raw("")?;
         let (ids, mask) = (empty.get_ids(), empty.get_special_tokens_mask());
@@ -121,9 +151,43 @@ impl HfTokenizer {
         Ok(t)
     }
 
+    /// Encodes and decodes [`PROBES`]: a tokenizer that panics on them, or gives ids past its
+    /// vocabulary, is refused at load. (An error for a probe is no reason to refuse: a prompt
+    /// that gives it is reported when it is run.)
+    fn probe(&self, what: &str) -> Result<()> {
+        let panicked = |e: &Error| matches!(e, Error::Tokenizer(m) if m.contains(LIBRARY_FAILED));
+        for probe in PROBES {
+            let ids = match self.encode_raw(probe) {
+                Ok(e) => e.get_ids().to_vec(),
+                Err(e) if panicked(&e) => return Err(err(format!("{what}: encoding the test text {} failed: {e}", validate::quote(probe)))),
+                Err(_) => continue,
+            };
+            if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+                return Err(err(format!(
+                    "{what}: the test text {} encodes to token id {bad}, past the vocabulary ({} ids)",
+                    validate::quote(probe),
+                    self.vocab_size
+                )));
+            }
+            for r in [self.decode(&ids).map(drop), self.encode_with_spans(probe).map(drop)] {
+                match r {
+                    Err(e) if panicked(&e) => return Err(err(format!("{what}: the test text {}: {e}", validate::quote(probe)))),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The tokenizer a GGUF file's metadata describes (`tokenizer.ggml.*`): `gpt2` (byte-level
     /// BPE) and `llama` (sentencepiece BPE with byte fallback).
     pub fn from_gguf(file: &GgufFile) -> Result<HfTokenizer> {
+        let t = guarded("the GGUF vocabulary", || Self::from_gguf_unchecked(file))?;
+        t.probe("the GGUF vocabulary")?;
+        Ok(t)
+    }
+
+    fn from_gguf_unchecked(file: &GgufFile) -> Result<HfTokenizer> {
         let gguf_err = |e: Error| match e {
             Error::Weights(m) | Error::Tokenizer(m) => err(m),
             other => err(other.to_string()),
@@ -181,7 +245,7 @@ impl HfTokenizer {
                 .enumerate()
                 .map(|(i, m)| match m.split_once(' ') {
                     Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => Ok((a.to_string(), b.to_string())),
-                    _ => Err(err(format!("GGUF tokenizer: merge {i} ({m:?}) is not two tokens separated by one space"))),
+                    _ => Err(err(format!("GGUF tokenizer: merge {i} ({}) is not two tokens separated by one space", validate::quote(m)))),
                 })
                 .collect()
         };
@@ -205,7 +269,7 @@ impl HfTokenizer {
                 .collect();
             let vocab = vocab_map(&tokens);
             let merges = match merges_given {
-                Some(m) => parse_merges(m)?,
+                Some(m) => check_merges(parse_merges(m)?, &vocab)?,
                 None => generate_merges(&tokens, &vocab, None),
             };
             let bpe = BPE::builder()
@@ -217,7 +281,7 @@ impl HfTokenizer {
             let tokens = tokens.to_vec();
             let vocab = vocab_map(&tokens);
             let merges = match merges_given {
-                Some(m) => parse_merges(m)?,
+                Some(m) => check_merges(parse_merges(m)?, &vocab)?,
                 None => {
                     let scores = file
                         .get_f32_array("tokenizer.ggml.scores")
@@ -442,6 +506,28 @@ fn untrim_offsets(v: &mut Value) {
 /// Token string -> id; a repeated string keeps its last id (as a Python dict does).
 fn vocab_map(tokens: &[String]) -> HashMap<String, u32> {
     tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect()
+}
+
+/// Checks that both halves of every merge, and what they make, are tokens (the crate slices a
+/// buffer as long as the longest token by the merged length before it looks the result up).
+fn check_merges(merges: Vec<(String, String)>, vocab: &HashMap<String, u32>) -> Result<Vec<(String, String)>> {
+    let mut joined = String::new();
+    for (i, (a, b)) in merges.iter().enumerate() {
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        for t in [a, b, &joined] {
+            if !vocab.contains_key(t.as_str()) {
+                return Err(err(format!(
+                    "GGUF tokenizer: merge {i} ({} {}) of tokenizer.ggml.merges needs the token {}, which is not in tokenizer.ggml.tokens",
+                    validate::quote(a),
+                    validate::quote(b),
+                    validate::quote(t)
+                )));
+            }
+        }
+    }
+    Ok(merges)
 }
 
 /// The integers of an integer array (token types are i32 in llama.cpp's files).
