@@ -35,20 +35,23 @@ pub struct RunView {
     pub top5: Vec<Vec<(String, f32)>>,
     /// Attention patterns, one per layer.
     pub patterns: Vec<Pattern>,
+    /// Per-token loss (surprise): `loss[p] = -ln P(ids[p + 1] | ids[..=p])`, nats; empty for a
+    /// readout model, whose outputs are not next tokens.
+    pub loss: Vec<f32>,
     /// Wall time of the forward pass and read-back, in milliseconds.
     pub elapsed_ms: f64,
 }
 
 impl RunView {
-    /// The views of one run; the attention patterns move out of `out` (no copy).
-    pub fn from_output(prompt: &str, ids: Vec<u32>, mut out: RunOutput, n_layers: usize, tokenizer: &Tokenizer, elapsed_ms: f64) -> RunView {
+    /// The views of one run (the worker keeps `out` for the other views).
+    pub fn from_output(prompt: &str, ids: Vec<u32>, out: &RunOutput, n_layers: usize, tokenizer: &Tokenizer, elapsed_ms: f64) -> RunView {
         let tokens = ids.iter().map(|&id| tokenizer.token_str(id)).collect();
         let top5 = (0..ids.len()).map(|p| out.top_k(p, 5).into_iter().map(|(id, prob)| (tokenizer.output_str(id), prob)).collect()).collect();
-        let mut take = |name: String| out.cache.iter().position(|(n, _)| *n == name).map(|i| out.cache.swap_remove(i).1);
         let patterns = (0..n_layers)
-            .map(|l| take(pattern_hook(l)).map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data }).unwrap_or_default())
+            .map(|l| out.get(&pattern_hook(l)).map(|t| Pattern { n_heads: t.shape.first().copied().unwrap_or(0), data: t.data.clone() }).unwrap_or_default())
             .collect();
-        RunView { prompt: prompt.to_string(), ids, tokens, top5, patterns, elapsed_ms }
+        let loss = if tokenizer.outputs().is_some() { Vec::new() } else { token_loss(&out.logits.data, &ids) };
+        RunView { prompt: prompt.to_string(), ids, tokens, top5, patterns, loss, elapsed_ms }
     }
 
     pub fn n_tokens(&self) -> usize {
@@ -74,6 +77,25 @@ impl RunView {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(h, _)| h)
     }
+}
+
+/// `-ln P(ids[p + 1])` under the logits at every position but the last (`logits` `[pos, vocab]`).
+pub fn token_loss(logits: &[f32], ids: &[u32]) -> Vec<f32> {
+    let n = ids.len();
+    if n < 2 {
+        return Vec::new();
+    }
+    let v = logits.len() / n;
+    (0..n - 1)
+        .map(|p| {
+            let row = &logits[p * v..(p + 1) * v];
+            let next = ids[p + 1] as usize;
+            if next >= v {
+                return f32::NAN;
+            }
+            -glassbox_core::analysis::log_softmax(row)[next]
+        })
+        .collect()
 }
 
 /// For every query whose token occurred before, the key just after that token's most recent
@@ -102,6 +124,15 @@ mod tests {
         // <bos> a b c a b a
         let ids = [0, 1, 2, 3, 1, 2, 1];
         assert_eq!(induction_targets(&ids), vec![(4, 2), (5, 3), (6, 5)]);
+    }
+
+    #[test]
+    fn token_loss_is_the_surprise_of_the_next_token() {
+        // Two positions, a vocabulary of 2: uniform, then certain of token 1.
+        let loss = token_loss(&[0.0, 0.0, -100.0, 100.0, 0.0, 0.0], &[0, 1, 0]);
+        assert!((loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!(loss[1] > 150.0);
+        assert_eq!(token_loss(&[0.0, 0.0], &[0]), Vec::<f32>::new());
     }
 
     #[test]

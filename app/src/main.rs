@@ -11,8 +11,8 @@ mod hub;
 mod loader;
 mod models;
 mod page;
+mod inspect;
 mod prompt;
-mod scan;
 mod url_state;
 
 fn main() {

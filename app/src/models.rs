@@ -20,9 +20,6 @@ pub struct ModelEntry {
     /// Checks that tokenized prompt has the form the model was trained on (beyond its
     /// vocabulary); the message says what the form is.
     pub check_form: fn(&[u32]) -> Result<(), String>,
-    /// A held-out corpus slice to scan for top-activating examples: (path relative to the
-    /// page, what it is in a few words).
-    pub corpus: Option<(&'static str, &'static str)>,
 }
 
 /// Two entries are the same model when their ids are.
@@ -59,7 +56,6 @@ pub const MODELS: &[ModelEntry] = &[
         default_prompt: "xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ",
         examples: &["xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ", "abcdefgh 12345 abcdefgh"],
         check_form: any_form,
-        corpus: None,
     },
     ModelEntry {
         id: "modular-addition",
@@ -68,7 +64,6 @@ pub const MODELS: &[ModelEntry] = &[
         default_prompt: "37 + 85 =",
         examples: &["37 + 85 =", "112 + 1 =", "56 + 57 ="],
         check_form: modular_form,
-        corpus: None,
     },
     ModelEntry {
         id: "balanced-parens",
@@ -77,7 +72,6 @@ pub const MODELS: &[ModelEntry] = &[
         default_prompt: "(()(()))",
         examples: &["(()(()))", "())(()", "((((", "()()()()"],
         check_form: any_form,
-        corpus: None,
     },
     ModelEntry {
         id: "english-char-3l",
@@ -86,7 +80,6 @@ pub const MODELS: &[ModelEntry] = &[
         default_prompt: "Call me Ishmael. The whale swam in the se",
         examples: &["Call me Ishmael. The whale swam in the se", "the captain of the shi", "It was the best of times, it was the worst of ti"],
         check_form: any_form,
-        corpus: Some(("corpus/moby-dick-heldout.txt", "the first 16,000 characters of the held-out slice of Moby-Dick (text the model never trained on)")),
     },
 ];
 

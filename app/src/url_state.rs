@@ -1,11 +1,13 @@
-//! The view's state in the page URL: `?model=..&prompt=..&pos=..&layer=..&head=..[&backend=cpu]`.
+//! The view's state in the page URL: `?model=..&prompt=..&pos=..&layer=..&head=..[&backend=cpu]`,
+//! and for the inspect views `[&view=neurons|lens|attribution][&neuron=..][&target=..]
+//! [&distractor=..][&opts=cached,mid,unfold,centre,prompt]`.
 //!
 //! This is the share format, kept apart from the app's internal types: parsing checks each
 //! parameter on its own, and a broken one falls back to its default with a notice that names
 //! it, so a half-broken link still opens. Checks that need the model (layer, head) or the
 //! tokens (pos) happen once those are known.
 
-use glassbox_core::{BackendChoice, Experiment, ModelRef, Selection};
+use glassbox_core::{BackendChoice, Experiment, ModelRef, Selection, View};
 
 use crate::models::{default_model, find_model, ModelEntry};
 
@@ -20,6 +22,32 @@ pub struct UrlParams {
     pub head: Option<usize>,
     /// `backend=cpu`: skip WebGPU.
     pub force_cpu: bool,
+    /// The inspect views' choices (tab, neuron, target, distractor, options); pos, layer and
+    /// head are the fields above.
+    pub inspect: Selection,
+}
+
+/// The `opts=` flags, in the order written.
+const FLAGS: [&str; 5] = ["cached", "mid", "unfold", "centre", "prompt"];
+
+fn flag_mut<'a>(s: &'a mut Selection, flag: &str) -> Option<&'a mut bool> {
+    match flag {
+        "cached" => Some(&mut s.lens_cached_scale),
+        "mid" => Some(&mut s.lens_mid),
+        "unfold" => Some(&mut s.unfold_ln),
+        "centre" => Some(&mut s.center_unembed),
+        "prompt" => Some(&mut s.heads_on_prompt),
+        _ => None,
+    }
+}
+
+fn view_name(v: View) -> &'static str {
+    match v {
+        View::Attention => "attention",
+        View::Neurons => "neurons",
+        View::Lens => "lens",
+        View::Attribution => "attribution",
+    }
 }
 
 impl UrlParams {
@@ -27,7 +55,7 @@ impl UrlParams {
     /// names none). Ranges are checked later, against the model and the tokens.
     pub fn experiment(&self) -> Experiment {
         let mut e = Experiment::new(ModelRef::shipped(self.model.id), self.prompt.clone().unwrap_or_else(|| self.model.default_prompt.to_string()));
-        e.view = Selection { pos: self.pos, layer: self.layer, head: self.head, neuron: None };
+        e.view = Selection { pos: self.pos, layer: self.layer, head: self.head, ..self.inspect.clone() };
         e.backend = if self.force_cpu { BackendChoice::Cpu } else { BackendChoice::Auto };
         e
     }
@@ -43,6 +71,7 @@ pub fn view_of(e: &Experiment) -> Option<UrlView<'_>> {
         layer: e.view.layer.unwrap_or(0),
         head: e.view.head.unwrap_or(0),
         force_cpu: e.backend == BackendChoice::Cpu,
+        inspect: &e.view,
     })
 }
 
@@ -70,6 +99,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
     let pos = number("pos", "the last position");
     let layer = number("layer", "the last layer");
     let head = number("head", "the default head");
+    let neuron = number("neuron", "neuron 0");
     let force_cpu = match get("backend").as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("auto" | "gpu" | "webgpu") => false,
         Some("cpu") => true,
@@ -78,7 +108,25 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
             false
         }
     };
-    (UrlParams { model, prompt: get("prompt"), pos, layer, head, force_cpu }, notices)
+    let mut inspect = Selection { neuron, target: get("target"), distractor: get("distractor"), ..Selection::default() };
+    inspect.tab = match get("view").as_deref() {
+        None => None,
+        Some("attention") => Some(View::Attention),
+        Some("neurons") => Some(View::Neurons),
+        Some("lens") => Some(View::Lens),
+        Some("attribution") => Some(View::Attribution),
+        Some(other) => {
+            notices.push(format!("URL parameter view={other} is not attention, neurons, lens or attribution; showing the attention view."));
+            None
+        }
+    };
+    for flag in get("opts").unwrap_or_default().split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match flag_mut(&mut inspect, flag) {
+            Some(b) => *b = true,
+            None => notices.push(format!("URL parameter opts: {flag} is not one of {}; ignored.", FLAGS.join(", "))),
+        }
+    }
+    (UrlParams { model, prompt: get("prompt"), pos, layer, head, force_cpu, inspect }, notices)
 }
 
 /// Checks a layer or head index against the model: the index when it is in range, else
@@ -114,6 +162,7 @@ pub struct UrlView<'a> {
     pub layer: usize,
     pub head: usize,
     pub force_cpu: bool,
+    pub inspect: &'a Selection,
 }
 
 impl UrlView<'_> {
@@ -128,6 +177,23 @@ impl UrlView<'_> {
         ];
         if self.force_cpu {
             p.push(("backend", "cpu".into()));
+        }
+        let s = self.inspect;
+        if let Some(v) = s.tab.filter(|v| *v != View::Attention) {
+            p.push(("view", view_name(v).into()));
+        }
+        if let Some(n) = s.neuron {
+            p.push(("neuron", n.to_string()));
+        }
+        for (key, value) in [("target", &s.target), ("distractor", &s.distractor)] {
+            if let Some(v) = value {
+                p.push((key, v.clone()));
+            }
+        }
+        let mut copy = s.clone();
+        let flags: Vec<&str> = FLAGS.into_iter().filter(|f| flag_mut(&mut copy, f).is_some_and(|b| *b)).collect();
+        if !flags.is_empty() {
+            p.push(("opts", flags.join(",")));
         }
         p
     }
@@ -176,17 +242,27 @@ mod tests {
     #[test]
     fn an_empty_query_gives_the_defaults_without_notices() {
         let (p, notices) = parse_pairs(&[]);
-        assert_eq!(p, UrlParams { model: default_model(), prompt: None, pos: None, layer: None, head: None, force_cpu: false });
+        assert_eq!(p, UrlParams { model: default_model(), prompt: None, pos: None, layer: None, head: None, force_cpu: false, inspect: Selection::default() });
         assert!(notices.is_empty());
     }
 
     #[test]
     fn a_full_query_round_trips() {
-        let view = UrlView { model: "induction-2l", prompt: "ab cd", pos: 3, layer: 1, head: 2, force_cpu: true };
+        let inspect = Selection {
+            tab: Some(View::Attribution),
+            neuron: Some(7),
+            target: Some(" Paris".into()),
+            distractor: Some("#12".into()),
+            lens_mid: true,
+            center_unembed: true,
+            ..Selection::default()
+        };
+        let view = UrlView { model: "induction-2l", prompt: "ab cd", pos: 3, layer: 1, head: 2, force_cpu: true, inspect: &inspect };
         let pairs: Vec<(&str, String)> = view.pairs();
         let (p, notices) = parse(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()));
-        assert!(notices.is_empty());
+        assert!(notices.is_empty(), "{notices:?}");
         assert_eq!((p.model.id, p.prompt.as_deref(), p.pos, p.layer, p.head, p.force_cpu), ("induction-2l", Some("ab cd"), Some(3), Some(1), Some(2), true));
+        assert_eq!(p.inspect, inspect);
     }
 
     #[test]
@@ -205,10 +281,12 @@ mod tests {
 
     #[test]
     fn broken_parameters_fall_back_and_are_named() {
-        let (p, notices) = parse_pairs(&[("model", "nope"), ("pos", "abc"), ("layer", "-1"), ("head", "2"), ("backend", "tpu")]);
+        let (p, notices) =
+            parse_pairs(&[("model", "nope"), ("pos", "abc"), ("layer", "-1"), ("head", "2"), ("backend", "tpu"), ("view", "graph"), ("opts", "mid,zoom")]);
         assert_eq!((p.model, p.pos, p.layer, p.head, p.force_cpu), (default_model(), None, None, Some(2), false));
-        assert_eq!(notices.len(), 4, "{notices:?}");
-        for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu"] {
+        assert!(p.inspect.lens_mid && p.inspect.tab.is_none());
+        assert_eq!(notices.len(), 6, "{notices:?}");
+        for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu", "view=graph", "zoom"] {
             assert!(notices.iter().any(|n| n.contains(key)), "no notice names {key}: {notices:?}");
         }
     }

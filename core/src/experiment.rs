@@ -108,6 +108,50 @@ pub struct Selection {
     pub head: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neuron: Option<usize>,
+    /// The inspect view on screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tab: Option<View>,
+    /// The token the logit lens and the attribution explain (a token string, or `#id`);
+    /// `None`: the model's top prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The attribution's distractor: explain `target - distractor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distractor: Option<String>,
+    /// Logit lens: divide by the cached final scale instead of fresh statistics.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lens_cached_scale: bool,
+    /// Logit lens: also read `resid_mid`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lens_mid: bool,
+    /// Attribution without folding `ln_final`'s weight (TransformerLens's unprocessed model).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unfold_ln: bool,
+    /// Attribution with the mean unembedding direction subtracted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub center_unembed: bool,
+    /// Head scores on the prompt instead of the detector's repeated random sequence.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub heads_on_prompt: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The inspect views.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// Every head of a layer, one head large, the head scores.
+    #[default]
+    Attention,
+    /// The MLP neurons of a layer on the prompt, and one neuron's page.
+    Neurons,
+    /// The logit lens.
+    Lens,
+    /// Direct logit attribution.
+    Attribution,
 }
 
 /// The analysis or sweep requested.

@@ -31,7 +31,7 @@ pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};
-pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp};
+pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp, View};
 pub use glassbox_kernels::QuantFormat;
 pub use gpu::GpuBackend;
 pub use hf_tokenizer::HfTokenizer;

@@ -1,29 +1,47 @@
 //! The page's components. Each takes its data as signals and reports choices through
 //! callbacks or the signals it is given; none knows about backends or the URL.
 
+mod attribution_chart;
 mod backend_badge;
 mod fourier_panel;
+mod head_grid;
 mod head_picker;
+mod head_scores;
 mod heatmap;
+mod legend;
 mod load_panel;
+mod logit_lens;
 mod model_panel;
+mod neuron_heatmap;
+mod neuron_page;
 mod notices;
 mod prediction;
 mod prompt_box;
-mod scan_panel;
+mod scan_controls;
 mod token_chips;
+mod token_strip;
+mod view_tabs;
 
+pub use attribution_chart::AttributionChart;
 pub use backend_badge::BackendBadge;
 pub use fourier_panel::{FourierPanel, NeuronGrid};
+pub use head_grid::HeadGrid;
 pub use head_picker::HeadPicker;
+pub use head_scores::HeadScores;
+pub use legend::Legend;
+pub use logit_lens::LogitLens;
+pub use neuron_heatmap::NeuronHeatmap;
+pub use neuron_page::NeuronPage;
 pub use heatmap::AttentionHeatmap;
 pub use load_panel::{HubLoad, LoadPanel, ModelSource};
 pub use model_panel::{LoadState, ModelPanel};
 pub use notices::{Notice, NoticeKind, Notices};
 pub use prediction::Prediction;
 pub use prompt_box::PromptBox;
-pub use scan_panel::{CorpusScan, ScanPanel};
+pub use scan_controls::{check_corpus, Corpus, ScanControls, ScanInfo};
 pub use token_chips::TokenChips;
+pub use token_strip::TokenStrip;
+pub use view_tabs::ViewTabs;
 
 /// How a token is written in labels: `<bos>` is shortened so it fits a heatmap row.
 pub fn token_label(t: &str) -> String {
@@ -31,6 +49,19 @@ pub fn token_label(t: &str) -> String {
         "BOS".to_string()
     } else {
         t.to_string()
+    }
+}
+
+/// Draws `rgba` (`w x h` pixels, 4 bytes each) onto `canvas`, which CSS scales up.
+pub fn paint(canvas: &web_sys::HtmlCanvasElement, w: usize, h: usize, rgba: &[u8]) {
+    use wasm_bindgen::{Clamped, JsCast};
+    if w == 0 || h == 0 || rgba.len() != 4 * w * h {
+        return;
+    }
+    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
+    let Ok(ctx) = ctx.dyn_into::<web_sys::CanvasRenderingContext2d>() else { return };
+    if let Ok(img) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w as u32, h as u32) {
+        let _ = ctx.put_image_data(&img, 0.0, 0.0);
     }
 }
 

@@ -17,6 +17,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
+use crate::inspect::{Inspection, Query};
 
 /// Something the worker reports outside of a request's reply.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,7 +129,7 @@ impl EngineClient {
                     }
                     return;
                 }
-                Reply::Loaded { id, .. } | Reply::Ran { id, .. } | Reply::Swept { id, .. } => *id,
+                Reply::Loaded { id, .. } | Reply::Ran { id, .. } | Reply::Swept { id, .. } | Reply::Inspected { id, .. } => *id,
             };
             s.progress.borrow_mut().remove(&id);
             if let Some(tx) = s.pending.borrow_mut().remove(&id) {
@@ -221,12 +222,21 @@ impl EngineClient {
         &self,
         id: u64,
         experiment: &Experiment,
-        corpus: Option<String>,
+        corpus: Option<(String, String)>,
         progress: impl Fn(usize, usize) + 'static,
     ) -> Result<SweepResult, RunFailure> {
         self.shared.progress.borrow_mut().insert(id, Rc::new(progress));
         match self.request(id, &Request::Sweep { id, experiment: experiment.clone(), corpus }, &[]).await {
             Ok(Reply::Swept { result, .. }) => result,
+            Ok(other) => Err(RunFailure::Engine(format!("the engine answered {other:?}"))),
+            Err(EngineDied(why)) => Err(RunFailure::Engine(format!("The engine stopped: {why}."))),
+        }
+    }
+
+    /// Computes what one inspect view shows (request `id`, from [`EngineClient::next_id`]).
+    pub async fn inspect(&self, id: u64, experiment: &Experiment, query: Query) -> Result<Inspection, RunFailure> {
+        match self.request(id, &Request::Inspect { id, experiment: experiment.clone(), query }, &[]).await {
+            Ok(Reply::Inspected { result, .. }) => result,
             Ok(other) => Err(RunFailure::Engine(format!("the engine answered {other:?}"))),
             Err(EngineDied(why)) => Err(RunFailure::Engine(format!("The engine stopped: {why}."))),
         }

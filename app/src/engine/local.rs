@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
+use glassbox_core::analysis::lens::{logit_lens, LensOptions, LogitLens};
 use glassbox_core::{Backend, BatchRequest, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
 
 pub use super::protocol::CpuReason;
@@ -69,6 +70,15 @@ impl Engine {
         match self {
             Engine::Cpu { backend, model } => model.run_batch(backend, batch).await,
             Engine::Gpu { backend, model } => model.run_batch(&**backend, batch).await,
+        }
+    }
+
+    /// The logit lens of `out` (see `glassbox_core::analysis::lens`): the norm on the host,
+    /// the unembedding on this engine's backend.
+    pub async fn logit_lens(&self, bundle: &ModelBundle, out: &RunOutput, opts: &LensOptions) -> Result<LogitLens> {
+        match self {
+            Engine::Cpu { backend, model } => logit_lens(model, backend, &bundle.weights, out, opts).await,
+            Engine::Gpu { backend, model } => logit_lens(model, &**backend, &bundle.weights, out, opts).await,
         }
     }
 

@@ -7,7 +7,7 @@ use glassbox_core::{Config, Experiment};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::RunView;
-use crate::scan::TopActivations;
+use crate::inspect::{Inspection, Query};
 
 /// From the page to the worker. Every request but `Cancel`, `LoseGpu` and `Crash` gets exactly one
 /// [`Reply`] with the same id.
@@ -28,8 +28,12 @@ pub enum Request {
     /// views show. A newer `Run` supersedes an older one still waiting.
     Run { id: u64, experiment: Experiment },
     /// Run the experiment's sweep (`Analysis::TaskSweep` or `Analysis::CorpusScan`), with
-    /// progress; `corpus` is the text a corpus scan reads.
-    Sweep { id: u64, experiment: Experiment, corpus: Option<String> },
+    /// progress; `corpus` is what a corpus scan reads: (what it is, in words; its text). The
+    /// worker keeps a scan's result for the neuron pages of that layer.
+    Sweep { id: u64, experiment: Experiment, corpus: Option<(String, String)> },
+    /// Compute what one inspect view shows from the last run of the experiment's prompt (run
+    /// first if the worker has not run it).
+    Inspect { id: u64, experiment: Experiment, query: Query },
     /// Stop request `id` at its next step (between batches); its reply says it was cancelled.
     Cancel { id: u64 },
     /// Destroy the WebGPU device, as a lost GPU would (for the end-to-end test of the fallback).
@@ -60,6 +64,10 @@ pub enum Reply {
     Swept {
         id: u64,
         result: Result<SweepResult, RunFailure>,
+    },
+    Inspected {
+        id: u64,
+        result: Result<Inspection, RunFailure>,
     },
     /// The backend changed under the page (a lost GPU moved the model to the CPU).
     BackendChanged {
@@ -135,8 +143,9 @@ pub enum SweepResult {
         #[serde(with = "f32s")]
         acts: Vec<f32>,
     },
-    /// The top activations of every neuron of a layer over the corpus.
-    Scan { layer: usize, top: TopActivations, chars_scanned: usize },
+    /// A layer's neurons scanned over a corpus; the examples stay in the worker (a neuron
+    /// page asks for its own with [`Query::Neuron`]).
+    Scan { layer: usize, what: String, tokens_scanned: usize, windows: usize },
 }
 
 /// `#[serde(with = "f32s")]`: a `Vec<f32>` on the wire as little-endian bytes (one

@@ -13,9 +13,15 @@ use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
+use glassbox_core::analysis::attribution::{attribute, AttributionOptions};
+use glassbox_core::analysis::heads::{head_scores, repeated_random_tokens};
+use glassbox_core::analysis::lens::LensOptions;
+use glassbox_core::analysis::neurons::{activations, check_neuron, direct_effect, top_neurons};
+use glassbox_core::analysis::scan::TopActivations;
+use glassbox_core::analysis::hooks_needed;
 use glassbox_core::experiment::{corpus_windows, task_inputs};
 use glassbox_core::weights::MatrixRole;
-use glassbox_core::{Analysis, CacheSpec, Experiment, ModelBundle, Prompt, RunOutput, RunRequest};
+use glassbox_core::{Analysis, CacheSpec, Experiment, InterventionSpec, ModelBundle, Prompt, RunOutput, RunRequest};
 use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -25,14 +31,24 @@ use super::local::{lose_gpu_device, Engine};
 use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
 use crate::analysis::{pattern_hook, RunView};
 use crate::fourier::embedding_frequency_norms;
+use crate::inspect::{
+    activation_label, resolve_token, AttributionView, HeadsView, Inspection, LayerScan, LensView, NeuronView, NeuronsView, Query,
+};
 use crate::models::{find_model, ModelEntry, MODULAR};
 use crate::prompt::{self, PromptError};
-use crate::scan::TopActivations;
 
 /// Task inputs per batch of a task sweep (16 values of a for modular addition).
 const TASK_CHUNK: usize = 16 * 113;
 /// Corpus windows per batch of a corpus scan.
 const SCAN_CHUNK: usize = 8;
+/// Tokens per corpus window (BOS included; the model's context if shorter): short windows keep
+/// a scan's attention cheap, and an example needs only its neighbourhood.
+const SCAN_WINDOW: usize = 128;
+/// Context kept around each top-activating example: tokens before and after the max.
+const EXAMPLE_BEFORE: usize = 12;
+const EXAMPLE_AFTER: usize = 4;
+/// Length of the random half of the head detector's repeated sequence.
+const REPEATED_HALF: usize = 20;
 
 /// The model this worker holds.
 struct Loaded {
@@ -44,9 +60,34 @@ struct Loaded {
     shipped: Option<&'static ModelEntry>,
 }
 
+/// What a run read: its result answers a view only for the same prompt and interventions.
+#[derive(Clone, PartialEq)]
+struct RunKey {
+    prompt: String,
+    corrupted: Option<String>,
+    interventions: Vec<InterventionSpec>,
+    run_prompt: Prompt,
+}
+
+impl RunKey {
+    fn of(e: &Experiment) -> RunKey {
+        RunKey { prompt: e.prompt.clone(), corrupted: e.corrupted.clone(), interventions: e.interventions.clone(), run_prompt: e.run_prompt() }
+    }
+}
+
+/// The last run, with every hook the inspect views read cached (`analysis::hooks_needed`).
+struct LastRun {
+    key: RunKey,
+    ids: Vec<u32>,
+    out: Rc<RunOutput>,
+}
+
 #[derive(Default)]
 struct State {
     model: Option<Loaded>,
+    last: Option<LastRun>,
+    /// Finished corpus scans, one per layer, kept while the model is.
+    scans: Vec<Rc<LayerScan>>,
     queue: VecDeque<(Request, Vec<Vec<u8>>)>,
     busy: bool,
     cancelled: HashSet<u64>,
@@ -136,7 +177,12 @@ async fn work(state: Shared) {
         match req {
             Request::Load { id, names, quantize, force_cpu, shipped } => {
                 // The model this worker held (if any) goes first: one device at a time.
-                state.borrow_mut().model = None;
+                {
+                    let mut s = state.borrow_mut();
+                    s.model = None;
+                    s.last = None;
+                    s.scans.clear();
+                }
                 let result = load(names.into_iter().zip(files).collect(), quantize, force_cpu, shipped).await;
                 let reply = match result {
                     Ok((loaded, summary)) => {
@@ -155,6 +201,10 @@ async fn work(state: Shared) {
                 let result = sweep(&state, id, &experiment, corpus).await;
                 state.borrow_mut().cancelled.remove(&id);
                 post(&Reply::Swept { id, result });
+            }
+            Request::Inspect { id, experiment, query } => {
+                let result = inspect(&state, &experiment, query).await;
+                post(&Reply::Inspected { id, result });
             }
             Request::Cancel { .. } | Request::LoseGpu | Request::Crash => {}
         }
@@ -205,7 +255,7 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
     let Some((engine, bundle, shipped)) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone(), m.shipped)) else {
         return Err(RunFailure::Engine("No model is loaded.".into()));
     };
-    match run_on(&engine, &bundle, shipped, exp).await {
+    let ran = match run_on(&engine, &bundle, shipped, exp).await {
         Err(RunFailure::Engine(e)) if engine.is_gpu() => {
             // The GPU failed mid-session (device lost, driver reset, out of memory): move to the
             // CPU with the weights already in memory, say so, and run again.
@@ -221,10 +271,13 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
             run_on(&cpu, &bundle, shipped, exp).await
         }
         other => other,
-    }
+    };
+    let (reply, ids, out) = ran?;
+    state.borrow_mut().last = Some(LastRun { key: RunKey::of(exp), ids, out: Rc::new(out) });
+    Ok(reply)
 }
 
-async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<RunReply, RunFailure> {
+async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<(RunReply, Vec<u32>, RunOutput), RunFailure> {
     let cfg = &bundle.cfg;
     let text_of = |p: Prompt| match p {
         Prompt::Clean => exp.prompt.clone(),
@@ -246,15 +299,17 @@ async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static 
         let out = engine.run(&RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))).await.map_err(engine_failure)?;
         sources.push((p, out));
     }
-    let cache = CacheSpec::Names((0..cfg.n_layers).map(pattern_hook).collect());
+    // Every hook the inspect views read (the attention patterns among them), so that switching
+    // views does not run the model again.
+    let cache = CacheSpec::Names(hooks_needed(cfg));
     let batch = exp
         .lower_run(prepared.ids.clone(), cache, |p, _| sources.iter().find(|(q, _)| *q == p).map(|(_, o)| o))
         .map_err(|e| RunFailure::Prompt(e.to_string()))?;
     let t0 = js_sys::Date::now();
     let out = engine.run_batch(&batch).await.map_err(engine_failure)?.remove(0);
     let elapsed = js_sys::Date::now() - t0;
-    let view = RunView::from_output(&text, prepared.ids, out, cfg.n_layers, &bundle.tokenizer, elapsed);
-    Ok(RunReply { view, cut_notice: prepared.cut.map(|c| c.message(cfg.n_ctx)) })
+    let view = RunView::from_output(&text, prepared.ids.clone(), &out, cfg.n_layers, &bundle.tokenizer, elapsed);
+    Ok((RunReply { view, cut_notice: prepared.cut.map(|c| c.message(cfg.n_ctx)) }, prepared.ids, out))
 }
 
 /// The engine for a large batched sweep: the model's own, except on a software WebGPU adapter,
@@ -287,28 +342,36 @@ async fn yield_now() {
 }
 
 /// Runs an experiment's sweep batch by batch, with progress, stopping when cancelled.
-async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<String>) -> Result<SweepResult, RunFailure> {
+async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String, String)>) -> Result<SweepResult, RunFailure> {
     let (engine, bundle) = sweep_engine(state).await.ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
     let cfg = &bundle.cfg;
-    let d_mlp = cfg.d_mlp.ok_or_else(|| RunFailure::Engine("This model has no MLP neurons.".into()))?;
     let fail = |e: glassbox_core::Error| RunFailure::Engine(e.to_string());
-    let (inputs, chunk, chars) = match &exp.analysis {
+    let scan = match &exp.analysis {
         Analysis::Inspect => return Err(RunFailure::Engine("not a sweep".into())),
-        Analysis::TaskSweep { .. } => (task_inputs(cfg), TASK_CHUNK, 0),
-        Analysis::CorpusScan { .. } => {
-            let text = corpus.ok_or_else(|| RunFailure::Engine("A corpus scan needs the corpus text.".into()))?;
-            let ids = bundle.tokenizer.encode(&text).map_err(fail)?;
+        Analysis::TaskSweep { .. } => None,
+        Analysis::CorpusScan { layer } => {
+            check_neuron(cfg, *layer, 0).map_err(|e| RunFailure::Prompt(e.to_string()))?;
+            let (what, text) = corpus.ok_or_else(|| RunFailure::Engine("A corpus scan needs the corpus text.".into()))?;
+            let ids = bundle.tokenizer.encode(&text).map_err(|e| RunFailure::Prompt(format!("The corpus cannot be read by this model: {e}")))?;
             let ids = &ids[usize::from(bundle.tokenizer.bos().is_some())..];
-            (corpus_windows(ids, bundle.tokenizer.bos().unwrap_or(0), cfg.n_ctx), SCAN_CHUNK, text.chars().count())
+            if ids.is_empty() {
+                return Err(RunFailure::Prompt("The corpus is empty: there is nothing to scan.".into()));
+            }
+            Some((*layer, what, corpus_windows(ids, bundle.tokenizer.bos().unwrap_or(0), cfg.n_ctx.min(SCAN_WINDOW))))
         }
     };
+    let (inputs, chunk) = match &scan {
+        Some((_, _, windows)) => (windows.clone(), SCAN_CHUNK),
+        None => (task_inputs(cfg), TASK_CHUNK),
+    };
+    let d_mlp = cfg.d_mlp.ok_or_else(|| RunFailure::Engine("This model has no MLP neurons.".into()))?;
     let batches = exp.sweep_batches(cfg, &inputs, chunk).map_err(fail)?;
     let total = inputs.len();
     let mut done = 0;
     let mut acts = Vec::new();
-    let mut top = TopActivations::new(d_mlp, 10);
+    let mut top = TopActivations::new(d_mlp, 10, EXAMPLE_BEFORE, EXAMPLE_AFTER);
     let mut width = d_mlp;
-    let body = cfg.n_ctx - 1;
+    let has_bos = bundle.tokenizer.bos().is_some();
     for batch in &batches {
         post(&Reply::Progress { id, done, total });
         yield_now().await;
@@ -319,18 +382,111 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<String>
         for (i, out) in outs.iter().enumerate() {
             let t = out.cache.first().map(|(_, t)| t).ok_or_else(|| RunFailure::Engine("the sweep's hook was not cached".into()))?; // [pos, width]
             width = t.shape[1];
-            match &exp.analysis {
-                Analysis::CorpusScan { .. } => {
-                    let first = (done + i) * body;
-                    top.add(&t.data, |p| (p > 0).then(|| first + p - 1));
-                }
-                _ => acts.extend_from_slice(t.row(t.shape[0] - 1)),
+            match &scan {
+                Some(_) => top.add((done + i) as u32, &t.data, |p| p > 0 || !has_bos),
+                None => acts.extend_from_slice(t.row(t.shape[0] - 1)),
             }
         }
         done += batch.items.len();
     }
-    Ok(match &exp.analysis {
-        Analysis::CorpusScan { layer } => SweepResult::Scan { layer: *layer, top, chars_scanned: chars },
-        _ => SweepResult::Grid { p: cfg.d_vocab_out, d_mlp: width, acts },
+    Ok(match scan {
+        Some((layer, what, windows)) => {
+            let tokens_scanned = top.tokens_scanned;
+            let n = windows.len();
+            let mut s = state.borrow_mut();
+            s.scans.retain(|x| x.layer != layer);
+            s.scans.push(Rc::new(LayerScan { layer, what: what.clone(), windows, top }));
+            SweepResult::Scan { layer, what, tokens_scanned, windows: n }
+        }
+        None => SweepResult::Grid { p: cfg.d_vocab_out, d_mlp: width, acts },
+    })
+}
+
+/// The last run of `exp`'s prompt, running it first when the worker has not.
+async fn last_run(state: &Shared, exp: &Experiment) -> Result<(Vec<u32>, Rc<RunOutput>), RunFailure> {
+    let key = RunKey::of(exp);
+    let have = |state: &Shared| state.borrow().last.as_ref().filter(|l| l.key == key).map(|l| (l.ids.clone(), l.out.clone()));
+    if let Some(x) = have(state) {
+        return Ok(x);
+    }
+    run(state, exp).await?;
+    have(state).ok_or_else(|| RunFailure::Engine("the run was not kept".into()))
+}
+
+/// What one inspect view shows (see `crate::inspect`). A request the reader got wrong (a token
+/// the vocabulary lacks, an index out of range) fails with a `Prompt` message for the view.
+async fn inspect(state: &Shared, exp: &Experiment, query: Query) -> Result<Inspection, RunFailure> {
+    let (ids, out) = last_run(state, exp).await?;
+    let (engine, bundle) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone())).ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
+    let cfg = &bundle.cfg;
+    let tok = &bundle.tokenizer;
+    let reader = |e: glassbox_core::Error| RunFailure::Prompt(e.to_string());
+    let token = |t: &str| resolve_token(tok, cfg.d_vocab_out, t.trim_end_matches('\n')).map_err(RunFailure::Prompt);
+    let n = ids.len();
+    let top_at = |pos: usize| out.top_k(pos, 1).first().map_or(0, |x| x.0);
+    Ok(match query {
+        Query::Lens { norm, incl_mid, target } => {
+            let target = match target.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) => token(t)?,
+                None => top_at(n - 1),
+            };
+            let opts = LensOptions { norm, incl_mid, top_k: 5, target: Some(target) };
+            let lens = engine.logit_lens(&bundle, &out, &opts).await.map_err(engine_failure)?;
+            Inspection::Lens(LensView::new(lens, tok))
+        }
+        Query::Attribute { pos, target, distractor, fold_ln, center_unembed } => {
+            if pos >= n {
+                return Err(RunFailure::Prompt(format!("Position {pos} is out of range: the prompt has {n} tokens.")));
+            }
+            let target = match target.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) => token(t)?,
+                None => top_at(pos),
+            };
+            let distractor = distractor.as_deref().filter(|t| !t.is_empty()).map(token).transpose()?;
+            if distractor == Some(target) {
+                return Err(RunFailure::Prompt("The target and the distractor are the same token.".into()));
+            }
+            let opts = AttributionOptions { pos, target, distractor, fold_ln, center_unembed };
+            Inspection::Attribute(AttributionView::new(attribute(cfg, &bundle.weights, &out, &opts).map_err(reader)?, tok))
+        }
+        Query::Heads { repeated: false } => Inspection::Heads(HeadsView::new(head_scores(cfg, &out, &ids).map_err(reader)?, tok, false)),
+        Query::Heads { repeated: true } => {
+            let bos = tok.bos();
+            let lo = bos.map_or(0, |b| b + 1).min(cfg.d_vocab as u32 - 1);
+            let half = REPEATED_HALF.min(cfg.n_ctx.saturating_sub(1) / 2).max(1);
+            let tokens = repeated_random_tokens(0, half, lo, cfg.d_vocab as u32, bos);
+            let patterns: Vec<String> = (0..cfg.n_layers).map(pattern_hook).collect();
+            let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            let run = engine.run(&RunRequest::new(tokens.clone()).cache(&names)).await.map_err(engine_failure)?;
+            Inspection::Heads(HeadsView::new(head_scores(cfg, &run, &tokens).map_err(reader)?, tok, true))
+        }
+        Query::Neurons { layer, k } => {
+            let d_mlp = check_neuron(cfg, layer, 0).map_err(reader)?;
+            let neurons: Vec<u32> = top_neurons(cfg, &out, layer, k.min(d_mlp)).map_err(reader)?.into_iter().map(|(i, _)| i).collect();
+            let mut acts = Vec::with_capacity(neurons.len() * n);
+            for &i in &neurons {
+                acts.extend(activations(cfg, &out, layer, i as usize).map_err(reader)?);
+            }
+            Inspection::Neurons(NeuronsView { layer, neurons, n_pos: n, acts, activation: activation_label(layer, cfg.gated_mlp) })
+        }
+        Query::Neuron { layer, neuron, pos } => {
+            let d_mlp = check_neuron(cfg, layer, neuron).map_err(reader)?;
+            let pos = pos.min(n - 1);
+            let effect = direct_effect(cfg, &bundle.weights, &out, layer, neuron, pos, 10).map_err(reader)?;
+            let (promoted, suppressed) = NeuronView::effect(effect, tok);
+            let scan = state.borrow().scans.iter().find(|s| s.layer == layer).cloned();
+            Inspection::Neuron(NeuronView {
+                layer,
+                neuron,
+                d_mlp,
+                acts: activations(cfg, &out, layer, neuron).map_err(reader)?,
+                activation: activation_label(layer, cfg.gated_mlp),
+                pos,
+                promoted,
+                suppressed,
+                examples: scan.as_ref().map(|s| s.examples(neuron, tok)),
+                scanned: scan.map(|s| s.what.clone()),
+            })
+        }
     })
 }

@@ -1,10 +1,11 @@
 //! The explorer page. `state.rs` holds its state (one `Experiment` signal plus what loading
 //! and running produce); `run.rs` starts models in the engine's worker and runs the
 //! experiment; `outside.rs` loads models from the hub, a URL or a file; `sweeps.rs` asks for
-//! the Fourier and corpus sweeps. This file composes the components; they receive what they
+//! the Fourier and corpus sweeps; `queries.rs` asks the worker for the inspect views' data. This file composes the components; they receive what they
 //! show and report choices through callbacks.
 
 mod outside;
+mod queries;
 mod run;
 pub mod state;
 mod sweeps;
@@ -12,10 +13,14 @@ mod sweeps;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use glassbox_core::analysis::lens::LensNorm;
+use glassbox_core::View;
+
 use crate::components::{
-    AttentionHeatmap, BackendBadge, FourierPanel, HeadPicker, LoadPanel, LoadState, ModelPanel, ModelSource, Notice, NoticeKind, Notices, Prediction,
-    PromptBox, ScanPanel, TokenChips,
+    AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, LoadPanel, LoadState, LogitLens, ModelPanel,
+    ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanControls, TokenChips, TokenStrip, ViewTabs,
 };
+use crate::inspect::{Inspection, Query};
 use crate::engine::CpuReason;
 use crate::hub;
 use crate::models::{MODELS, MODULAR};
@@ -74,6 +79,66 @@ pub fn App() -> impl IntoView {
     let readout = Signal::derive(move || page.model.get().is_some_and(|m| m.has_readout));
     let running = Signal::derive(move || page.running());
     let shipped_view = move || page.loaded.get().is_none();
+    let has_mlp = Signal::derive(move || page.model.get().is_some_and(|m| m.cfg.d_mlp.is_some()));
+    let select_neuron = Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)));
+
+    // The inspect views' data, asked of the worker for the view on screen only.
+    let on_tab = move |v: View| queries::tab(page) == v;
+    let heads = queries::narrow(
+        queries::use_query(page, move || on_tab(View::Attention).then(|| Query::Heads { repeated: !page.experiment.with(|e| e.view.heads_on_prompt) })),
+        |i| match i {
+            Inspection::Heads(h) => Some(h.clone()),
+            _ => None,
+        },
+    );
+    let neurons = queries::narrow(
+        queries::use_query(page, move || (on_tab(View::Neurons) && has_mlp.get()).then(|| Query::Neurons { layer: page.layer(), k: 20 })),
+        |i| match i {
+            Inspection::Neurons(n) => Some(n.clone()),
+            _ => None,
+        },
+    );
+    let neuron = queries::narrow(
+        queries::use_query(page, move || {
+            (on_tab(View::Neurons) && has_mlp.get()).then(|| Query::Neuron { layer: page.layer(), neuron: page.neuron(), pos: page.pos() })
+        }),
+        |i| match i {
+            Inspection::Neuron(n) => Some(n.clone()),
+            _ => None,
+        },
+    );
+    let lens = queries::narrow(
+        queries::use_query(page, move || {
+            on_tab(View::Lens).then(|| {
+                page.experiment.with(|e| Query::Lens {
+                    norm: if e.view.lens_cached_scale { LensNorm::CachedScale } else { LensNorm::Fresh },
+                    incl_mid: e.view.lens_mid,
+                    target: e.view.target.clone(),
+                })
+            })
+        }),
+        |i| match i {
+            Inspection::Lens(l) => Some(l.clone()),
+            _ => None,
+        },
+    );
+    let attribution = queries::narrow(
+        queries::use_query(page, move || {
+            on_tab(View::Attribution).then(|| {
+                page.experiment.with(|e| Query::Attribute {
+                    pos: e.view.pos.unwrap_or(0),
+                    target: e.view.target.clone(),
+                    distractor: e.view.distractor.clone(),
+                    fold_ln: !e.view.unfold_ln,
+                    center_unembed: e.view.center_unembed,
+                })
+            })
+        }),
+        |i| match i {
+            Inspection::Attribute(a) => Some(a.clone()),
+            _ => None,
+        },
+    );
 
     view! {
         <header class="site-header">
@@ -117,6 +182,7 @@ pub fn App() -> impl IntoView {
                     <h2>"Tokens"</h2>
                     <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
                     <TokenChips tokens=tokens prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
+                    <TokenStrip tokens=tokens loss=Signal::derive(move || run.get().map(|r| r.view.loss.clone()).unwrap_or_default()) />
                     <p class="run-meta" data-testid="run-meta">
                         {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.view.n_tokens(), r.view.elapsed_ms, page.backend.get().unwrap_or_default()))}
                     </p>
@@ -157,22 +223,74 @@ pub fn App() -> impl IntoView {
                         on_neuron=Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)))
                     />
                 })}
-                {move || page.entry.corpus.filter(|_| shipped_view()).map(|(_, what)| view! {
-                    <ScanPanel
-                        n_layers=n_layers
-                        layer=page.scan_layer
-                        neuron=page.scan_neuron
-                        scan=page.scan
-                        progress=page.scan_progress
-                        on_scan=Callback::new(move |l: usize| spawn_local(sweeps::scan_corpus(page, l)))
-                        on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
-                        corpus=what
-                    />
-                })}
                 <section class="panel">
-                    <h2>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h2>
-                    <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it."</p>
-                    <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
+                    <ViewTabs current=Signal::derive(move || queries::tab(page)) has_mlp=has_mlp on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
+                    {move || match queries::tab(page) {
+                        View::Attention => view! {
+                            <h2>{move || format!("Layer {}: every head", page.layer())}</h2>
+                            <HeadGrid run=Signal::derive(view_of) layer=layer head=head on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h))) />
+                            <h3>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h3>
+                            <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
+                            <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
+                            <h3>"Head scores"</h3>
+                            <HeadScores
+                                scores=heads
+                                on_prompt=Signal::derive(move || page.experiment.with(|e| e.view.heads_on_prompt))
+                                on_prompt_change=Callback::new(move |b: bool| page.select(|s| s.heads_on_prompt = b))
+                                layer=layer
+                                head=head
+                                on_select=Callback::new(move |(l, h): (usize, usize)| page.select(|s| { s.layer = Some(l); s.head = Some(h); }))
+                            />
+                        }.into_any(),
+                        View::Neurons => view! {
+                            <h2>{move || format!("Layer {}: MLP neurons", page.layer())}</h2>
+                            <NeuronHeatmap neurons=neurons tokens=tokens selected=Signal::derive(move || page.neuron()) on_neuron=select_neuron />
+                            <NeuronPage
+                                neuron=neuron
+                                tokens=tokens
+                                index=Signal::derive(move || page.neuron())
+                                d_mlp=Signal::derive(move || page.model.get().and_then(|m| m.cfg.d_mlp).unwrap_or(0))
+                                on_neuron=select_neuron
+                                scan_controls=ViewFn::from(move || view! {
+                                    <ScanControls
+                                        layer=layer
+                                        scans=page.scans
+                                        progress=page.scan_progress
+                                        failure=page.scan_error
+                                        on_scan=Callback::new(move |c: Corpus| spawn_local(sweeps::scan_corpus(page, page.layer(), c)))
+                                        on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
+                                    />
+                                })
+                            />
+                        }.into_any(),
+                        View::Lens => view! {
+                            <h2>"Logit lens"</h2>
+                            <LogitLens
+                                lens=lens
+                                tokens=tokens
+                                target=queries::text(page, |s| s.target.clone())
+                                on_target=Callback::new(move |t: String| page.select(|s| s.target = queries::optional(t)))
+                                cached_scale=Signal::derive(move || page.experiment.with(|e| e.view.lens_cached_scale))
+                                on_cached_scale=Callback::new(move |b: bool| page.select(|s| s.lens_cached_scale = b))
+                                incl_mid=Signal::derive(move || page.experiment.with(|e| e.view.lens_mid))
+                                on_incl_mid=Callback::new(move |b: bool| page.select(|s| s.lens_mid = b))
+                            />
+                        }.into_any(),
+                        View::Attribution => view! {
+                            <h2>{move || format!("Direct logit attribution at position {}", page.pos())}</h2>
+                            <AttributionChart
+                                attribution=attribution
+                                target=queries::text(page, |s| s.target.clone())
+                                on_target=Callback::new(move |t: String| page.select(|s| s.target = queries::optional(t)))
+                                distractor=queries::text(page, |s| s.distractor.clone())
+                                on_distractor=Callback::new(move |t: String| page.select(|s| s.distractor = queries::optional(t)))
+                                unfold_ln=Signal::derive(move || page.experiment.with(|e| e.view.unfold_ln))
+                                on_unfold_ln=Callback::new(move |b: bool| page.select(|s| s.unfold_ln = b))
+                                center_unembed=Signal::derive(move || page.experiment.with(|e| e.view.center_unembed))
+                                on_center_unembed=Callback::new(move |b: bool| page.select(|s| s.center_unembed = b))
+                            />
+                        }.into_any(),
+                    }}
                 </section>
             </Show>
         </main>

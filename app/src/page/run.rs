@@ -41,6 +41,9 @@ async fn start_model_in(page: Page, client: EngineClient, files: Rc<ModelFiles>)
     page.engine.set_value(Some(client));
     page.files.set_value(Some(files));
     page.pending.set(None);
+    // The new worker holds no scans and no answers yet.
+    page.scans.set(Vec::new());
+    page.inspections.set(Vec::new());
     page.backend.set(Some(summary.backend.clone()));
     page.cpu_reason.set(summary.cpu_reason.clone());
     page.model.set(Some(summary.clone()));

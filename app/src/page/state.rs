@@ -11,7 +11,8 @@ use glassbox_core::{Experiment, InterventionSpec, Prompt};
 use leptos::prelude::*;
 
 use crate::analysis::RunView;
-use crate::components::{CorpusScan, HubLoad, LoadState, NeuronGrid};
+use crate::components::{HubLoad, LoadState, NeuronGrid, ScanInfo};
+use crate::inspect::{Inspection, Query};
 use crate::engine::{CpuReason, EngineClient, ModelSummary};
 use crate::models::ModelEntry;
 
@@ -51,6 +52,15 @@ impl PartialEq for RunResult {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key && Arc::ptr_eq(&self.view, &other.view)
     }
+}
+
+/// One inspect view's answer (or why there is none), for the run and query it was asked for.
+#[derive(Clone, Debug)]
+pub struct Inspected {
+    pub key: RunKey,
+    pub query: Query,
+    /// `None` while it is being computed.
+    pub result: Option<Result<Arc<Inspection>, String>>,
 }
 
 thread_local! {
@@ -95,11 +105,14 @@ pub struct Page {
     /// Modular addition: the neurons' responses over all inputs, and the progress of that sweep.
     pub neuron_grid: RwSignal<Option<Arc<NeuronGrid>>>,
     pub neuron_progress: RwSignal<Option<usize>>,
-    /// Top-activating examples over the model's corpus slice (models that have one).
-    pub scan: RwSignal<Option<Arc<CorpusScan>>>,
+    /// The corpus scans the worker holds (one per layer; their examples stay there), and the
+    /// progress of the scan in flight: (windows done, windows in all).
+    pub scans: RwSignal<Vec<ScanInfo>>,
     pub scan_progress: RwSignal<Option<(usize, usize)>>,
-    pub scan_layer: RwSignal<usize>,
-    pub scan_neuron: RwSignal<usize>,
+    pub scan_error: RwSignal<Option<String>>,
+    /// Answers of the inspect views, most recent last (a few kept, so that switching back to a
+    /// view is instant); each for a run key and a query.
+    pub inspections: RwSignal<Vec<Inspected>>,
     /// The sweep in flight (its request id), for Cancel.
     pub sweep_id: StoredValue<Option<u64>>,
 
@@ -140,10 +153,10 @@ impl Page {
             url_live: RwSignal::new(false),
             neuron_grid: RwSignal::new(None),
             neuron_progress: RwSignal::new(None),
-            scan: RwSignal::new(None),
+            scans: RwSignal::new(Vec::new()),
             scan_progress: RwSignal::new(None),
-            scan_layer: RwSignal::new(0),
-            scan_neuron: RwSignal::new(0),
+            scan_error: RwSignal::new(None),
+            inspections: RwSignal::new(Vec::new()),
             sweep_id: StoredValue::new(None),
             hub_load: RwSignal::new(HubLoad::Idle),
             hub_base: RwSignal::new(hub_base),

@@ -10,11 +10,12 @@ use glassbox_core::Analysis;
 use leptos::prelude::*;
 
 use super::state::Page;
-use crate::components::{CorpusScan, NeuronGrid};
+use crate::components::{check_corpus, Corpus, NeuronGrid, ScanInfo};
+use crate::inspect::Query;
 use crate::engine::{RunFailure, SweepResult};
 
-/// Characters of the corpus slice a scan reads (about 2 seconds on the wasm CPU path for the
-/// English model).
+/// Characters of the shipped corpus slice a scan reads (about 2 seconds on the wasm CPU path
+/// for the English model).
 pub const SCAN_CHARS: usize = 16_000;
 
 /// Runs the modular-addition model on every input `a b =` and keeps each MLP neuron's
@@ -44,35 +45,49 @@ pub async fn compute_neurons(page: Page) {
     }
 }
 
-/// Scans the model's corpus slice with layer `layer`'s MLP neurons and keeps each neuron's ten
-/// strongest activations (`mlp.hook_post`), for the top-activating-examples panel.
-pub async fn scan_corpus(page: Page, layer: usize) {
+/// Scans `corpus` with layer `layer`'s MLP neurons (`mlp.hook_post`); the worker keeps each
+/// neuron's top examples for the neuron pages of that layer.
+pub async fn scan_corpus(page: Page, layer: usize, corpus: Corpus) {
     if page.scan_progress.get_untracked().is_some() {
         return;
     }
-    let Some((path, _)) = page.entry.corpus else { return };
     let Some(engine) = page.engine.get_value() else { return };
     let gen = page.model_gen.get_untracked();
-    page.scan_progress.set(Some((0, SCAN_CHARS)));
-    let text = match crate::loader::fetch_bytes(&crate::loader::resolve(path), |_, _| {}).await.map(String::from_utf8) {
-        Ok(Ok(t)) => t,
-        Ok(Err(_)) => return scan_failed(page, format!("{path} is not UTF-8 text")),
-        Err(e) => return scan_failed(page, e),
+    page.scan_error.set(None);
+    page.scan_progress.set(Some((0, 0)));
+    let (what, text) = match corpus {
+        Corpus::Text(what, text) => (what, text),
+        Corpus::Shipped => {
+            let path = "corpus/moby-dick-heldout.txt";
+            match crate::loader::fetch_bytes(&crate::loader::resolve(path), |_, _| {}).await.map(String::from_utf8) {
+                Ok(Ok(t)) => ("the first 16,000 characters of a held-out slice of Moby-Dick".to_string(), t.chars().take(SCAN_CHARS).collect()),
+                Ok(Err(_)) => return scan_failed(page, format!("{path} is not UTF-8 text")),
+                Err(e) => return scan_failed(page, e),
+            }
+        }
     };
-    let chars: Vec<char> = text.chars().take(SCAN_CHARS).collect();
-    let slice: String = chars.iter().collect();
+    if let Err(e) = check_corpus(&what, text.chars().count()) {
+        return scan_failed(page, e);
+    }
     page.experiment.update(|e| e.analysis = Analysis::CorpusScan { layer });
     let exp = page.experiment.get_untracked();
-    let body = page.model.get_untracked().map_or(1, |m| m.cfg.n_ctx - 1);
     let id = engine.next_id();
     page.sweep_id.set_value(Some(id));
-    let result = engine.sweep(id, &exp, Some(slice), move |done, total| page.scan_progress.set(Some((done * body, total * body)))).await;
+    let result = engine.sweep(id, &exp, Some((what, text)), move |done, total| page.scan_progress.set(Some((done, total)))).await;
     page.scan_progress.set(None);
+    page.experiment.update(|e| e.analysis = Analysis::Inspect);
     if page.model_gen.get_untracked() != gen {
         return;
     }
     match result {
-        Ok(SweepResult::Scan { layer, top, .. }) => page.scan.set(Some(Arc::new(CorpusScan { layer, chars, top }))),
+        Ok(SweepResult::Scan { layer, what, tokens_scanned, windows }) => {
+            page.scans.update(|v| {
+                v.retain(|s| s.layer != layer);
+                v.push(ScanInfo { layer, what, tokens_scanned, windows });
+            });
+            // The neuron pages of this layer now have examples: ask again.
+            page.inspections.update(|v| v.retain(|i| !matches!(i.query, Query::Neuron { layer: l, .. } if l == layer)));
+        }
         Ok(_) | Err(RunFailure::Cancelled) => {}
         Err(e) => scan_failed(page, e.to_string()),
     }
@@ -87,5 +102,5 @@ pub fn cancel_sweep(page: Page) {
 
 fn scan_failed(page: Page, why: String) {
     page.scan_progress.set(None);
-    page.prompt_error.set(Some(format!("The scan failed: {why}")));
+    page.scan_error.set(Some(format!("The scan failed: {why}")));
 }

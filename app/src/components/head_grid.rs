@@ -1,0 +1,56 @@
+use std::sync::Arc;
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+
+use crate::analysis::RunView;
+
+/// Every head of a layer as a small picture of its attention pattern (query rows, key
+/// columns, darker = more attention); clicking one shows it large.
+#[component]
+pub fn HeadGrid(
+    #[prop(into)] run: Signal<Option<Arc<RunView>>>,
+    #[prop(into)] layer: Signal<usize>,
+    #[prop(into)] head: Signal<usize>,
+    on_head: Callback<usize>,
+) -> impl IntoView {
+    move || {
+        let run = run.get()?;
+        let l = layer.get();
+        let n = run.n_tokens();
+        let heads = (0..run.n_heads(l))
+            .map(|h| {
+                let canvas = NodeRef::<Canvas>::new();
+                let pattern = run.head_pattern(l, h).map(<[f32]>::to_vec).unwrap_or_default();
+                Effect::new(move |_| {
+                    if let Some(c) = canvas.get() {
+                        let rgba: Vec<u8> = pattern
+                            .iter()
+                            .flat_map(|&v| {
+                                let a = v.clamp(0.0, 1.0).sqrt();
+                                let shade = |full: f32| (255.0 - a * (255.0 - full)) as u8;
+                                [shade(37.0), shade(99.0), shade(235.0), 255]
+                            })
+                            .collect();
+                        super::paint(&c, n, n, &rgba);
+                    }
+                });
+                view! {
+                    <button
+                        class="head-thumb"
+                        class:selected=move || head.get() == h
+                        aria-pressed=move || (head.get() == h).to_string()
+                        data-testid="head-thumb"
+                        data-head=h
+                        title=format!("layer {l}, head {h}: click to show it large")
+                        on:click=move |_| on_head.run(h)
+                    >
+                        <canvas node_ref=canvas class="thumb-canvas" width=n.to_string() height=n.to_string()></canvas>
+                        <span class="thumb-label">{format!("L{l}H{h}")}</span>
+                    </button>
+                }
+            })
+            .collect_view();
+        Some(view! { <div class="head-grid" data-testid="head-grid">{heads}</div> })
+    }
+}
