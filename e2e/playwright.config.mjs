@@ -8,6 +8,8 @@ const PORT = Number(process.env.PORT ?? 4173);
 
 export default defineConfig({
   testDir: './tests',
+  // Fails the run if any page reported a Content-Security-Policy violation to server.mjs.
+  globalTeardown: './csp-teardown.mjs',
   timeout: 240_000,
   expect: { timeout: 90_000 },
   fullyParallel: false,

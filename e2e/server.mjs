@@ -7,6 +7,14 @@
 // into two shards with an index, `/hub/glassbox-test/gpt2-small-random/` is a GPT-2-small-shaped
 // model with random weights made here in memory (see `gpt2SmallRandom`), and anything else
 // under /hub is a 404.
+// `/hub/glassbox-test/huge/resolve/main/model.gguf` announces a Content-Length of 3 GB (and sends
+// a few bytes, then holds the connection), and `/hub/glassbox-test/hostile-tokenizer/` is
+// tiny-llama with one of fixtures/robustness/'s tokenizer.json files.
+//
+// Every response carries a strict Content-Security-Policy (no inline script or style, wasm
+// allowed, connections to this origin and to the no-CORS hub only; `CSP` below), with a
+// `report-uri` to this server: violations are logged and listed at `/csp-reports` (JSON), and
+// playwright.config.mjs's global teardown fails the run if any page reported one.
 // No dependencies; used by playwright.config.mjs (webServer) and by hand: `node server.mjs`.
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
@@ -17,6 +25,23 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const root = resolve(process.env.DIST_DIR ?? join(here, '..', 'dist'));
 const port = Number(process.env.PORT ?? 4173);
 const SUB = '/explorer';
+const NOCORS_PORT = port + 1;
+
+// The policy the whole e2e suite runs under (issue 15): the site boots with no inline script
+// (app/boot.js), styles only through style/main.css and the CSSOM, and fetches only from here
+// (and the no-CORS hub on the next port, whose refusal the tests check).
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self'",
+  `connect-src 'self' http://127.0.0.1:${NOCORS_PORT}`,
+  "object-src 'none'",
+  "base-uri 'self'",
+  'report-uri /csp-report',
+].join('; ');
+const cspOn = process.env.CSP !== 'off';
+/** Every violation a page reported (`report-uri`), in order. */
+const violations = [];
 
 const types = {
   '.html': 'text/html; charset=utf-8',
@@ -31,7 +56,7 @@ const types = {
 };
 
 function send(res, status, body, headers = {}) {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...(cspOn ? { 'content-security-policy': CSP } : {}), ...headers });
   res.end(body);
 }
 
@@ -184,6 +209,21 @@ function hub(req, res, path) {
     body = whole.subarray(0, whole.length >> 1);
   } else if (org === 'glassbox-test' && repo === 'tiny-llama-sharded' && sharded().has(file)) {
     body = sharded().get(file);
+  } else if (org === 'glassbox-test' && repo === 'hostile-tokenizer' && file === 'tokenizer.json') {
+    // A tokenizer.json the tokenizers crate panics on (a template naming an undefined token).
+    body = readFileSync(join(here, '..', 'fixtures', 'robustness', 'tokenizer-7-1838-3', 'tokenizer.json'));
+  } else if (org === 'glassbox-test' && repo === 'hostile-tokenizer') {
+    body = readFileSync(join(hubRoot, 'glassbox-test', 'tiny-llama', file));
+  } else if (org === 'glassbox-test' && repo === 'huge') {
+    // A 3 GB file, by its header: the first 64 kB of a real GGUF file, then nothing (the
+    // connection stays open until the client gives up).
+    const head = readFileSync(join(hubRoot, 'glassbox-test', 'tiny-gpt2-gguf', 'model-q8_0.gguf')).subarray(0, 65536);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'content-length': '3000000000' });
+    if (req.method === 'HEAD') return res.end();
+    res.write(head);
+    const timer = setTimeout(() => res.destroy(), 120_000);
+    res.on('close', () => clearTimeout(timer));
+    return;
   } else if (org === 'glassbox-test' && repo === 'gpt2-small-random' && gpt2SmallRandom().has(file)) {
     body = gpt2SmallRandom().get(file);
   } else {
@@ -229,6 +269,23 @@ function hub(req, res, path) {
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
   let path = decodeURIComponent(url.pathname);
+  if (path === '/csp-report' && req.method === 'POST') {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => {
+      let report;
+      try {
+        report = JSON.parse(Buffer.concat(parts).toString('utf8'))['csp-report'] ?? {};
+      } catch {
+        report = { raw: Buffer.concat(parts).toString('utf8').slice(0, 500) };
+      }
+      violations.push(report);
+      console.error(`CSP violation: ${report['violated-directive'] ?? report['effective-directive']} blocked ${report['blocked-uri']} on ${report['document-uri']}`);
+      send(res, 204, '');
+    });
+    return;
+  }
+  if (path === '/csp-reports') return send(res, 200, JSON.stringify(violations), { 'content-type': 'application/json' });
   if (path.startsWith('/hub/')) return hub(req, res, path);
   if (path === SUB) return send(res, 301, '', { location: `${SUB}/${url.search}` });
   if (path.startsWith(`${SUB}/`)) path = path.slice(SUB.length);
@@ -246,6 +303,7 @@ const server = createServer((req, res) => {
     'content-type': types[extname(file)] ?? 'application/octet-stream',
     'content-length': st.size,
     'cache-control': 'no-cache',
+    ...(cspOn ? { 'content-security-policy': CSP } : {}),
   });
   if (req.method === 'HEAD') return res.end();
   createReadStream(file).pipe(res);
@@ -253,7 +311,6 @@ const server = createServer((req, res) => {
 
 // The same hub on a second port, answering without CORS headers: a cross-origin server that
 // refuses to be read from the page (the browser blocks the response).
-const NOCORS_PORT = port + 1;
 createServer((req, res) => {
   const path = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
   if (!path.startsWith('/hub/')) return send(res, 404, 'not found');

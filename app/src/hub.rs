@@ -150,9 +150,10 @@ pub async fn delete_cached(url: &str) {
 
 /// `url`'s bytes: from the cache when there, else downloaded (streamed, with
 /// `on_progress(loaded, total)`, cancellable through `signal`, resumed up to twice after a
-/// dropped connection) and then cached. Returns the bytes and whether they came from the cache.
-pub async fn fetch_model_file(url: &str, signal: &AbortSignal, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
-    if let Some(bytes) = cached(url).await {
+/// dropped connection, refused past `limit` bytes before anything is allocated for them) and
+/// then cached. Returns the bytes and whether they came from the cache.
+pub async fn fetch_model_file(url: &str, signal: &AbortSignal, limit: u64, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
+    if let Some(bytes) = cached(url).await.filter(|b| b.len() as u64 <= limit) {
         on_progress(bytes.len() as u64, Some(bytes.len() as u64));
         return Ok((bytes, true));
     }
@@ -160,7 +161,7 @@ pub async fn fetch_model_file(url: &str, signal: &AbortSignal, on_progress: &dyn
     let mut total: Option<u64> = None;
     let mut attempts = 0;
     loop {
-        match fetch_into(url, Some(signal), &mut bytes, &mut total, on_progress).await {
+        match fetch_into(url, Some(signal), limit, &mut bytes, &mut total, on_progress).await {
             Ok(()) => break,
             Err(FetchError::Failed(m)) if attempts < 2 && !bytes.is_empty() && !signal.aborted() => {
                 attempts += 1;

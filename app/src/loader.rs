@@ -63,6 +63,12 @@ pub enum FetchError {
     Cancelled,
     NotFound(String),
     Failed(String),
+    /// Larger than `limit` bytes: `size` as the server announced it (Content-Length, or the
+    /// total of a Content-Range), or `None` when the bytes ran past the limit unannounced.
+    TooLarge {
+        size: Option<u64>,
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for FetchError {
@@ -71,15 +77,46 @@ impl std::fmt::Display for FetchError {
             FetchError::Cancelled => write!(f, "the download was cancelled"),
             FetchError::NotFound(url) => write!(f, "not found (HTTP 404): {url}"),
             FetchError::Failed(m) => f.write_str(m),
+            FetchError::TooLarge { size: Some(size), limit } => {
+                write!(f, "this file is {}; the limit here is {}", bytes_in_words(*size), bytes_in_words(*limit))
+            }
+            FetchError::TooLarge { size: None, limit } => write!(f, "this file is larger than the limit here ({})", bytes_in_words(*limit)),
         }
     }
+}
+
+/// Bytes in words: "3.0 GB", "12.3 MB", "2 kB".
+pub fn bytes_in_words(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.0} kB", bytes as f64 / 1e3)
+    }
+}
+
+/// The most bytes a model may take here, all its files together: a wasm32 `Vec` holds less
+/// than 2 GiB and a page's WebAssembly memory at most 4 GiB (the files, then the weights
+/// parsed from them, live in the engine's), and no more than a quarter of the memory the
+/// device reports (`navigator.deviceMemory`, where the browser says). A download is checked
+/// against it before anything is allocated for it. (The storage quota limits only the offline
+/// copy: a file larger than what is left of it loads, without a copy in the cache.)
+pub fn size_limit() -> u64 {
+    const WASM_LIMIT: u64 = 2_000_000_000;
+    let device = web_sys::window()
+        .and_then(|w| Reflect::get(&w.navigator(), &"deviceMemory".into()).ok())
+        .and_then(|v| v.as_f64())
+        .filter(|gb| gb.is_finite() && *gb > 0.0)
+        .map(|gb| (gb * 1e9 / 4.0) as u64);
+    device.map_or(WASM_LIMIT, |d| d.clamp(250_000_000, WASM_LIMIT))
 }
 
 /// Fetches `url`, reading the body chunk by chunk; `on_progress(loaded, total)` after each.
 pub async fn fetch_bytes(url: &str, on_progress: impl Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let mut total = None;
-    fetch_into(url, None, &mut bytes, &mut total, &on_progress).await.map_err(|e| e.to_string())?;
+    fetch_into(url, None, size_limit(), &mut bytes, &mut total, &on_progress).await.map_err(|e| e.to_string())?;
     Ok(bytes)
 }
 
@@ -88,9 +125,16 @@ pub async fn fetch_bytes(url: &str, on_progress: impl Fn(u64, Option<u64>)) -> R
 /// Range request, to resume a dropped connection); a server that ignores Range and sends
 /// everything again is fine too. `signal` cancels it. `total` is set from Content-Length
 /// (unless the transfer is compressed, where that counts compressed bytes).
+///
+/// Nothing is allocated on a header's word: a file announced larger than `limit` (its
+/// Content-Length, or the total of a Range reply's Content-Range) is refused before its body
+/// is read, the buffer grows as bytes arrive (fallibly: running out of memory is an error, not a
+/// trap), and a body that runs past `limit` unannounced is cut off there.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch_into(
     url: &str,
     signal: Option<&web_sys::AbortSignal>,
+    limit: u64,
     bytes: &mut Vec<u8>,
     total: &mut Option<u64>,
     on_progress: &dyn Fn(u64, Option<u64>),
@@ -125,14 +169,38 @@ pub async fn fetch_into(
         s => return Err(FetchError::Failed(format!("HTTP {s} {} for {url}", resp.status_text()).trim_end().to_string())),
     }
     let h = resp.headers();
-    let encoded = h.get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
-    if total.is_none() && !encoded {
-        *total = h.get("content-length").ok().flatten().and_then(|s| s.parse::<u64>().ok()).map(|n| n + bytes.len() as u64);
+    let header = |name: &str| h.get(name).ok().flatten();
+    let encoded = header("content-encoding").is_some_and(|e| e != "identity");
+    // What the server says the whole file weighs: a Range reply's Content-Range total, else
+    // what is already here plus this body's Content-Length.
+    let announced = header("content-range")
+        .filter(|_| resp.status() == 206)
+        .and_then(|r| r.rsplit('/').next().and_then(|t| t.trim().parse::<u64>().ok()))
+        .or_else(|| header("content-length").filter(|_| !encoded).and_then(|s| s.trim().parse::<u64>().ok()).map(|n| n.saturating_add(bytes.len() as u64)));
+    let refuse = |size: Option<u64>| {
+        // Stop the transfer (the body is never read).
+        if let Some(body) = resp.body() {
+            let _ = body.cancel();
+        }
+        Err(FetchError::TooLarge { size, limit })
+    };
+    if let Some(n) = announced.filter(|&n| n > limit) {
+        return refuse(Some(n));
+    }
+    if total.is_none() {
+        *total = announced;
     }
     on_progress(bytes.len() as u64, *total);
-    if bytes.is_empty() {
-        bytes.reserve(total.unwrap_or(0) as usize);
-    }
+    // Room for `n` more bytes, or an error: never a trap on a failed allocation.
+    let grow = |bytes: &mut Vec<u8>, n: usize| -> Result<(), FetchError> {
+        if (bytes.len() as u64).saturating_add(n as u64) > limit {
+            return Err(FetchError::TooLarge { size: None, limit });
+        }
+        bytes
+            .try_reserve(n)
+            .or_else(|_| bytes.try_reserve_exact(n))
+            .map_err(|_| FetchError::Failed(format!("this browser ran out of memory after {} of the download", bytes_in_words(bytes.len() as u64))))
+    };
     match resp.body() {
         Some(body) => {
             let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
@@ -148,16 +216,24 @@ pub async fn fetch_into(
                     break;
                 }
                 let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| FetchError::Failed(js_err(e)))?.unchecked_into();
+                let n = value.length() as usize;
+                if let Err(e) = grow(bytes, n) {
+                    let _ = reader.cancel();
+                    return Err(e);
+                }
                 let start = bytes.len();
-                bytes.resize(start + value.length() as usize, 0);
+                bytes.resize(start + n, 0);
                 value.copy_to(&mut bytes[start..]);
                 on_progress(bytes.len() as u64, *total);
             }
         }
         None => {
             let buf = resp.array_buffer().map_err(|e| FetchError::Failed(js_err(e)))?;
-            let buf = JsFuture::from(buf).await.map_err(failed)?;
-            bytes.extend_from_slice(&Uint8Array::new(&buf).to_vec());
+            let buf = Uint8Array::new(&JsFuture::from(buf).await.map_err(failed)?);
+            grow(bytes, buf.length() as usize)?;
+            let start = bytes.len();
+            bytes.resize(start + buf.length() as usize, 0);
+            buf.copy_to(&mut bytes[start..]);
             on_progress(bytes.len() as u64, *total);
         }
     }

@@ -63,6 +63,11 @@ pub struct VocabTokenizer {
     pub help: Option<String>,
 }
 
+/// The most tokens a vocabulary may pad a prompt to.
+const MAX_PAD_TO: usize = 1 << 16;
+/// How many unknown pieces a message names.
+const MAX_NAMED: usize = 20;
+
 impl VocabTokenizer {
     /// One character per token, whitespace skipped, no padding: the induction model's tokenizer.
     pub fn chars(tokens: Vec<String>, bos: Option<u32>) -> VocabTokenizer {
@@ -93,6 +98,10 @@ impl VocabTokenizer {
         if t.outputs.as_ref().is_some_and(|o| o.is_empty()) {
             return Err(Error::Tokenizer("vocab.json: outputs is empty".into()));
         }
+        // Padding allocates what the file says: cap it (the shipped models pad to a few tokens).
+        if let Some(n) = t.pad_to.filter(|&n| n > MAX_PAD_TO) {
+            return Err(Error::Tokenizer(format!("vocab.json: pad_to is {n}; glassbox pads to at most {MAX_PAD_TO} tokens")));
+        }
         Ok(t)
     }
 
@@ -119,22 +128,29 @@ impl VocabTokenizer {
     /// empty range at 0 for BOS).
     pub fn encode_with_spans(&self, text: &str) -> Result<Vec<(u32, Range<usize>)>> {
         let mut out: Vec<(u32, Range<usize>)> = self.bos.map(|b| (b, 0..0)).into_iter().collect();
-        let mut unknown: Vec<String> = Vec::new();
+        // Linear in the text however many pieces are unknown: a set of those seen, and only the
+        // first few named in the message.
+        let mut unknown: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for span in self.pieces(text) {
             let piece = &text[span.clone()];
             let key = if piece.chars().all(char::is_whitespace) { " " } else { piece };
             match self.tokens.iter().position(|t| t == key) {
                 Some(id) => out.push((id as u32, span)),
                 None => {
-                    let name = format!("{piece:?}");
-                    if !unknown.contains(&name) {
-                        unknown.push(name);
+                    if seen.insert(piece) {
+                        unknown.push(piece);
                     }
                 }
             }
         }
         if !unknown.is_empty() {
-            return Err(Error::Tokenizer(format!("not in the vocabulary: {}", unknown.join(", "))));
+            let shown = unknown.iter().take(MAX_NAMED).map(|p| format!("{:?}", p.chars().take(40).collect::<String>())).collect::<Vec<_>>().join(", ");
+            let more = match unknown.len().saturating_sub(MAX_NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            return Err(Error::Tokenizer(format!("not in the vocabulary: {shown}{more}")));
         }
         Ok(out)
     }

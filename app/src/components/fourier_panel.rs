@@ -57,7 +57,7 @@ pub fn FourierPanel(
                 let key = top.contains(&k);
                 view! {
                     <div class="fbar" class:key=key data-k=k data-value=format!("{v:.5}") title=format!("frequency {k}: {v:.3}")>
-                        <div class="fill" style=format!("height: {:.1}%", 100.0 * v / max)></div>
+                        <div class="fill" style:height=format!("{:.1}%", 100.0 * v / max)></div>
                         {key.then(|| view! { <span class="flabel">{k}</span> })}
                     </div>
                 }

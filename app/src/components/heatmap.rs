@@ -34,10 +34,10 @@ pub fn AttentionHeatmap(
                         let v = pattern[q * n + k];
                         let title = format!("query {q} \u{201c}{}\u{201d} \u{2192} key {k} \u{201c}{}\u{201d}: {v:.3}", tokens[q], tokens[k]);
                         // Square root: small but real weights stay visible next to a dominant one.
-                        let style = format!("--a: {:.3}", v.clamp(0.0, 1.0).sqrt());
+                        let alpha = format!("{:.3}", v.clamp(0.0, 1.0).sqrt());
                         let masked = k > q;
                         view! {
-                            <div class="cell" class:masked=masked data-q=q data-k=k data-value=format!("{v:.6}") title=title style=style></div>
+                            <div class="cell" class:masked=masked data-q=q data-k=k data-value=format!("{v:.6}") title=title style:--a=alpha></div>
                         }
                     })
                     .collect_view();
@@ -52,7 +52,7 @@ pub fn AttentionHeatmap(
         Some(view! {
             <div class="heatmap-wrap">
                 <div class="axis-note">"keys \u{2192}"</div>
-                <div class="heatmap" data-testid="heatmap" style=format!("--n: {n}")>
+                <div class="heatmap" data-testid="heatmap" style:--n=n.to_string()>
                     <div class="hm-row head"><div class="hm-label corner">"q \u{2193}"</div>{keys}</div>
                     {rows}
                 </div>

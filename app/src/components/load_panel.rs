@@ -70,6 +70,12 @@ pub fn LoadPanel(
     let load_url = move |_| on_load.run(ModelSource::Url(url.get_untracked().trim().to_string()));
     let read_file = move |f: web_sys::File| {
         let name = f.name();
+        // Nothing is read (or allocated) for a file larger than this page can hold.
+        let limit = crate::loader::size_limit();
+        if f.size() > limit as f64 {
+            let size = crate::loader::bytes_in_words(f.size() as u64);
+            return state.set(HubLoad::Failed(format!("{name}: this file is {size}; the limit here is {}.", crate::loader::bytes_in_words(limit))));
+        }
         leptos::task::spawn_local(async move {
             match gloo_file::futures::read_as_bytes(&gloo_file::File::from(f)).await {
                 Ok(bytes) => on_load.run(ModelSource::Local(name, std::rc::Rc::new(bytes))),

@@ -54,7 +54,7 @@ pub fn Prediction(
                     <tr data-testid="top5" data-token=data_token data-prob=format!("{prob:.6}")>
                         <td class="rank">{rank + 1}</td>
                         <td class="tok"><code>{tok}</code></td>
-                        <td class="bar-cell"><div class="bar" style=format!("width: {:.2}%", prob * 100.0)></div></td>
+                        <td class="bar-cell"><div class="bar" style:width=format!("{:.2}%", prob * 100.0)></div></td>
                         <td class="prob">{format!("{:.1}%", prob * 100.0)}</td>
                     </tr>
                 }

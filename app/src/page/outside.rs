@@ -63,8 +63,13 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
     page.fetched.set_value(Vec::new());
     let signal = controller.signal();
     page.abort.set_value(Some(controller));
+    // The files of one model share one size limit: each file may use what the ones before it
+    // left (nothing is allocated for a file announced larger).
+    let limit = crate::loader::size_limit();
+    let used = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let get = |url: String, name: String| {
         let signal = signal.clone();
+        let used = used.clone();
         async move {
             let t0 = js_sys::Date::now();
             let shown = name.clone();
@@ -74,7 +79,20 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
                 page.hub_load.set(HubLoad::Downloading { file: shown.clone(), loaded, total, rate, cached: false });
             };
             page.hub_load.set(HubLoad::Downloading { file: name.clone(), loaded: 0, total: None, rate: 0.0, cached: false });
-            let (bytes, from_cache) = hub::fetch_model_file(&url, &signal, &progress).await?;
+            let left = limit.saturating_sub(used.get());
+            let (bytes, from_cache) = hub::fetch_model_file(&url, &signal, left, &progress).await.map_err(|e| match e {
+                hub::FetchError::TooLarge { size, .. } if left < limit => {
+                    let before = crate::loader::bytes_in_words(used.get());
+                    let limit = crate::loader::bytes_in_words(limit);
+                    let size = size.map_or_else(|| "larger than what is left".to_string(), crate::loader::bytes_in_words);
+                    hub::FetchError::Failed(format!(
+                        "{name} is {size}; the limit here is {limit} for a model's files together, and {before} are taken by the files before it"
+                    ))
+                }
+                hub::FetchError::TooLarge { .. } => hub::FetchError::Failed(format!("{name}: {e}")),
+                e => e,
+            })?;
+            used.set(used.get() + bytes.len() as u64);
             page.fetched.update_value(|v| v.push(url.clone()));
             if from_cache {
                 page.hub_load.set(HubLoad::Downloading {
@@ -151,11 +169,11 @@ async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core:
     // an outside model is in use.
     page.url_live.set(false);
     page.neuron_grid.set(None);
-    page.scans.set(Vec::new());
+    page.scan.set(None);
     page.experiment.update(|e| {
         e.model = source;
         e.interventions.clear();
-        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), tab: e.view.tab, ..Default::default() };
+        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), neuron: None };
     });
     let cached = match page.from_cache.get_untracked() {
         0 => String::new(),

@@ -1,0 +1,138 @@
+// Issue 15: hostile files and hostile pages. The site under the strict Content-Security-Policy
+// that server.mjs sends with every response (no inline script or style, wasm allowed); a
+// server announcing a 3 GB model file; a hub repository whose tokenizer.json the tokenizers
+// crate would panic on. In each case the model in use keeps answering and the load panel is
+// usable again.
+import { test, expect } from '@playwright/test';
+import { runPrompt, top5, waitForModel } from './browser.mjs';
+
+const PORT = Number(process.env.PORT ?? 4173);
+const HUB = `http://127.0.0.1:${PORT}/hub`;
+
+/** Collects the page's `securitypolicyviolation` events (installed before any page script). */
+async function watchViolations(page) {
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__csp.push({ directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample, source: e.sourceFile, line: e.lineNumber });
+    });
+  });
+}
+
+async function loadHub(page, repo, file) {
+  await page.getByTestId('hub-repo').fill(repo);
+  if (file) {
+    await page.getByTestId('hub-format').selectOption('gguf');
+    await page.getByTestId('hub-file').fill(file);
+  } else {
+    await page.getByTestId('hub-format').selectOption('safetensors');
+  }
+  await page.getByTestId('load-button').click();
+}
+
+test('under a strict CSP the site boots from external scripts, styles through the CSSOM and reports no violation', async ({ page, request }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await watchViolations(page);
+  const response = await page.goto('./?model=modular-addition');
+  const csp = response.headers()['content-security-policy'];
+  expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval'");
+  expect(csp).toContain("style-src 'self'");
+  expect(csp).toContain("default-src 'self'");
+  await waitForModel(page);
+  // No inline script, no style element, no data: URL anywhere in the document.
+  expect(await page.locator('script:not([src])').count()).toBe(0);
+  expect(await page.locator('style').count()).toBe(0);
+  expect(await page.evaluate(() => [...document.querySelectorAll('[href^="data:"], [src^="data:"]')].length)).toBe(0);
+  // The Fourier bars got their heights (style.setProperty, which the policy allows).
+  await expect(page.getByTestId('fourier-panel')).toBeVisible();
+  const heights = await page.locator('.fbar .fill').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().height));
+  expect(heights.length).toBeGreaterThan(0);
+  expect(Math.max(...heights)).toBeGreaterThan(5);
+
+  // The induction model: prediction bars and heatmap cells styled, a run, a click on the map.
+  await page.goto('./');
+  await waitForModel(page);
+  await runPrompt(page, 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ');
+  const bars = await page.locator('.bar').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+  expect(bars.length).toBeGreaterThan(0);
+  expect(Math.max(...bars)).toBeGreaterThan(1);
+  const alphas = await page.locator('[data-testid="heatmap"] .cell').evaluateAll((els) => els.map((e) => e.style.getPropertyValue('--a')));
+  expect(alphas.length).toBeGreaterThan(0);
+  expect(alphas.every((a) => a !== '')).toBe(true);
+  expect(await page.getByTestId('heatmap').evaluate((e) => e.style.getPropertyValue('--n'))).not.toBe('');
+  // Cells are coloured from --a: the strongest cell is not transparent.
+  const colours = await page.locator('[data-testid="heatmap"] .cell').evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
+  expect(new Set(colours).size).toBeGreaterThan(1);
+  await page.locator('[data-testid="heatmap-row"]').nth(3).click();
+
+  expect(await page.evaluate(() => window.__csp)).toEqual([]);
+  const reported = await (await request.get('/csp-reports')).json();
+  expect(reported).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test('a server announcing a 3 GB model file is refused before anything is allocated; the panel unlocks and the model in use keeps working', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await watchViolations(page);
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+  const prompt = 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ';
+  await runPrompt(page, prompt);
+  const before = await top5(page);
+
+  await loadHub(page, 'glassbox-test/huge', 'model.gguf');
+  const error = page.getByTestId('load-error');
+  await expect(error).toContainText('this file is 3.0 GB; the limit here is', { timeout: 30_000 });
+  await expect(error).toContainText('model.gguf');
+  await expect(error).toContainText('The model in use is unchanged');
+  await expect(page.getByTestId('load-progress')).toHaveCount(0);
+  await expect(page.getByTestId('load-button')).toBeEnabled();
+  // Nothing of it was cached.
+  await expect(page.getByTestId('cached-entry')).toHaveCount(0);
+
+  // The model in use still answers as before.
+  await runPrompt(page, prompt + ' a');
+  await runPrompt(page, prompt);
+  expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
+
+  // And the panel loads a real model afterwards.
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });
+  await runPrompt(page, 'The whale was white');
+  expect((await top5(page)).length).toBe(5);
+  expect(await page.evaluate(() => window.__csp)).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test('a hub repository whose tokenizer.json would make the tokenizers crate panic is refused by field; a valid repository loads after it', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('./?hub=' + encodeURIComponent(HUB));
+  await waitForModel(page);
+  await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+  const prompt = 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ';
+  await runPrompt(page, prompt);
+  const before = await top5(page);
+
+  await loadHub(page, 'glassbox-test/hostile-tokenizer', null);
+  const error = page.getByTestId('load-error');
+  await expect(error).toContainText('tokenizer.json', { timeout: 120_000 });
+  await expect(error).toContainText('post_processor.single[0]');
+  await expect(error).not.toContainText('panicked');
+  await expect(page.getByTestId('load-button')).toBeEnabled();
+  // No engine restart was needed: nothing trapped.
+  await expect(page.getByTestId('engine-notice')).toHaveCount(0);
+  await runPrompt(page, prompt);
+  expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
+  // The files of a model that failed are not kept.
+  await expect(page.getByTestId('cached-entry')).toHaveCount(0);
+
+  await loadHub(page, 'glassbox-test/tiny-llama', null);
+  await expect(page.getByTestId('loaded-model')).toContainText('Llama', { timeout: 120_000 });
+  await runPrompt(page, 'Call me Ishmael.');
+  expect((await top5(page)).length).toBe(5);
+  expect(errors).toEqual([]);
+});
