@@ -169,11 +169,11 @@ async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core:
     // an outside model is in use.
     page.url_live.set(false);
     page.neuron_grid.set(None);
-    page.scan.set(None);
+    page.scans.set(Vec::new());
     page.experiment.update(|e| {
         e.model = source;
         e.interventions.clear();
-        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), neuron: None };
+        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), tab: e.view.tab, ..Default::default() };
     });
     let cached = match page.from_cache.get_untracked() {
         0 => String::new(),
