@@ -2,9 +2,50 @@
 # Native forward pass with every hook cached on a GPT-2-small-shaped random model, against
 # TransformerLens's run_with_cache on the very same weights, in the same run.
 #   scripts/bench.sh [tokens=16,64,256] [runs=10]
+# Neuron scan throughput (issue 9): `glassbox scan` against a TransformerLens loop computing
+# the same top-k per neuron (python/bench_scan_transformer_lens.py), same text, same windows:
+#   scripts/bench.sh scan [layer=5] [chars=8000] [window=128] [batch=8]
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = scan ]; then
+  LAYER="${2:-5}"; CHARS="${3:-8000}"; WINDOW="${4:-128}"; BATCH="${5:-8}"
+  MODEL=/tmp/gpt2-small-random
+  CORPUS=/tmp/glassbox-scan-corpus.txt
+  OUT=$(mktemp)
+  cargo build --release -q -p glassbox-cli
+  if [ ! -f "$MODEL/model.safetensors" ]; then
+    python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
+  fi
+  # The random GPT-2 has no tokenizer: both sides read the byte-level BPE fixture (1000 ids,
+  # all inside GPT-2's 50257).
+  cp fixtures/tokenizers/gpt2-bpe/tokenizer.json "$MODEL/"
+  python3 -c "import sys; open(sys.argv[2], 'w').write(open(sys.argv[1]).read()[:int(sys.argv[3])])" public/corpus/moby-dick-heldout.txt "$CORPUS" "$CHARS"
+  ARGS=(--layer "$LAYER" --window "$WINDOW" --batch "$BATCH" --neuron 0)
+  python3 python/bench_scan_transformer_lens.py --model "$MODEL" --corpus "$CORPUS" "${ARGS[@]}" | tee -a "$OUT"
+  python3 python/bench_scan_transformer_lens.py --model "$MODEL" --corpus "$CORPUS" "${ARGS[@]}" --full-forward | tee -a "$OUT"
+  for MODE in "" --full-forward; do
+    ./target/release/glassbox scan --model "$MODEL" --corpus "$CORPUS" "${ARGS[@]}" $MODE --json >"$OUT.gb"
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({'impl': 'glassbox', 'mode': 'full_forward' if d['full_forward'] else 'blocks up to the layer', 'tokens_scanned': d['tokens_scanned'], 'seconds': round(d['seconds'], 3), 'tokens_per_s': round(d['tokens_per_s'], 1), 'top': [[round(e['act'], 5), e['corpus_token']] for e in d['examples']]}))" "$OUT.gb" | tee -a "$OUT"
+  done
+  python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+tl = [r for r in rows if r["impl"] == "transformer_lens"]
+gb = [r for r in rows if r["impl"] == "glassbox"]
+assert all(r["tokens_scanned"] == tl[0]["tokens_scanned"] for r in rows), "the two sides scanned different token counts"
+for r in gb:
+    d = max(abs(a[0] - b[0]) for a, b in zip(r["top"], tl[0]["top"]))
+    same = [a[1] for a in r["top"]] == [b[1] for b in tl[0]["top"]]
+    print(f"# glassbox ({r['mode']}) top-{len(r['top'])} of neuron 0: same tokens as TransformerLens: {same}, max |diff| {d:.2e}")
+print(f"\n{tl[0]['tokens_scanned']} tokens, layer {tl[0]['layer']}, windows of {tl[0]['window']}, batch {tl[0]['batch']}")
+print("| mode | TransformerLens (tokens/s) | glassbox CPU (tokens/s) | glassbox / TL |")
+print("|---|---|---|---|")
+for t, g in zip(tl, gb):
+    print(f"| {g['mode']} / {t['mode']} | {t['tokens_per_s']:.1f} | {g['tokens_per_s']:.1f} | {g['tokens_per_s'] / t['tokens_per_s']:.2f}x |")
+PY
+  exit 0
+fi
 TOKENS="${1:-16,64,256}"
 RUNS="${2:-10}"
 MODEL=/tmp/gpt2-small-random

@@ -5,6 +5,14 @@
 //!   glassbox eval-organism [--model DIR]                            a shipped organism's card metric, recomputed
 //!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0]
 //!   glassbox run [--model DIR|FILE.gguf] [--prompt TEXT]            top-5 predictions per position
+//!   glassbox lens --model M --prompt TEXT [--target TOKEN] [--norm fresh|cached] [--mid] [--top K]
+//!   glassbox attribute --model M --prompt TEXT --target TOKEN [--distractor TOKEN] [--pos N] [--no-fold-ln] [--center-unembed]
+//!   glassbox neuron --model M --prompt TEXT --layer L --neuron N [--pos P] [--top K]
+//!   glassbox heads --model M [--prompt TEXT | --repeated N [--seed S]]
+//!   glassbox scan --model M --layer L [--neuron N] [--corpus FILE] [--k 10] [--batch B] [--window W]
+//!
+//! The analysis commands (lens, attribute, neuron, heads, scan) print what the app's views show
+//! (glassbox_core::analysis), for a reader, or as JSON with `--json`.
 //!
 //! `glassbox --help` and `glassbox <command> --help` list every option with its default.
 //! Bad arguments print a message and exit with status 2; a failure while running prints
@@ -13,7 +21,9 @@
 //! The other organisms (modular addition, balanced parentheses, English) are trained by
 //! python/train_organisms.py; see that file for why.
 
+mod analyze;
 mod bench;
+mod scan;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +31,11 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use glassbox_core::{CpuBackend, HookedTransformer, ModelBundle, RunRequest};
 
+use analyze::{NormArg, SortArg};
 use bench::{BenchBackend, BenchQuant};
+
+/// What a command returns: a failure prints `error: ...` and exits with 1.
+pub(crate) type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// glassbox: train, evaluate, benchmark and run the explorer's models natively.
 #[derive(Debug, Parser)]
@@ -87,6 +101,136 @@ enum Command {
         #[arg(long, value_name = "TEXT", default_value = "")]
         prompt: String,
     },
+    /// The logit lens: every layer's residual stream read through ln_final and the unembedding
+    /// (TransformerLens accumulated_resid(apply_ln=True) @ W_U), labels x positions.
+    Lens {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// A token whose probability every cell reports: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        target: Option<String>,
+        /// fresh: ln_final re-run on each residual (TransformerLens 3); cached: divided by the
+        /// final residual's cached scale (TransformerLens before 2.18).
+        #[arg(long, value_enum, default_value_t = NormArg::Fresh)]
+        norm: NormArg,
+        /// Also read resid_mid between each layer's attention and MLP.
+        #[arg(long)]
+        mid: bool,
+        /// Predictions kept per cell (the top-K of the last position are printed).
+        #[arg(long, value_name = "K", default_value_t = 1)]
+        top: usize,
+        /// Print JSON (the core's LogitLens) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Direct logit attribution: each component's direct contribution to a token's logit (or a
+    /// logit difference) at one position, with the bias terms that make the sum exact.
+    Attribute {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// The token whose logit is explained: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        target: String,
+        /// Explain the logit difference target - distractor instead.
+        #[arg(long, value_name = "TOKEN")]
+        distractor: Option<String>,
+        /// The position whose prediction is explained (default: the last).
+        #[arg(long, value_name = "N")]
+        pos: Option<usize>,
+        /// Do not fold ln_final's weight into the unembedding (the terms then need not add up).
+        #[arg(long)]
+        no_fold_ln: bool,
+        /// Subtract the mean unembedding direction (TransformerLens center_unembed).
+        #[arg(long)]
+        center_unembed: bool,
+        /// Print JSON (the core's Attribution) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One MLP neuron: its activation at every position and its direct effect on the logits.
+    Neuron {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// The layer.
+        #[arg(long, value_name = "L")]
+        layer: usize,
+        /// The neuron (0 to d_mlp - 1).
+        #[arg(long, value_name = "N")]
+        neuron: usize,
+        /// The position whose ln_final scale the direct effect is read at (default: the last).
+        #[arg(long, value_name = "P")]
+        pos: Option<usize>,
+        /// Promoted and suppressed tokens listed.
+        #[arg(long, value_name = "K", default_value_t = 10)]
+        top: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Previous-token, duplicate-token and induction scores of every head (TransformerLens
+    /// detect_head), on a prompt or on a repeated random sequence.
+    Heads {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// Score the heads on this prompt instead of a repeated random sequence.
+        #[arg(long, value_name = "TEXT", conflicts_with = "repeated")]
+        prompt: Option<String>,
+        /// Random tokens repeated twice (after BOS): the detector's standard input.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        repeated: usize,
+        /// Seed of the random sequence.
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+        /// The score the table is ranked by.
+        #[arg(long, value_enum, default_value_t = SortArg::Induction)]
+        sort: SortArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-activating examples of a layer's MLP neurons over a text corpus; throughput to stderr.
+    Scan {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The layer whose mlp.hook_post is scanned.
+        #[arg(long, value_name = "L")]
+        layer: usize,
+        /// The neuron whose examples are printed (default: the one that fired most).
+        #[arg(long, value_name = "N")]
+        neuron: Option<usize>,
+        /// A UTF-8 text file.
+        #[arg(long, value_name = "FILE", default_value = "public/corpus/moby-dick-heldout.txt")]
+        corpus: PathBuf,
+        /// Examples kept per neuron.
+        #[arg(long, value_name = "K", default_value_t = 10)]
+        k: usize,
+        /// Windows per forward pass.
+        #[arg(long, value_name = "B", default_value_t = 8)]
+        batch: usize,
+        /// Tokens per window, BOS included (default: the model's context).
+        #[arg(long, value_name = "W")]
+        window: Option<usize>,
+        /// Run every layer and the unembedding (default: only the blocks up to the layer).
+        #[arg(long)]
+        full_forward: bool,
+        /// Print JSON instead of the examples.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -98,6 +242,28 @@ fn main() {
         Command::EvalOrganism { model } => eval_organism(&model),
         Command::Bench { model, tokens, runs, backend, quant } => bench::bench(&model, &tokens, runs as usize, backend, quant),
         Command::Run { model, prompt } => run_prompt(&model, &prompt),
+        Command::Lens { model, prompt, target, norm, mid, top, json } => {
+            analyze::lens(analyze::LensArgs { model: &model, prompt: &prompt, target: target.as_deref(), norm, mid, top, json })
+        }
+        Command::Attribute { model, prompt, target, distractor, pos, no_fold_ln, center_unembed, json } => analyze::attribute_cmd(analyze::AttributeArgs {
+            model: &model,
+            prompt: &prompt,
+            target: &target,
+            distractor: distractor.as_deref(),
+            pos,
+            fold_ln: !no_fold_ln,
+            center_unembed,
+            json,
+        }),
+        Command::Neuron { model, prompt, layer, neuron, pos, top, json } => {
+            analyze::neuron(analyze::NeuronArgs { model: &model, prompt: &prompt, layer, neuron, pos, top, json })
+        }
+        Command::Heads { model, prompt, repeated, seed, sort, json } => {
+            analyze::heads(analyze::HeadsArgs { model: &model, prompt: prompt.as_deref(), repeated, seed, sort, json })
+        }
+        Command::Scan { model, layer, neuron, corpus, k, batch, window, full_forward, json } => {
+            scan::scan(scan::ScanArgs { model: &model, layer, neuron, corpus: &corpus, k, batch, window, full_forward, json })
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -139,7 +305,10 @@ fn eval_organism(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 
 /// A model from a `.gguf` file, or from a directory of a hub model's files (or a shipped
 /// model's four).
-fn read_bundle(path: &Path) -> Result<ModelBundle, Box<dyn std::error::Error>> {
+pub(crate) fn read_bundle(path: &Path) -> CliResult<ModelBundle> {
+    if !path.exists() {
+        return Err(format!("no model at {} (give a model directory or a .gguf file)", path.display()).into());
+    }
     let files: Vec<(String, Vec<u8>)> = if path.is_dir() {
         std::fs::read_dir(path)?
             .filter_map(|e| e.ok())
