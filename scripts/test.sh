@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing (scripts/setup.sh) and runs every test:
 #   0. formatting (cargo fmt --check) and clippy at its default level, as errors;
-#   1. native unit and integration tests (core, CLI), including parity with transformers;
+#   1. native unit and integration tests (core, CLI), including parity with transformers, and a
+#      short fuzzing run of every model loader (20,000 mutated inputs per target, seeded, under a
+#      memory cap; scripts/fuzz.sh is the long run);
 #   2. GPU kernel and GPU-path tests on Mesa's lavapipe (a real Vulkan driver on the CPU), and
 #      every kernel compiled by Chromium's Tint and smoke-tested on SwiftShader;
 #   3. the wasm build of the site (trunk build --release);
@@ -23,6 +25,11 @@ cargo clippy -p glassbox-app --target wasm32-unknown-unknown -- -D warnings
 
 say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
 cargo test --workspace
+
+# In the test profile the tests just built (its dependencies are optimized): a release build
+# would add minutes of compiling for a run that takes about half a minute either way.
+say "fuzzing the loaders (glassbox-fuzz: 20,000 mutated inputs per target, seed ${FUZZ_SEED:-1})"
+cargo run -q -p glassbox-fuzz -- --iters 20000 --seed "${FUZZ_SEED:-1}"
 
 say "WGSL under Chromium's compiler (Tint) on SwiftShader: every kernel entry point"
 node kernels/scripts/tint_check.mjs

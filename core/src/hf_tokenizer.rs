@@ -545,6 +545,45 @@ fn int_array(a: &MetaArray) -> Option<Vec<i64>> {
     })
 }
 
+/// A byte trie of a vocabulary: the id of each token at the node its bytes lead to.
+struct Trie {
+    edges: HashMap<(u32, u8), u32>,
+    ids: Vec<Option<u32>>,
+}
+
+impl Trie {
+    fn new(tokens: impl Iterator<Item = (Vec<u8>, u32)>) -> Trie {
+        let mut t = Trie { edges: HashMap::new(), ids: vec![None] };
+        for (bytes, id) in tokens {
+            let mut node = 0u32;
+            for b in bytes {
+                let next = t.ids.len() as u32;
+                node = *t.edges.entry((node, b)).or_insert(next);
+                if node == next {
+                    t.ids.push(None);
+                }
+            }
+            t.ids[node as usize] = Some(id);
+        }
+        t
+    }
+
+    /// `out[k]`: the id of the first `k` bytes of `bytes` when they are a token (`out[0]` is
+    /// unused). The walk stops where no token continues.
+    fn walk(&self, bytes: impl ExactSizeIterator<Item = u8>, out: &mut Vec<Option<u32>>) {
+        out.clear();
+        out.resize(bytes.len() + 1, None);
+        let mut node = 0u32;
+        for (k, b) in bytes.enumerate() {
+            match self.edges.get(&(node, b)) {
+                Some(&next) => node = next,
+                None => break,
+            }
+            out[k + 1] = self.ids[node as usize];
+        }
+    }
+}
+
 /// transformers' `generate_merges`: every split of every token into two tokens of the
 /// vocabulary is a merge, ordered by the token's score (highest first), then by the lengths of
 /// the two halves (longest first); without scores, by token id (lowest first).
@@ -557,6 +596,9 @@ fn generate_merges(tokens: &[String], vocab: &HashMap<String, u32>, scores: Opti
         len_r: usize,
     }
     let mut merges: Vec<Merge> = Vec::new();
+    let forward = Trie::new(vocab.iter().map(|(t, &id)| (t.as_bytes().to_vec(), id)));
+    let backward = Trie::new(vocab.iter().map(|(t, &id)| (t.bytes().rev().collect(), id)));
+    let (mut prefix, mut suffix) = (Vec::new(), Vec::new());
     // Python iterates a dict built from the tokens: a repeated token keeps its first position
     // and its last value.
     let mut seen: HashSet<&str> = HashSet::new();
@@ -570,10 +612,17 @@ fn generate_merges(tokens: &[String], vocab: &HashMap<String, u32>, scores: Opti
             None => vocab.get(token).copied().unwrap_or(i as u32) as f64,
         };
         let mut local: Vec<(u32, u32, Merge)> = Vec::new();
-        for (idx, _) in token.char_indices().skip(1) {
-            let (l, r) = token.split_at(idx);
-            if let (Some(&il), Some(&ir)) = (vocab.get(l), vocab.get(r)) {
-                let m = Merge { left: l.to_string(), right: r.to_string(), score, len_l: l.chars().count(), len_r: r.chars().count() };
+        // The ids of the token's prefixes and suffixes that are tokens, from one walk of each
+        // trie: linear in the token (hashing every prefix and suffix would be quadratic, and a
+        // GGUF file can hold a token of a million characters).
+        let bytes = token.as_bytes();
+        forward.walk(bytes.iter().copied(), &mut prefix);
+        backward.walk(bytes.iter().rev().copied(), &mut suffix);
+        let n_chars = token.chars().count();
+        for (n_left, (idx, _)) in token.char_indices().enumerate().skip(1) {
+            if let (Some(il), Some(ir)) = (prefix[idx], suffix[bytes.len() - idx]) {
+                let (l, r) = token.split_at(idx);
+                let m = Merge { left: l.to_string(), right: r.to_string(), score, len_l: n_left, len_r: n_chars - n_left };
                 local.push((il, ir, m));
             }
         }

@@ -106,6 +106,27 @@ pub struct Seed {
     pub primary: bool,
 }
 
+/// A seed with its JSON files parsed once (mutating a parsed tree is much cheaper than parsing
+/// the file again for every input).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub seed: Seed,
+    /// For each file, its JSON tree when it is a JSON file.
+    pub json: Vec<Option<std::sync::Arc<Value>>>,
+}
+
+/// Parses the JSON files of `seeds`.
+pub fn prepare(seeds: Vec<Seed>) -> Vec<Prepared> {
+    seeds
+        .into_iter()
+        .map(|seed| {
+            let json =
+                seed.files.iter().map(|(n, b)| if n.ends_with(".json") { serde_json::from_slice(b).ok().map(std::sync::Arc::new) } else { None }).collect();
+            Prepared { seed, json }
+        })
+        .collect()
+}
+
 /// The seeds of every target, read from the repository (fixtures, shipped models, e2e hub).
 pub fn seeds(root: &Path, target: Target) -> Vec<Seed> {
     let read = |p: &str| std::fs::read(root.join(p)).ok();
@@ -702,9 +723,14 @@ pub fn mutate_json(v: &mut Value, rng: &mut Rng) {
     }
 }
 
-/// Mutates a JSON file: 1-4 structural mutations, sometimes followed by a byte-level one.
-fn mutate_json_file(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut out = match serde_json::from_slice::<Value>(bytes) {
+/// Mutates a JSON file (`parsed`: its tree, when already parsed): 1-4 structural mutations,
+/// sometimes followed by a byte-level one.
+fn mutate_json_file(bytes: &[u8], parsed: Option<&Value>, rng: &mut Rng) -> Vec<u8> {
+    let tree = match parsed {
+        Some(v) => Ok(v.clone()),
+        None => serde_json::from_slice::<Value>(bytes),
+    };
+    let mut out = match tree {
         Ok(mut v) => {
             for _ in 0..rng.below(4) + 1 {
                 mutate_json(&mut v, rng);
@@ -755,10 +781,13 @@ fn mutate_safetensors(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Input `index` of `target`: a seed, mutated.
-pub fn make_input(target: Target, seeds: &[Seed], seed: u64, index: u64) -> Seed {
+pub fn make_input(target: Target, seeds: &[Prepared], seed: u64, index: u64) -> Seed {
     let mut rng = input_rng(seed, target, index);
-    let primary: Vec<&Seed> = seeds.iter().filter(|s| s.primary).collect();
-    let mut s = if !primary.is_empty() && rng.chance(0.75) { (*rng.pick(&primary)).clone() } else { rng.pick(seeds).clone() };
+    let primary: Vec<&Prepared> = seeds.iter().filter(|s| s.seed.primary).collect();
+    let p = if !primary.is_empty() && rng.chance(0.75) { *rng.pick(&primary) } else { rng.pick(seeds) };
+    let mut s = p.seed.clone();
+    // The parsed tree of file `i`, while that file is still the seed's.
+    let mut parsed: Vec<Option<&Value>> = p.json.iter().map(|j| j.as_deref()).collect();
     s.name = format!("{} (mutated: {} #{index}, seed {seed})", s.name, target.name());
     match target {
         Target::Gguf => {
@@ -781,8 +810,9 @@ pub fn make_input(target: Target, seeds: &[Seed], seed: u64, index: u64) -> Seed
             }
             for _ in 0..rng.below(2) + 1 {
                 let i = rng.below(s.files.len());
+                let tree = parsed[i].take();
                 let (name, bytes) = &mut s.files[i];
-                *bytes = if name.ends_with(".safetensors") { mutate_safetensors(bytes, &mut rng) } else { mutate_json_file(bytes, &mut rng) };
+                *bytes = if name.ends_with(".safetensors") { mutate_safetensors(bytes, &mut rng) } else { mutate_json_file(bytes, tree, &mut rng) };
             }
             if rng.chance(0.05) && s.files.len() > 1 {
                 let i = rng.below(s.files.len());
@@ -790,8 +820,9 @@ pub fn make_input(target: Target, seeds: &[Seed], seed: u64, index: u64) -> Seed
             }
         }
         Target::Config | Target::Tokenizer | Target::Vocab | Target::Experiment => {
+            let tree = parsed[0].take();
             let b = &mut s.files[0].1;
-            *b = mutate_json_file(b, &mut rng);
+            *b = mutate_json_file(b, tree, &mut rng);
         }
     }
     s
@@ -960,7 +991,7 @@ pub struct Report {
 }
 
 /// Runs inputs `range` of `target`.
-pub fn campaign(target: Target, seeds: &[Seed], seed: u64, range: std::ops::Range<u64>, mut on_finding: impl FnMut(&Finding)) -> Report {
+pub fn campaign(target: Target, seeds: &[Prepared], seed: u64, range: std::ops::Range<u64>, mut on_finding: impl FnMut(&Finding)) -> Report {
     let mut report = Report::default();
     let t0 = Instant::now();
     for index in range {

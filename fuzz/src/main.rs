@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use glassbox_fuzz::{alloc, campaign, make_input, run_input, save_finding, seeds, Report, Target};
+use glassbox_fuzz::{alloc, campaign, make_input, prepare, run_input, save_finding, seeds, Report, Target};
 
 #[global_allocator]
 static ALLOC: alloc::Capped = alloc::Capped;
@@ -50,7 +50,7 @@ fn main() {
 
     if let Some(index) = only {
         for t in targets {
-            let s = seeds(&root, t);
+            let s = prepare(seeds(&root, t));
             let input = make_input(t, &s, seed, index);
             let (r, finding) = run_input(t, &input, index);
             println!("{} #{index} ({}): {:?}", t.name(), input.name, r.as_ref().map_err(|e| e.chars().take(300).collect::<String>()));
@@ -70,7 +70,7 @@ fn main() {
     let mut work = Vec::new();
     let mut seed_sets = BTreeMap::new();
     for &t in &targets {
-        let s = seeds(&root, t);
+        let s = prepare(seeds(&root, t));
         if s.is_empty() {
             usage(&format!("no seeds found for target {} under {}", t.name(), root.display()));
         }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use glassbox_fuzz::{alloc, load_finding, make_input, run_input, seeds, Target};
+use glassbox_fuzz::{alloc, load_finding, make_input, prepare, run_input, seeds, Target};
 
 #[global_allocator]
 static ALLOC: alloc::Capped = alloc::Capped;
@@ -43,7 +43,7 @@ fn every_saved_finding_replays_without_a_panic() {
 #[test]
 fn inputs_are_a_function_of_seed_target_and_index() {
     for t in Target::ALL {
-        let s = seeds(&root(), t);
+        let s = prepare(seeds(&root(), t));
         assert!(!s.is_empty(), "no seeds for {}", t.name());
         let a = make_input(t, &s, 7, 12345);
         let b = make_input(t, &s, 7, 12345);
@@ -51,7 +51,7 @@ fn inputs_are_a_function_of_seed_target_and_index() {
         // And the mutations change something: most inputs differ from every seed.
         let changed = (0..50).filter(|&i| {
             let m = make_input(t, &s, 7, i);
-            !s.iter().any(|seed| seed.files == m.files && seed.quantize == m.quantize)
+            !s.iter().any(|p| p.seed.files == m.files && p.seed.quantize == m.quantize)
         });
         assert!(changed.count() >= 40, "{}: the mutations rarely change the input", t.name());
     }
@@ -62,7 +62,7 @@ fn a_short_campaign_finds_nothing() {
     // A few hundred inputs per target here (the full short run, 20,000 per target, is a step of
     // scripts/test.sh; scripts/fuzz.sh is the long run).
     for t in Target::ALL {
-        let s = seeds(&root(), t);
+        let s = prepare(seeds(&root(), t));
         let r = glassbox_fuzz::campaign(t, &s, 20_260_101, 0..300, |_| {});
         assert_eq!(r.inputs, 300);
         assert!(r.findings.is_empty(), "{}: {:?}", t.name(), r.findings.iter().map(|f| &f.message).collect::<Vec<_>>());

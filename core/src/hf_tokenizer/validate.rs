@@ -275,7 +275,7 @@ fn check_model(m: &Map<String, Value>) -> R<Vocab> {
     match m.get("dropout") {
         None | Some(Value::Null) => {}
         Some(d) => match d.as_f64() {
-            Some(p) if p == 0.0 => {}
+            Some(0.0) => {}
             Some(p) if (0.0..=1.0).contains(&p) => {
                 return fail("model.dropout", format!("is {p}: glassbox needs the same tokens for the same text (no dropout)"))
             }
