@@ -107,24 +107,3 @@ test('the modular-addition model in the Fourier basis: a few key frequencies, ne
   expect(fractions.filter((f) => f > 0.3).length).toBeGreaterThanOrEqual(5);
   await page.screenshot({ path: 'screenshots/modular-addition.png', fullPage: true });
 });
-
-test('top-activating examples of English-model neurons from the shipped corpus slice (screenshots/english-scan.png)', async ({ page }) => {
-  await page.goto('./?model=english-char-3l');
-  await waitForModel(page);
-  await page.getByTestId('scan-run').click();
-  const examples = page.getByTestId('scan-example');
-  await expect(examples).toHaveCount(10, { timeout: 180_000 });
-  const acts = await examples.evaluateAll((li) => li.map((l) => Number(l.dataset.activation)));
-  expect([...acts].sort((a, b) => b - a)).toEqual(acts);
-  expect(acts[0]).toBeGreaterThan(0);
-  // Another neuron shows its own examples without scanning again.
-  const neuron0 = await examples.evaluateAll((li) => li.map((l) => l.dataset.at).join(','));
-  await page.getByTestId('scan-neuron').fill('7');
-  await page.getByTestId('scan-neuron').dispatchEvent('change');
-  await expect(page.getByText('Neuron 7 of layer 0')).toBeVisible();
-  await expect(examples).toHaveCount(10);
-  await expect(examples.locator('mark').first()).toBeVisible();
-  const neuron7 = await examples.evaluateAll((li) => li.map((l) => l.dataset.at).join(','));
-  expect(neuron7).not.toEqual(neuron0);
-  await page.screenshot({ path: 'screenshots/english-scan.png', fullPage: true });
-});

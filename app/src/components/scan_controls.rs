@@ -119,7 +119,7 @@ pub fn ScanControls(
                 <textarea class="corpus-text" data-testid="corpus-text" rows="4" placeholder="Paste the text to scan" prop:value=pasted on:input=move |ev| pasted.set(event_target_value(&ev))></textarea>
             </Show>
             <Show when=move || source.get() == "file">
-                <input type="file" accept=".txt,text/plain" data-testid="corpus-file" on:change=on_file />
+                <input type="file" accept=".txt,text/plain" data-testid="corpus-file-input" on:change=on_file />
             </Show>
             <div class="row">
                 <button data-testid="scan-run" disabled=move || progress.get().is_some() on:click=scan>{move || format!("Scan with layer {}", layer.get())}</button>

@@ -357,7 +357,10 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String
             if ids.is_empty() {
                 return Err(RunFailure::Prompt("The corpus is empty: there is nothing to scan.".into()));
             }
-            Some((*layer, what, corpus_windows(ids, bundle.tokenizer.bos().unwrap_or(0), cfg.n_ctx.min(SCAN_WINDOW))))
+            // Windows of equal length (one batch shape); a text shorter than one window is one
+            // window of its own length.
+            let window = cfg.n_ctx.min(SCAN_WINDOW).min(ids.len() + 1);
+            Some((*layer, what, corpus_windows(ids, bundle.tokenizer.bos().unwrap_or(0), window)))
         }
     };
     let (inputs, chunk) = match &scan {
@@ -371,7 +374,6 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String
     let mut acts = Vec::new();
     let mut top = TopActivations::new(d_mlp, 10, EXAMPLE_BEFORE, EXAMPLE_AFTER);
     let mut width = d_mlp;
-    let has_bos = bundle.tokenizer.bos().is_some();
     for batch in &batches {
         post(&Reply::Progress { id, done, total });
         yield_now().await;
@@ -383,7 +385,8 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String
             let t = out.cache.first().map(|(_, t)| t).ok_or_else(|| RunFailure::Engine("the sweep's hook was not cached".into()))?; // [pos, width]
             width = t.shape[1];
             match &scan {
-                Some(_) => top.add((done + i) as u32, &t.data, |p| p > 0 || !has_bos),
+                // Position 0 is the BOS (or, for a model without one, token 0) each window starts with.
+                Some(_) => top.add((done + i) as u32, &t.data, |p| p > 0),
                 None => acts.extend_from_slice(t.row(t.shape[0] - 1)),
             }
         }

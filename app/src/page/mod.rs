@@ -82,8 +82,10 @@ pub fn App() -> impl IntoView {
     let has_mlp = Signal::derive(move || page.model.get().is_some_and(|m| m.cfg.d_mlp.is_some()));
     let select_neuron = Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)));
 
-    // The inspect views' data, asked of the worker for the view on screen only.
-    let on_tab = move |v: View| queries::tab(page) == v;
+    // The inspect views' data, asked of the worker for the view on screen only. The tab is a
+    // memo: the view is rebuilt when the tab changes, not on every edit of the experiment.
+    let tab = Memo::new(move |_| queries::tab(page));
+    let on_tab = move |v: View| tab.get() == v;
     let heads = queries::narrow(
         queries::use_query(page, move || on_tab(View::Attention).then(|| Query::Heads { repeated: !page.experiment.with(|e| e.view.heads_on_prompt) })),
         |i| match i {
@@ -224,8 +226,8 @@ pub fn App() -> impl IntoView {
                     />
                 })}
                 <section class="panel">
-                    <ViewTabs current=Signal::derive(move || queries::tab(page)) has_mlp=has_mlp on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
-                    {move || match queries::tab(page) {
+                    <ViewTabs current=tab has_mlp=has_mlp on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
+                    {move || match tab.get() {
                         View::Attention => view! {
                             <h2>{move || format!("Layer {}: every head", page.layer())}</h2>
                             <HeadGrid run=Signal::derive(view_of) layer=layer head=head on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h))) />
