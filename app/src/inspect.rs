@@ -141,7 +141,9 @@ impl AttributionView {
             Part::Attn { .. } => "attn",
             Part::Mlp { .. } => "mlp",
         };
-        let bars = |terms: Vec<glassbox_core::analysis::attribution::Term>| terms.into_iter().map(|t| Bar { label: t.label, value: t.value, kind: kind(t.part).into() }).collect();
+        let bars = |terms: Vec<glassbox_core::analysis::attribution::Term>| {
+            terms.into_iter().map(|t| Bar { label: t.label, value: t.value, kind: kind(t.part).into() }).collect()
+        };
         AttributionView {
             pos: a.opts.pos,
             target: tokenizer.output_str(a.opts.target),

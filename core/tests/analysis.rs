@@ -8,7 +8,7 @@ use common::*;
 use std::collections::HashMap;
 
 use glassbox_core::analysis::attribution::{attribute, AttributionOptions, Part};
-use glassbox_core::analysis::heads::{head_scores, HeadKind};
+use glassbox_core::analysis::heads::{detector_input, head_scores, HeadKind};
 use glassbox_core::analysis::lens::{logit_lens, normalized_resid, LensNorm, LensOptions};
 use glassbox_core::analysis::neurons::{activations, direct_effect_logits};
 use glassbox_core::analysis::{hooks_needed, top_k};
@@ -243,4 +243,27 @@ fn hooks_needed_feed_every_analysis() {
     pollster::block_on(logit_lens(&model, &CpuBackend, &r.f.weights, &out, &LensOptions { incl_mid: true, ..LensOptions::default() })).unwrap();
     head_scores(&r.f.cfg, &out, &r.f.tokens).unwrap();
     direct_effect_logits(&r.f.cfg, &r.f.weights, &out, 2, 5, pos).unwrap();
+}
+
+#[test]
+fn the_induction_models_card_names_the_heads_the_detector_ranks_first() {
+    let dir = repo_root().join("public/models/induction-2l");
+    let bundle = glassbox_core::ModelBundle::from_dir(&dir).unwrap();
+    let tokens = detector_input(&bundle.cfg, bundle.tokenizer.bos());
+    let out = run_all(&bundle.cfg, &bundle.weights, &tokens);
+    let scores = head_scores(&bundle.cfg, &out, &tokens).unwrap();
+    let heads = |key: &str| -> Vec<(usize, usize)> {
+        let mut v: Vec<(usize, usize)> =
+            bundle.card["mechanism"][key].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect();
+        v.sort();
+        v
+    };
+    for (kind, key) in [(HeadKind::Induction, "induction_heads"), (HeadKind::PreviousToken, "previous_token_heads")] {
+        let named = heads(key);
+        let ranked = scores.ranked(kind);
+        let mut top: Vec<(usize, usize)> = ranked[..named.len()].iter().map(|&(l, h, _)| (l, h)).collect();
+        top.sort();
+        assert_eq!(top, named, "{key}: the detector ranks {ranked:?}");
+        assert!(ranked[named.len() - 1].2 > 2.0 * ranked[named.len()].2, "{key}: no clear gap in {ranked:?}");
+    }
 }

@@ -65,7 +65,11 @@ pub fn HeadScores(
                     }
                 })
                 .collect_view();
-            let on = if s.repeated { format!("a random sequence repeated twice ({} tokens)", s.tokens.len()) } else { format!("the prompt ({} tokens)", s.tokens.len()) };
+            let on = if s.repeated {
+                format!("a random sequence repeated twice ({} tokens)", s.tokens.len())
+            } else {
+                format!("the prompt ({} tokens)", s.tokens.len())
+            };
             view! {
                 <p class="help">{format!("Share of each head's attention where a head of that kind would look, on {on} (TransformerLens detect_head, \"mul\").")}</p>
                 <div class="table-wrap">

@@ -28,7 +28,11 @@ pub fn LogitLens(
         Some(Ok(v)) => {
             let tokens = tokens.get();
             let target = v.target.clone().unwrap_or_default();
-            let header = tokens.iter().enumerate().map(|(p, t)| view! { <th class="tok-col" title=format!("position {p}: {t}")>{super::token_label(t)}</th> }).collect_view();
+            let header = tokens
+                .iter()
+                .enumerate()
+                .map(|(p, t)| view! { <th class="tok-col" title=format!("position {p}: {t}")>{super::token_label(t)}</th> })
+                .collect_view();
             let v2 = v.clone();
             let rows = v
                 .labels
@@ -68,7 +72,11 @@ pub fn LogitLens(
             let detail = move || {
                 let (r, p) = picked.get()?;
                 let c = v2.cell(r, p)?.clone();
-                let items = c.top.iter().map(|(t, pr)| view! { <li data-token=t.clone() data-prob=format!("{pr:.6}")><code>{format!("{t:?}")}</code>" "{format!("{pr:.3}")}</li> }).collect_view();
+                let items = c
+                    .top
+                    .iter()
+                    .map(|(t, pr)| view! { <li data-token=t.clone() data-prob=format!("{pr:.6}")><code>{format!("{t:?}")}</code>" "{format!("{pr:.3}")}</li> })
+                    .collect_view();
                 Some(view! {
                     <div class="lens-detail" data-testid="lens-detail">
                         <h4>{format!("{}, position {p}: top 5", v2.labels[r])}</h4>
@@ -76,7 +84,11 @@ pub fn LogitLens(
                     </div>
                 })
             };
-            let norm = if v.norm == glassbox_core::analysis::lens::LensNorm::Fresh { "ln_final re-run with each residual's own statistics (TransformerLens 3)" } else { "centred and divided by the final residual's cached ln_final scale" };
+            let norm = if v.norm == glassbox_core::analysis::lens::LensNorm::Fresh {
+                "ln_final re-run with each residual's own statistics (TransformerLens 3)"
+            } else {
+                "centred and divided by the final residual's cached ln_final scale"
+            };
             let last = v.n_pos.saturating_sub(1);
             let appears = match v.first_row_with_target_on_top(last) {
                 Some(r) => format!("At the last position, {target:?} is the top prediction from {} on.", v.labels[r]),

@@ -12,24 +12,29 @@ pub fn ViewTabs(
     on_select: Callback<View>,
 ) -> impl IntoView {
     let tabs = move || {
-        [(View::Attention, "Attention", "attention"), (View::Neurons, "Neurons", "neurons"), (View::Lens, "Logit lens", "lens"), (View::Attribution, "Attribution", "attribution")]
-            .into_iter()
-            .filter(|(v, _, _)| *v != View::Neurons || has_mlp.get())
-            .map(|(v, label, id)| {
-                view! {
-                    <button
-                        role="tab"
-                        class="tab"
-                        class:selected=move || current.get() == v
-                        aria-selected=move || (current.get() == v).to_string()
-                        data-testid=format!("tab-{id}")
-                        on:click=move |_| on_select.run(v)
-                    >
-                        {label}
-                    </button>
-                }
-            })
-            .collect_view()
+        [
+            (View::Attention, "Attention", "attention"),
+            (View::Neurons, "Neurons", "neurons"),
+            (View::Lens, "Logit lens", "lens"),
+            (View::Attribution, "Attribution", "attribution"),
+        ]
+        .into_iter()
+        .filter(|(v, _, _)| *v != View::Neurons || has_mlp.get())
+        .map(|(v, label, id)| {
+            view! {
+                <button
+                    role="tab"
+                    class="tab"
+                    class:selected=move || current.get() == v
+                    aria-selected=move || (current.get() == v).to_string()
+                    data-testid=format!("tab-{id}")
+                    on:click=move |_| on_select.run(v)
+                >
+                    {label}
+                </button>
+            }
+        })
+        .collect_view()
     };
     view! { <div class="tabs" role="tablist" aria-label="views">{tabs}</div> }
 }

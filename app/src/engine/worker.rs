@@ -14,11 +14,11 @@ use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 use glassbox_core::analysis::attribution::{attribute, AttributionOptions};
-use glassbox_core::analysis::heads::{head_scores, repeated_random_tokens};
+use glassbox_core::analysis::heads::{detector_input, head_scores};
+use glassbox_core::analysis::hooks_needed;
 use glassbox_core::analysis::lens::LensOptions;
 use glassbox_core::analysis::neurons::{activations, check_neuron, direct_effect, top_neurons};
 use glassbox_core::analysis::scan::TopActivations;
-use glassbox_core::analysis::hooks_needed;
 use glassbox_core::experiment::{corpus_windows, task_inputs};
 use glassbox_core::weights::MatrixRole;
 use glassbox_core::{Analysis, CacheSpec, Experiment, InterventionSpec, ModelBundle, Prompt, RunOutput, RunRequest};
@@ -31,9 +31,7 @@ use super::local::{lose_gpu_device, Engine};
 use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
 use crate::analysis::{pattern_hook, RunView};
 use crate::fourier::embedding_frequency_norms;
-use crate::inspect::{
-    activation_label, resolve_token, AttributionView, HeadsView, Inspection, LayerScan, LensView, NeuronView, NeuronsView, Query,
-};
+use crate::inspect::{activation_label, resolve_token, AttributionView, HeadsView, Inspection, LayerScan, LensView, NeuronView, NeuronsView, Query};
 use crate::models::{find_model, ModelEntry, MODULAR};
 use crate::prompt::{self, PromptError};
 
@@ -47,8 +45,6 @@ const SCAN_WINDOW: usize = 128;
 /// Context kept around each top-activating example: tokens before and after the max.
 const EXAMPLE_BEFORE: usize = 12;
 const EXAMPLE_AFTER: usize = 4;
-/// Length of the random half of the head detector's repeated sequence.
-const REPEATED_HALF: usize = 20;
 
 /// The model this worker holds.
 struct Loaded {
@@ -277,7 +273,12 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
     Ok(reply)
 }
 
-async fn run_on(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<(RunReply, Vec<u32>, RunOutput), RunFailure> {
+async fn run_on(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    shipped: Option<&'static ModelEntry>,
+    exp: &Experiment,
+) -> Result<(RunReply, Vec<u32>, RunOutput), RunFailure> {
     let cfg = &bundle.cfg;
     let text_of = |p: Prompt| match p {
         Prompt::Clean => exp.prompt.clone(),
@@ -420,7 +421,8 @@ async fn last_run(state: &Shared, exp: &Experiment) -> Result<(Vec<u32>, Rc<RunO
 /// the vocabulary lacks, an index out of range) fails with a `Prompt` message for the view.
 async fn inspect(state: &Shared, exp: &Experiment, query: Query) -> Result<Inspection, RunFailure> {
     let (ids, out) = last_run(state, exp).await?;
-    let (engine, bundle) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone())).ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
+    let (engine, bundle) =
+        state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone())).ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
     let cfg = &bundle.cfg;
     let tok = &bundle.tokenizer;
     let reader = |e: glassbox_core::Error| RunFailure::Prompt(e.to_string());
@@ -454,10 +456,7 @@ async fn inspect(state: &Shared, exp: &Experiment, query: Query) -> Result<Inspe
         }
         Query::Heads { repeated: false } => Inspection::Heads(HeadsView::new(head_scores(cfg, &out, &ids).map_err(reader)?, tok, false)),
         Query::Heads { repeated: true } => {
-            let bos = tok.bos();
-            let lo = bos.map_or(0, |b| b + 1).min(cfg.d_vocab as u32 - 1);
-            let half = REPEATED_HALF.min(cfg.n_ctx.saturating_sub(1) / 2).max(1);
-            let tokens = repeated_random_tokens(0, half, lo, cfg.d_vocab as u32, bos);
+            let tokens = detector_input(cfg, tok.bos());
             let patterns: Vec<String> = (0..cfg.n_layers).map(pattern_hook).collect();
             let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
             let run = engine.run(&RunRequest::new(tokens.clone()).cache(&names)).await.map_err(engine_failure)?;

@@ -20,9 +20,9 @@ use crate::components::{
     AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, LoadPanel, LoadState, LogitLens, ModelPanel,
     ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanControls, TokenChips, TokenStrip, ViewTabs,
 };
-use crate::inspect::{Inspection, Query};
 use crate::engine::CpuReason;
 use crate::hub;
+use crate::inspect::{Inspection, Query};
 use crate::models::{MODELS, MODULAR};
 use crate::url_state;
 use state::Page;

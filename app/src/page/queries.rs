@@ -56,9 +56,7 @@ pub fn narrow<T: Clone + Send + Sync + 'static>(
     answer: Signal<Option<Result<Arc<Inspection>, String>>>,
     pick: impl Fn(&Inspection) -> Option<T> + Send + Sync + 'static,
 ) -> Signal<Option<Result<Arc<T>, String>>> {
-    Signal::derive(move || {
-        answer.get().map(|r| r.and_then(|i| pick(&i).map(Arc::new).ok_or_else(|| "the engine answered another view's data".to_string())))
-    })
+    Signal::derive(move || answer.get().map(|r| r.and_then(|i| pick(&i).map(Arc::new).ok_or_else(|| "the engine answered another view's data".to_string()))))
 }
 
 /// The view on screen.

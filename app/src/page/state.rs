@@ -12,8 +12,8 @@ use leptos::prelude::*;
 
 use crate::analysis::RunView;
 use crate::components::{HubLoad, LoadState, NeuronGrid, ScanInfo};
-use crate::inspect::{Inspection, Query};
 use crate::engine::{CpuReason, EngineClient, ModelSummary};
+use crate::inspect::{Inspection, Query};
 use crate::models::ModelEntry;
 
 /// Files of the model in use, kept so that a crashed engine can be restarted with them.

@@ -11,8 +11,8 @@ use leptos::prelude::*;
 
 use super::state::Page;
 use crate::components::{check_corpus, Corpus, NeuronGrid, ScanInfo};
-use crate::inspect::Query;
 use crate::engine::{RunFailure, SweepResult};
+use crate::inspect::Query;
 
 /// Characters of the shipped corpus slice a scan reads (about 2 seconds on the wasm CPU path
 /// for the English model).

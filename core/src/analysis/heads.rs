@@ -134,3 +134,15 @@ pub fn repeated_random_tokens(seed: u64, half: usize, lo: u32, hi: u32, bos: Opt
     let body: Vec<u32> = (0..half).map(|_| rng.range(lo as usize, hi.max(lo + 1) as usize) as u32).collect();
     bos.into_iter().chain(body.iter().copied()).chain(body.iter().copied()).collect()
 }
+
+/// Length of the random half of [`detector_input`].
+pub const DETECTOR_HALF: usize = 20;
+
+/// The head detector's standard input for a model, as the explorer uses it: BOS (if any),
+/// then [`DETECTOR_HALF`] random tokens (seed 0; ids above BOS, within the vocabulary and half
+/// the context) repeated twice.
+pub fn detector_input(cfg: &Config, bos: Option<u32>) -> Vec<u32> {
+    let lo = bos.map_or(0, |b| b + 1).min(cfg.d_vocab as u32 - 1);
+    let half = DETECTOR_HALF.min(cfg.n_ctx.saturating_sub(1) / 2).max(1);
+    repeated_random_tokens(0, half, lo, cfg.d_vocab as u32, bos)
+}
