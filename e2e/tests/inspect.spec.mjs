@@ -218,3 +218,12 @@ test('a GPT-2 model from the hub mimic: the token strip, attention, head scores,
   await page.screenshot({ path: 'screenshots/inspect-gpt2-attribution.png', fullPage: true });
   await reportLongTasks(page, 'tiny GPT-2 (Q8_0 GGUF) all views');
 });
+
+test('every view fits a 390 px wide phone screen (no sideways scrolling of the page; wide grids scroll in their own box)', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [url, ready] of [['?model=induction-2l', 'head-score-row'], ['?model=induction-2l&view=lens', 'lens-cell'], ['?model=modular-addition&view=attribution', 'attr-bar'], ['?model=english-char-3l&view=neurons', 'neuron-row']]) {
+    await page.goto('./' + url);
+    await expect(page.getByTestId(ready).first()).toBeVisible({ timeout: 120_000 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), url).toBeLessThanOrEqual(390);
+  }
+});

@@ -38,7 +38,7 @@ pub fn AttributionChart(
                         <div class="bar-row" data-testid="attr-bar" data-label=b.label.clone() data-kind=b.kind.clone() data-value=format!("{:.6}", b.value) title=format!("{}: {:+.4}", b.label, b.value)>
                             <span class="bar-label">{b.label.clone()}</span>
                             <span class="bar-track">
-                                <span class=format!("bar {}", b.kind) class:neg=b.value < 0.0 style:--w=format!("{w:.2}%")></span>
+                                <span class=format!("attr-fill {}", b.kind) class:neg=b.value < 0.0 style:--w=format!("{w:.2}%")></span>
                             </span>
                             <span class="num">{format!("{:+.3}", b.value)}</span>
                         </div>
