@@ -5,7 +5,9 @@ self.addEventListener('message', async (event) => {
   const { glue, wasm, module } = event.data;
   const bindings = await import(glue);
   // The page's own compiled module when it sent one (no second download or compile).
-  await bindings.default({ module_or_path: module instanceof WebAssembly.Module ? module : wasm });
+  const exports = await bindings.default({ module_or_path: module instanceof WebAssembly.Module ? module : wasm });
+  // The engine's wasm memory, in bytes (e2e tests read it to check memory under repetition).
+  self.glassboxWasmBytes = () => exports.memory.buffer.byteLength;
   bindings.worker_main();
 }, { once: true });
 

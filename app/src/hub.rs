@@ -54,6 +54,12 @@ pub fn resolve_url(base: &str, repo: &str, file: &str) -> String {
     format!("{}/{}/resolve/main/{}", base.trim_end_matches('/'), repo.trim_matches('/'), file.trim_start_matches('/'))
 }
 
+/// The host a hub base URL points at ("huggingface.co", "127.0.0.1:4173"), or the text as it
+/// is when it is not a URL.
+pub fn host_of(base: &str) -> String {
+    web_sys::Url::new(base.trim()).map(|u| u.host()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| base.trim().to_string())
+}
+
 /// Checks a repo id: `owner/name`, hub-style characters only.
 pub fn check_repo(repo: &str) -> Result<(), String> {
     let ok = |s: &str| !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));

@@ -4,7 +4,7 @@
 // crate would panic on. In each case the model in use keeps answering and the load panel is
 // usable again.
 import { test, expect } from '@playwright/test';
-import { runPrompt, top5, waitForModel } from './browser.mjs';
+import { recordRequests, runPrompt, top5, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -135,4 +135,66 @@ test('a hub repository whose tokenizer.json would make the tokenizers crate pani
   await runPrompt(page, 'Call me Ishmael.');
   expect((await top5(page)).length).toBe(5);
   expect(errors).toEqual([]);
+});
+
+test('a hub chosen by the link is named with its host, and nothing is downloaded from it before the reader presses Load a second time', async ({ page }) => {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  // Another origin than the page's (server.mjs serves the hub on the next port too).
+  const other = `127.0.0.1:${PORT + 1}`;
+  const HUB_OTHER = `http://${other}/hub`;
+  await page.goto('./?hub=' + encodeURIComponent(HUB_OTHER));
+  await waitForModel(page);
+  await expect(page.getByTestId('hub-base')).toHaveValue(HUB_OTHER);
+  const requests = recordRequests(page);
+  // The suggested models say where they would come from.
+  await page.getByTestId('load-panel').locator('summary', { hasText: 'Suggested models' }).click();
+  await expect(page.getByTestId('curated-host')).toHaveText(`Downloaded from ${other}`);
+
+  await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
+  const error = page.getByTestId('load-error');
+  await expect(error).toContainText(`would be downloaded from ${other}`);
+  await expect(error).toContainText('press Load again');
+  expect(requests.filter((u) => u.includes(other))).toEqual([]);
+
+  // Confirmed: now it downloads (this hub sends no CORS headers, so the browser refuses it).
+  await page.getByTestId('load-button').click();
+  await expect(error).toContainText('refused the request or could not be reached', { timeout: 30_000 });
+  expect(requests.some((u) => u.includes(other))).toBe(true);
+  expect(errors).toEqual([]);
+});
+
+test('memory under repetition: 500 runs keep the page heap and the engine worker\'s wasm memory bounded', async ({ page }) => {
+  test.setTimeout(600_000);
+  await page.goto('./');
+  await waitForModel(page);
+  const heapMb = () => page.evaluate(() => performance.memory.usedJSHeapSize / 2 ** 20);
+  const wasmMb = async () => {
+    const [worker] = page.workers();
+    return worker.evaluate(() => self.glassboxWasmBytes() / 2 ** 20);
+  };
+  const prompts = Array.from({ length: 10 }, (_, i) => `xQ7bLm2Rk9p${i} vT3nW8cY xQ7bLm2Rk9p${i}`);
+  const figures = [];
+  let heap50 = 0;
+  let wasm50 = 0;
+  for (let i = 1; i <= 500; i++) {
+    await runPrompt(page, prompts[i % prompts.length] + (i % 2 ? '' : ' a'));
+    if (i === 50 || i % 100 === 0) {
+      // Let the page collect what it can before reading its heap.
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 200)));
+      const f = { runs: i, heapMb: await heapMb(), wasmMb: await wasmMb() };
+      figures.push(f);
+      if (i === 50) {
+        heap50 = f.heapMb;
+        wasm50 = f.wasmMb;
+      }
+    }
+  }
+  console.log(`memory under repetition (induction-2l): ${JSON.stringify(figures)}`);
+  const last = figures[figures.length - 1];
+  // After the first 50 runs have warmed everything up, 450 more leave both where they were
+  // (a leak of one run's views or cache would add up to many MB here).
+  expect(last.heapMb - heap50).toBeLessThan(16);
+  expect(last.wasmMb - wasm50).toBeLessThan(16);
+  expect(page.workers().length).toBe(1);
 });

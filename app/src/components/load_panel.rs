@@ -200,6 +200,8 @@ pub fn LoadPanel(
             {status}
             <details>
                 <summary>"Suggested models (download sizes are approximate)"</summary>
+                // Where a suggestion downloads from is always named (a link can set the hub).
+                <p class="help" data-testid="curated-host">{move || format!("Downloaded from {}", crate::hub::host_of(&hub_base.get()))}</p>
                 <ul class="curated">{curated}</ul>
             </details>
             <details open=move || !cached.get().is_empty()>

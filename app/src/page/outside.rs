@@ -23,6 +23,35 @@ fn model_ref(src: &ModelSource) -> ModelRef {
     ModelRef { source, sha256: Vec::new() }
 }
 
+thread_local! {
+    /// Hubs from the page's link that the reader has confirmed (pressed Load again for).
+    static CONFIRMED_HUBS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The hub the page's link named (`?hub=`), when it is neither this site's origin nor the
+/// default hub: a link must never silently change where models come from.
+fn link_hub() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let params = web_sys::UrlSearchParams::new_with_str(&location.search().ok()?).ok()?;
+    let hub = params.get("hub")?.trim().trim_end_matches('/').to_string();
+    let origin = web_sys::Url::new(&hub).ok()?.origin();
+    (origin != location.origin().ok()? && hub != hub::DEFAULT_HUB).then_some(hub)
+}
+
+/// The first Load from a hub the link chose names its host and asks for a second press.
+fn confirm_link_hub(base: &str, repo: &str) -> Result<(), String> {
+    let base = base.trim().trim_end_matches('/').to_string();
+    if link_hub().as_deref() != Some(base.as_str()) || CONFIRMED_HUBS.with(|c| c.borrow().contains(&base)) {
+        return Ok(());
+    }
+    CONFIRMED_HUBS.with(|c| c.borrow_mut().push(base.clone()));
+    let host = hub::host_of(&base);
+    Err(format!(
+        "The link that opened this page set the hub to {base}, not {}: {repo} would be downloaded from {host}. Nothing was downloaded; press Load again to download from {host}.",
+        hub::host_of(hub::DEFAULT_HUB)
+    ))
+}
+
 pub async fn refresh_cached(page: Page) {
     page.cached.set(hub::list_cached().await);
 }
@@ -120,6 +149,7 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
         }
         ModelSource::Hub { base, repo, file, quantize } => {
             hub::check_repo(repo)?;
+            confirm_link_hub(base, repo)?;
             let quantize = match quantize.as_deref() {
                 None | Some("" | "none") => None,
                 Some(q) => Some(q.parse::<glassbox_core::QuantizeOnLoad>().map_err(|e| format!("{e}."))?),
