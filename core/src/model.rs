@@ -124,6 +124,31 @@ impl<B: Backend> HookedTransformer<B> {
         Ok(out.remove(0))
     }
 
+    /// The model cut after block `layer`, with a one-output zero unembedding: the same
+    /// activations up to `blocks.{layer}` (what TransformerLens's
+    /// `run_with_cache(stop_at_layer=layer + 1)` computes) and none of the later work. It shares
+    /// this model's weights on the backend. What a corpus scan of one layer runs.
+    pub fn truncated(&self, backend: &B, layer: usize) -> Result<HookedTransformer<B>> {
+        if layer >= self.cfg.n_layers {
+            return Err(Error::Request(format!("layer {layer} is out of range (the model has {} layers)", self.cfg.n_layers)));
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.n_layers = layer + 1;
+        cfg.d_vocab_out = 1;
+        cfg.tied_embeddings = false;
+        let w = &self.weights;
+        let zero = crate::weights::HostMatrix::Dense(HostTensor::zeros(vec![cfg.d_model, 1]));
+        let weights = ModelWeights {
+            W_E: w.W_E.clone(),
+            W_pos: w.W_pos.clone(),
+            blocks: w.blocks[..=layer].to_vec(),
+            ln_final_w: w.ln_final_w.clone(),
+            ln_final_b: w.ln_final_b.clone(),
+            W_U: backend.upload_matrix(&zero, crate::weights::MatrixRole::Linear)?,
+        };
+        Ok(HookedTransformer { cfg, weights })
+    }
+
     /// Rows of the residual stream, already through the final norm, `[rows, d_model]`, times
     /// `W_U` on this backend: `[rows, d_vocab_out]` on the host. What the logit lens and a
     /// neuron's direct effect read (`analysis/`).

@@ -267,3 +267,18 @@ fn the_induction_models_card_names_the_heads_the_detector_ranks_first() {
         assert!(ranked[named.len() - 1].2 > 2.0 * ranked[named.len()].2, "{key}: no clear gap in {ranked:?}");
     }
 }
+
+#[test]
+fn a_model_cut_after_a_layer_computes_that_layer_as_the_whole_model_does() {
+    let f = family_fixture("gpt2-tiny");
+    let model = HookedTransformer::new(&CpuBackend, f.cfg.clone(), &f.weights).unwrap();
+    let hook = "blocks.1.mlp.hook_post";
+    let req = RunRequest::new(f.tokens.clone()).cache(&[hook]);
+    let full = pollster::block_on(model.run(&CpuBackend, &req)).unwrap();
+    let cut = model.truncated(&CpuBackend, 1).unwrap();
+    assert_eq!((cut.cfg.n_layers, cut.weights.blocks.len()), (2, 2));
+    let part = pollster::block_on(cut.run(&CpuBackend, &req)).unwrap();
+    assert_eq!(part.logits.shape, vec![f.tokens.len(), 1]);
+    assert_eq!(part.get(hook).unwrap().data, full.get(hook).unwrap().data);
+    assert!(model.truncated(&CpuBackend, 3).is_err());
+}

@@ -7,12 +7,16 @@
 //   node e2e/bench/longtask.mjs http://127.0.0.1:4300/ [parts] [--runs=3] [--cap-s=300]
 //
 // The base URL is the only tie to a build, so the same script measures any build. `parts`
-// is a comma list (default all): english-gpu, english-cpu, gpt2-cpu, gpt2-gpu, cold.
+// is a comma list (default all): english-gpu, english-cpu, gpt2-cpu, gpt2-gpu, cold,
+// views-english-gpu, views-gpt2-cpu.
 //   english-*: the shipped English model (`?model=english-char-3l`), a 124-character prompt
 //              (slices of the shipped Moby-Dick corpus), `runs` runs after the model is ready.
 //   gpt2-*:    `glassbox-test/gpt2-small-random` from the hub mimic (GPT-2 small's shape, random
 //              weights, made by server.mjs), loaded through the "Load a model" panel, then the
 //              same prompts. Each step is capped at `cap-s` seconds; what happened is printed.
+//   views-*:   the inspect views (issue 9) after a run of the first prompt: each tab (head
+//              scores, neurons + a neuron page, logit lens, attribution) from click to data
+//              shown, then a scan of the shipped corpus slice with the layer shown (tokens/s).
 //   cold:      page open (fresh context, empty cache) to the first prediction of the default
 //              model on WebGPU, 3 times (as bench/browser_bench.mjs), with the longest task.
 // One JSON line per figure on stdout.
@@ -181,6 +185,85 @@ async function gpt2(browser, cpu) {
   }
 }
 
+/** Clicks each inspect tab and scans the corpus; one JSON line per step. */
+async function inspectViews(page, what) {
+  const steps = [
+    ['attention', 'head-score-row'],
+    ['neurons', 'neuron-title'],
+    ['lens', 'lens-cell'],
+    ['attribution', 'attribution-sum'],
+  ];
+  const out = [];
+  for (const [tab, ready] of steps) {
+    await page.waitForTimeout(300);
+    const t0 = await now(page);
+    await page.getByTestId(`tab-${tab}`).click();
+    try {
+      await page.getByTestId(ready).first().waitFor({ timeout: CAP_MS });
+    } catch {
+      console.log(JSON.stringify({ what: `${what}: ${tab}`, outcome: `not shown within ${CAP_MS / 1000} s` }));
+      continue;
+    }
+    const t1 = await now(page);
+    const r = { what: `${what}: ${tab} view`, view_ms: Math.round(t1 - t0), ...(await windowStats(page, t0, t1)) };
+    console.log(JSON.stringify(r));
+    out.push(r);
+  }
+  await page.getByTestId('tab-neurons').click();
+  await page.getByTestId('scan-run').waitFor({ timeout: CAP_MS });
+  const t0 = await now(page);
+  await page.getByTestId('scan-run').click();
+  try {
+    await page.getByTestId('scan-done').waitFor({ timeout: CAP_MS });
+  } catch {
+    console.log(JSON.stringify({ what: `${what}: scan`, outcome: `no scan within ${CAP_MS / 1000} s`, ...(await windowStats(page, t0, await now(page))) }));
+    return out;
+  }
+  const t1 = await now(page);
+  const text = await page.getByTestId('scan-done').textContent();
+  const tokens = Number(text.match(/scanned: (\d+) tokens/)[1]);
+  const r = { what: `${what}: corpus scan (shipped slice)`, tokens, scan_ms: Math.round(t1 - t0), tokens_per_s: Math.round((tokens * 1000) / (t1 - t0)), ...(await windowStats(page, t0, t1)) };
+  console.log(JSON.stringify(r));
+  out.push(r);
+  return out;
+}
+
+async function viewsEnglish(browser) {
+  const what = 'english-char-3l views, WebGPU';
+  const { ctx, page } = await newPage(browser);
+  try {
+    await page.goto(`${base}?model=english-char-3l`);
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('prompt').fill(PROMPTS[0]);
+    await page.getByTestId('run').click();
+    await shownAt(page, PROMPTS[0], CAP_MS);
+    return await inspectViews(page, what);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function viewsGpt2(browser) {
+  const what = 'gpt2-small-random views, CPU (backend=cpu)';
+  const { ctx, page } = await newPage(browser);
+  try {
+    await page.goto(`${base}?hub=${encodeURIComponent(HUB)}&backend=cpu`);
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('hub-repo').fill(GPT2_REPO);
+    await page.getByTestId('hub-format').selectOption('safetensors');
+    await page.getByTestId('load-button').click();
+    await page.getByTestId('loaded-model').filter({ hasText: GPT2_REPO }).waitFor({ timeout: CAP_MS });
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('prompt').fill(PROMPTS[0]);
+    await page.getByTestId('run').click();
+    await shownAt(page, PROMPTS[0], CAP_MS);
+    console.log(JSON.stringify({ what: `${what}: tokens`, tokens: await page.getByTestId('token').count() }));
+    return await inspectViews(page, what);
+  } finally {
+    await ctx.close();
+  }
+}
+
 async function cold(browser) {
   const loads = [];
   for (let i = 0; i < 3; i++) {
@@ -212,6 +295,8 @@ try {
       else if (part === 'gpt2-cpu') await gpt2(browser, true);
       else if (part === 'gpt2-gpu') await gpt2(browser, false);
       else if (part === 'cold') await cold(browser);
+      else if (part === 'views-english-gpu') await viewsEnglish(browser);
+      else if (part === 'views-gpt2-cpu') await viewsGpt2(browser);
       else console.error(`unknown part ${part}`);
     } catch (e) {
       console.log(JSON.stringify({ what: part, outcome: `failed: ${e.message.split('\n')[0]}` }));

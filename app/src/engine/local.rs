@@ -82,6 +82,15 @@ impl Engine {
         }
     }
 
+    /// This engine's model cut after block `layer` (`HookedTransformer::truncated`), on the same
+    /// backend and weights: a scan of one layer runs only the blocks up to it.
+    pub fn truncated(&self, layer: usize) -> Result<Engine> {
+        Ok(match self {
+            Engine::Cpu { backend, model } => Engine::Cpu { backend: backend.clone(), model: model.truncated(backend, layer)? },
+            Engine::Gpu { backend, model } => Engine::Gpu { backend: backend.clone(), model: model.truncated(&**backend, layer)? },
+        })
+    }
+
     /// Whether this is WebGPU on a software adapter (SwiftShader and the like, which report a
     /// CPU device type): there our wasm CPU path is much faster for large batches.
     pub fn is_software_gpu(&self) -> bool {

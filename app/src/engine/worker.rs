@@ -369,6 +369,11 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String
         None => (task_inputs(cfg), TASK_CHUNK),
     };
     let d_mlp = cfg.d_mlp.ok_or_else(|| RunFailure::Engine("This model has no MLP neurons.".into()))?;
+    // A scan reads one layer: run only the blocks up to it.
+    let engine = match &scan {
+        Some((layer, _, _)) => Rc::new(engine.truncated(*layer).map_err(fail)?),
+        None => engine,
+    };
     let batches = exp.sweep_batches(cfg, &inputs, chunk).map_err(fail)?;
     let total = inputs.len();
     let mut done = 0;
