@@ -8,10 +8,10 @@ mod components;
 mod engine;
 mod fourier;
 mod hub;
+mod inspect;
 mod loader;
 mod models;
 mod page;
-mod inspect;
 mod prompt;
 mod url_state;
 
