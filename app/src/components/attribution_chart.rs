@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use super::Legend;
 use crate::inspect::{AttributionView, Bar};
 
 /// Direct logit attribution at a position: one bar per component (each head, each MLP, the
@@ -59,6 +60,7 @@ pub fn AttributionChart(
                 <p class="help">{format!("Direct effect of each component on {what} at position {}, through ln_final at its cached scale{}{}.", a.pos, if a.fold_ln { " (weight folded into W_U, bias as a term)" } else { ", weight not folded" }, if a.center_unembed { ", centred unembedding" } else { "" })}</p>
                 <p class="sum-check" class:bad=!agree data-testid="attribution-sum" data-sum=format!("{:.6}", a.sum) data-actual=format!("{:.6}", a.actual) data-largest=largest>{check}</p>
                 <div class="bars" data-testid="attribution">{rows}</div>
+                <Legend label="bar length: the term, scaled to the largest" low=format!("{:+.2} (lowers)", -max) high=format!("{max:+.2} (raises)") palette="div" />
             }
             .into_any()
         }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use super::Legend;
 use crate::inspect::HeadsView;
 
 /// Every head's previous-token, duplicate-token and induction score (TransformerLens's head
@@ -72,6 +73,7 @@ pub fn HeadScores(
             };
             view! {
                 <p class="help">{format!("Share of each head's attention where a head of that kind would look, on {on} (TransformerLens detect_head, \"mul\").")}</p>
+                <Legend label="score (share of attention)" low="0" high="1" palette="seq" />
                 <div class="table-wrap">
                     <table class="scores" data-testid="head-scores">
                         <thead><tr><th>"head"</th>{headers}</tr></thead>

@@ -17,8 +17,8 @@ use glassbox_core::analysis::lens::LensNorm;
 use glassbox_core::View;
 
 use crate::components::{
-    AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, LoadPanel, LoadState, LogitLens, ModelPanel,
-    ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanControls, TokenChips, TokenStrip, ViewTabs,
+    AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, Legend, LoadPanel, LoadState, LogitLens,
+    ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanControls, TokenChips, TokenStrip, ViewTabs,
 };
 use crate::engine::CpuReason;
 use crate::hub;
@@ -234,6 +234,7 @@ pub fn App() -> impl IntoView {
                             <h3>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h3>
                             <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
                             <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
+                            <Legend label="attention weight (shading: its square root)" low="0" high="1" palette="seq" />
                             <h3>"Head scores"</h3>
                             <HeadScores
                                 scores=heads
