@@ -226,8 +226,12 @@ pub struct NeuronView {
     pub scanned: Option<String>,
 }
 
+/// Tokens with a value each, as shown.
+pub type TokenValues = Vec<(String, f32)>;
+
 impl NeuronView {
-    pub fn effect(e: DirectEffect, tokenizer: &Tokenizer) -> (Vec<(String, f32)>, Vec<(String, f32)>) {
+    /// A direct effect's (promoted, suppressed) tokens as strings.
+    pub fn effect(e: DirectEffect, tokenizer: &Tokenizer) -> (TokenValues, TokenValues) {
         let s = |v: Vec<(u32, f32)>| v.into_iter().map(|(id, x)| (tokenizer.output_str(id), x)).collect();
         (s(e.promoted), s(e.suppressed))
     }
