@@ -10,6 +10,7 @@
 //! - [`heads`]: previous-token, duplicate-token and induction scores (`head_detector.detect_head`).
 //! - [`neurons`]: a neuron's activations and its direct effect on the logits.
 //! - [`scan`]: top-activating examples over a corpus, per neuron, with their context.
+//! - [`patching`]: activation patching sweeps (`patching.get_act_patch_*`) and ablations.
 //!
 //! The weights are the host copy (`ModelWeights<HostTensor, HostMatrix>`, what a
 //! [`crate::ModelBundle`] holds); the only heavy product, the logit lens's full-vocabulary
@@ -19,6 +20,7 @@ pub mod attribution;
 pub mod heads;
 pub mod lens;
 pub mod neurons;
+pub mod patching;
 pub mod scan;
 
 use crate::config::{Config, Normalization};
