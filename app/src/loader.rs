@@ -130,7 +130,6 @@ pub async fn fetch_bytes(url: &str, on_progress: impl Fn(u64, Option<u64>)) -> R
 /// Content-Length, or the total of a Range reply's Content-Range) is refused before its body
 /// is read, the buffer grows as bytes arrive (fallibly: running out of memory is an error, not a
 /// trap), and a body that runs past `limit` unannounced is cut off there.
-#[allow(clippy::too_many_arguments)]
 pub async fn fetch_into(
     url: &str,
     signal: Option<&web_sys::AbortSignal>,

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
+use tokenizers::{AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
 
 use crate::gguf::{GgufFile, MetaArray};
 use crate::{Error, Result};
@@ -389,7 +389,16 @@ impl HfTokenizer {
         Ok(t)
     }
 
-    fn wrap(inner: Tokenizer, spelling: Spelling, n_tokens: Option<usize>) -> Result<HfTokenizer> {
+    fn wrap(mut inner: Tokenizer, spelling: Spelling, n_tokens: Option<usize>) -> Result<HfTokenizer> {
+        // tokenizers 0.23 caches BPE words in a thread-local map keyed by model instance and
+        // never drops a dropped model's entries: every tokenizer built on a thread would leak
+        // up to 10,000 cached words for the thread's lifetime (found by the fuzzer's memory cap:
+        // about 4 kB per GGUF loaded). Prompts are short; the cache is off.
+        if let ModelWrapper::BPE(bpe) = inner.get_model() {
+            let mut bpe = bpe.clone();
+            bpe.resize_cache(0);
+            inner.with_model(ModelWrapper::BPE(bpe));
+        }
         let added: HashSet<u32> = inner.get_added_tokens_decoder().keys().copied().collect();
         let vocab_size = inner.get_vocab_size(true).max(n_tokens.unwrap_or(0));
         if vocab_size == 0 {

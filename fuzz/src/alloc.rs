@@ -25,6 +25,11 @@ pub fn set_current(target: u64, index: u64) {
     CURRENT.with(|c| c.set((target, index)));
 }
 
+/// The bytes allocated and not yet freed, over all threads.
+pub fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// The largest single allocation seen so far.
 pub fn peak_allocation() -> usize {
     PEAK_ONE.load(Ordering::Relaxed)
