@@ -125,12 +125,12 @@ fn Examples(examples: Vec<ExampleView>) -> impl IntoView {
                 })
                 .collect_view();
             view! {
-                <li class="example" data-testid="scan-example" data-value=format!("{:.6}", e.act)>
+                <li class="top-example" data-testid="scan-example" data-value=format!("{:.6}", e.act)>
                     <span class="num">{format!("{:.3}", e.act)}</span>
                     <span class="ex-text">{toks}</span>
                 </li>
             }
         })
         .collect_view();
-    view! { <ol class="examples" data-testid="scan-examples">{rows}</ol> }.into_any()
+    view! { <ol class="top-examples" data-testid="scan-examples">{rows}</ol> }.into_any()
 }
