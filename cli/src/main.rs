@@ -10,6 +10,9 @@
 //!   glassbox neuron --model M --prompt TEXT --layer L --neuron N [--pos P] [--top K]
 //!   glassbox heads --model M [--prompt TEXT | --repeated N [--seed S]]
 //!   glassbox scan --model M --layer L [--neuron N] [--corpus FILE] [--k 10] [--batch B] [--window W]
+//!   glassbox patch --model M --clean TEXT --corrupted TEXT --what resid_pre|...|pattern [--by pos|all] [--noising]
+//!                  [--metric logit_diff|prob|logprob|loss|kl] [--target T] [--distractor D]   activation patching
+//!   glassbox ablate --model M --prompt TEXT --head L.H[,L.H] | --mlp L | --neurons L:n,n --kind zero|mean|resample [--dataset FILE]
 //!
 //! The analysis commands (lens, attribute, neuron, heads, scan) print what the app's views show
 //! (glassbox_core::analysis), for a reader, or as JSON with `--json`.
@@ -23,6 +26,7 @@
 
 mod analyze;
 mod bench;
+mod patch;
 mod scan;
 mod train;
 
@@ -33,6 +37,7 @@ use glassbox_core::{CpuBackend, HookedTransformer, ModelBundle, RunRequest};
 
 use analyze::{NormArg, SortArg};
 use bench::{BenchBackend, BenchQuant};
+use patch::{ByArg, KindArg, MetricArg, WhatArg};
 
 /// What a command returns: a failure prints `error: ...` and exits with 1.
 pub(crate) type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -231,6 +236,89 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Activation patching (TransformerLens patching.get_act_patch_*): every layer x position
+    /// (x head) of an activation patched from one prompt's run into the other's, with the
+    /// metric of each patched run (normalised: 0 = corrupted, 1 = clean).
+    Patch {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The clean prompt.
+        #[arg(long, value_name = "TEXT")]
+        clean: String,
+        /// The corrupted prompt (the same number of tokens).
+        #[arg(long, value_name = "TEXT")]
+        corrupted: String,
+        /// The metric's token: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        target: Option<String>,
+        /// The logit difference's other token: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        distractor: Option<String>,
+        /// The activation patched (z: a head's output).
+        #[arg(long, value_enum)]
+        what: WhatArg,
+        /// One cell per position, or per layer (x head) over all positions.
+        #[arg(long, value_enum, default_value_t = ByArg::Pos)]
+        by: ByArg,
+        /// Patch corrupted activations into the clean run (default: clean into corrupted).
+        #[arg(long)]
+        noising: bool,
+        /// What is measured on each patched run.
+        #[arg(long, value_enum, default_value_t = MetricArg::LogitDiff)]
+        metric: MetricArg,
+        /// The position the metric reads (default: the last).
+        #[arg(long, value_name = "N")]
+        pos: Option<usize>,
+        /// Print the raw metric instead of the normalised one.
+        #[arg(long)]
+        raw: bool,
+        /// Patched runs per forward pass.
+        #[arg(long, value_name = "N", default_value_t = patch::DEFAULT_CHUNK)]
+        chunk: usize,
+        /// Print JSON (the core's PatchResult) instead of a grid.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ablate heads, an MLP layer or neurons (zero, mean or resample) and report the metric's change.
+    Ablate {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// Heads' outputs (hook_z), as LAYER.HEAD, comma-separated.
+        #[arg(long = "head", value_name = "L.H[,L.H]")]
+        heads: Option<String>,
+        /// An MLP layer's output (hook_mlp_out).
+        #[arg(long, value_name = "L")]
+        mlp: Option<usize>,
+        /// Neurons of one layer (mlp.hook_post), as LAYER:N,N.
+        #[arg(long, value_name = "L:N,N")]
+        neurons: Option<String>,
+        /// What replaces the activation.
+        #[arg(long, value_enum, default_value_t = KindArg::Zero)]
+        kind: KindArg,
+        /// Prompts, one per line, each as long as the prompt in tokens (mean and resample).
+        #[arg(long, value_name = "FILE")]
+        dataset: Option<PathBuf>,
+        /// What is measured.
+        #[arg(long, value_enum, default_value_t = MetricArg::Loss)]
+        metric: MetricArg,
+        /// The metric's token: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        target: Option<String>,
+        /// The logit difference's other token.
+        #[arg(long, value_name = "TOKEN")]
+        distractor: Option<String>,
+        /// The position the metric reads (default: the last).
+        #[arg(long, value_name = "N")]
+        pos: Option<usize>,
+        /// Print JSON (the core's AblationResult) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -264,6 +352,37 @@ fn main() {
         Command::Scan { model, layer, neuron, corpus, k, batch, window, full_forward, json } => {
             scan::scan(scan::ScanArgs { model: &model, layer, neuron, corpus: &corpus, k, batch, window, full_forward, json })
         }
+        Command::Patch { model, clean, corrupted, target, distractor, what, by, noising, metric, pos, raw, chunk, json } => {
+            patch::patch_cmd(patch::PatchArgs {
+                model: &model,
+                clean: &clean,
+                corrupted: &corrupted,
+                target: target.as_deref(),
+                distractor: distractor.as_deref(),
+                what,
+                by,
+                noising,
+                metric,
+                pos,
+                raw,
+                chunk,
+                json,
+            })
+        }
+        Command::Ablate { model, prompt, heads, mlp, neurons, kind, dataset, metric, target, distractor, pos, json } => patch::ablate_cmd(patch::AblateArgs {
+            model: &model,
+            prompt: &prompt,
+            heads: heads.as_deref(),
+            mlp,
+            neurons: neurons.as_deref(),
+            kind,
+            dataset: dataset.as_deref(),
+            metric,
+            target: target.as_deref(),
+            distractor: distractor.as_deref(),
+            pos,
+            json,
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

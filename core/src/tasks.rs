@@ -90,11 +90,25 @@ impl induction::Example {
 /// Held-out accuracy of a model on the repeated half of `n` fresh induction sequences drawn
 /// with `seed` (training uses other seeds).
 pub async fn induction_heldout_accuracy<B: crate::Backend>(model: &crate::HookedTransformer<B>, backend: &B, seed: u64, n: usize) -> crate::Result<f32> {
+    induction_heldout_accuracy_with(model, backend, seed, n, &[]).await
+}
+
+/// [`induction_heldout_accuracy`] with `interventions` applied to every sequence (an ablation:
+/// `analysis::patching::zero_ablation` of the induction heads).
+pub async fn induction_heldout_accuracy_with<B: crate::Backend>(
+    model: &crate::HookedTransformer<B>,
+    backend: &B,
+    seed: u64,
+    n: usize,
+    interventions: &[crate::Intervention],
+) -> crate::Result<f32> {
     let mut rng = Rng::new(seed);
     let (mut right, mut total) = (0, 0);
     for _ in 0..n {
         let ex = induction::example(&mut rng);
-        let out = model.run(backend, &crate::RunRequest::new(ex.tokens.clone())).await?;
+        let mut req = crate::RunRequest::new(ex.tokens.clone());
+        req.interventions = interventions.to_vec();
+        let out = model.run(backend, &req).await?;
         right += ex.correct(&out.logits);
         total += ex.predictable.len();
     }

@@ -601,7 +601,7 @@ pub enum AblationTarget {
 
 impl AblationTarget {
     /// (hook, head, neuron) of each selection.
-    fn parts(&self, cfg: &Config) -> Result<Vec<(String, Option<usize>, Option<usize>)>> {
+    fn parts(&self, cfg: &Config) -> Result<Vec<Selected>> {
         let layer_ok = |l: usize| {
             if l >= cfg.n_layers {
                 Err(Error::Request(format!("layer {l} is out of range (the model has {} layers)", cfg.n_layers)))
@@ -656,6 +656,9 @@ impl AblationTarget {
         Ok(out)
     }
 }
+
+/// One selection of an ablation: (hook, head, neuron).
+type Selected = (String, Option<usize>, Option<usize>);
 
 /// How an ablation replaces the activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
