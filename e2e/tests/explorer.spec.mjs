@@ -64,7 +64,7 @@ test('a layer-1 head of the induction model attends from the repeat to the token
   const hits = [];
   for (let h = 0; h < heads; h++) {
     await page.locator(`[data-testid="head-button"][data-head="${h}"]`).click();
-    await expect(page.locator('.panel h2', { hasText: `layer 1, head ${h}` })).toBeVisible();
+    await expect(page.getByRole('heading', { name: `Attention pattern: layer 1, head ${h}` })).toBeVisible();
     let n = 0;
     for (const q of queries) {
       const row = await patternRow(page, q);
