@@ -338,7 +338,8 @@ impl Config {
             hf.n_layer,
             hf.n_embd,
             hf.n_head,
-            if hf.attn_only { None } else { Some(hf.n_inner.unwrap_or(4 * hf.n_embd)) },
+            // Saturating: an absurd n_embd is refused by `validate`, never overflows here.
+            if hf.attn_only { None } else { Some(hf.n_inner.unwrap_or_else(|| hf.n_embd.saturating_mul(4))) },
             hf.vocab_size,
             hf.n_positions,
         );
