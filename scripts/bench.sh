@@ -5,9 +5,43 @@
 # Neuron scan throughput (issue 9): `glassbox scan` against a TransformerLens loop computing
 # the same top-k per neuron (python/bench_scan_transformer_lens.py), same text, same windows:
 #   scripts/bench.sh scan [layer=5] [chars=8000] [window=128] [batch=8]
+# Activation patching (issue 10): `glassbox patch --what resid_pre` (layer x position, batched,
+# shared prefix) against TransformerLens's get_act_patch_resid_pre, same weights and tokens:
+#   scripts/bench.sh patch [tokens=16]
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = patch ]; then
+  N="${2:-16}"
+  MODEL=/tmp/gpt2-small-random
+  OUT=$(mktemp)
+  cargo build --release -q -p glassbox-cli
+  if [ ! -f "$MODEL/model.safetensors" ]; then
+    python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
+  fi
+  # The random GPT-2 has no tokenizer: glassbox labels the grid with the BPE fixture's (1000 ids;
+  # the prompts' ids are drawn below 1000).
+  cp fixtures/tokenizers/gpt2-bpe/tokenizer.json "$MODEL/"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 python/bench_patching_transformer_lens.py --model "$MODEL" --n-tokens "$N" >"$OUT.tl"
+  ids() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); v=d[sys.argv[2]]; print(','.join(map(str, v)) if isinstance(v, list) else v)" "$OUT.tl" "$1"; }
+  ./target/release/glassbox patch --model "$MODEL" --ids --clean "$(ids clean)" --corrupted "$(ids corrupted)" \
+    --target "#$(ids target)" --distractor "#$(ids distractor)" --what resid_pre --json >"$OUT.gb"
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 - "$OUT.tl" "$OUT.gb" <<'PY'
+import json, sys
+tl, gb = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+r = gb["result"]
+assert gb["clean_tokens"] == tl["clean"] and gb["corrupted_tokens"] == tl["corrupted"]
+d = max(abs(a - b) for a, b in zip(r["values"], tl["values"]))
+shape = "x".join(str(a["size"]) for a in r["axes"])
+print(f"{shape} = {r['runs']} patched runs ({len(tl['clean'])} tokens); glassbox: {r['batches']} run_batch calls; max |glassbox - TL| = {d:.2e}")
+print("| TransformerLens get_act_patch_resid_pre (s) | glassbox CPU patch (s) | TL / glassbox |")
+print("|---|---|---|")
+print(f"| {tl['seconds']:.2f} | {gb['seconds']:.2f} | {tl['seconds'] / gb['seconds']:.2f}x |")
+PY
+  exit 0
+fi
 if [ "${1:-}" = scan ]; then
   LAYER="${2:-5}"; CHARS="${3:-8000}"; WINDOW="${4:-128}"; BATCH="${5:-8}"
   MODEL=/tmp/gpt2-small-random

@@ -276,6 +276,9 @@ enum Command {
         /// Patched runs per forward pass.
         #[arg(long, value_name = "N", default_value_t = patch::DEFAULT_CHUNK)]
         chunk: usize,
+        /// --clean and --corrupted are comma-separated token ids, not text.
+        #[arg(long)]
+        ids: bool,
         /// Print JSON (the core's PatchResult) instead of a grid.
         #[arg(long)]
         json: bool,
@@ -352,7 +355,7 @@ fn main() {
         Command::Scan { model, layer, neuron, corpus, k, batch, window, full_forward, json } => {
             scan::scan(scan::ScanArgs { model: &model, layer, neuron, corpus: &corpus, k, batch, window, full_forward, json })
         }
-        Command::Patch { model, clean, corrupted, target, distractor, what, by, noising, metric, pos, raw, chunk, json } => {
+        Command::Patch { model, clean, corrupted, target, distractor, what, by, noising, metric, pos, raw, chunk, ids, json } => {
             patch::patch_cmd(patch::PatchArgs {
                 model: &model,
                 clean: &clean,
@@ -366,6 +369,7 @@ fn main() {
                 pos,
                 raw,
                 chunk,
+                ids,
                 json,
             })
         }

@@ -150,13 +150,30 @@ pub struct PatchArgs<'a> {
     pub pos: Option<usize>,
     pub raw: bool,
     pub chunk: usize,
+    /// `clean` and `corrupted` are comma-separated token ids.
+    pub ids: bool,
     pub json: bool,
+}
+
+/// Comma-separated token ids.
+fn parse_ids(bundle: &ModelBundle, what: &str, s: &str) -> CliResult<Vec<u32>> {
+    let ids = s
+        .split(',')
+        .map(|t| t.trim().parse::<u32>().map_err(|_| format!("the {what} prompt: {t:?} is not a token id (--ids takes ids such as 464,2068,7586)")))
+        .collect::<Result<Vec<u32>, _>>()?;
+    if let Some(t) = ids.iter().find(|&&t| t as usize >= bundle.cfg.d_vocab) {
+        return Err(format!("the {what} prompt: token id {t} is outside the vocabulary of {}", bundle.cfg.d_vocab).into());
+    }
+    Ok(ids)
 }
 
 pub fn patch_cmd(a: PatchArgs<'_>) -> CliResult<()> {
     let bundle = read_bundle(a.model)?;
-    let clean = encode(&bundle, "clean", a.clean)?;
-    let corrupted = encode(&bundle, "corrupted", a.corrupted)?;
+    let (clean, corrupted) = if a.ids {
+        (parse_ids(&bundle, "clean", a.clean)?, parse_ids(&bundle, "corrupted", a.corrupted)?)
+    } else {
+        (encode(&bundle, "clean", a.clean)?, encode(&bundle, "corrupted", a.corrupted)?)
+    };
     let tok = &bundle.tokenizer;
     if clean.len() != corrupted.len() {
         let list = |t: &[u32]| t.iter().map(|&i| show(&tok.token_str(i))).collect::<Vec<_>>().join(" ");
