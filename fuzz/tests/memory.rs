@@ -18,7 +18,7 @@ fn loading_tokenizers_repeatedly_keeps_memory_flat() {
     let json = std::fs::read(root.join("fixtures/tokenizers/llama-spm/tokenizer.json")).unwrap();
     let gguf = glassbox_core::gguf::parse(&std::fs::read(root.join("fixtures/tokenizers/gpt2-bpe.gguf")).unwrap()).unwrap();
     let text = "The quick brown fox jumps over the lazy dog; caf\u{e9}, \u{4e2d}\u{6587}, 12345 and again and again.";
-    let mut round = |n: usize| {
+    let round = |n: usize| {
         for _ in 0..n {
             let a = HfTokenizer::from_json(&json).unwrap();
             let b = HfTokenizer::from_gguf(&gguf).unwrap();
