@@ -181,3 +181,10 @@ fn unknown_characters_are_reported_in_linear_time_with_a_capped_message() {
     assert!(msg.len() < 1000, "the message is {} bytes", msg.len());
     assert!(msg.contains("not in the vocabulary") && msg.contains("more"), "{msg}");
 }
+
+#[test]
+fn single_template_naming_sequence_b() {
+    // Found by the long fuzz run: "index out of bounds: the len is 1 but the index is 1" in
+    // processors/template.rs:556 (a single-sequence template with a `$B` piece).
+    expect("fuzz-tokenizer-20261201-802545", &["post_processor.single[3]", "sequence B"]);
+}

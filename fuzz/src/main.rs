@@ -109,6 +109,18 @@ fn main() {
                     acc.slowest_index = r.slowest_index;
                 }
                 acc.findings.extend(r.findings);
+                // A long run reports each target as soon as it is done (the table comes at the
+                // end; a run stopped early still says what it finished).
+                if acc.inputs == iters {
+                    eprintln!(
+                        "glassbox-fuzz: {} done: {} inputs, {} loaded, {} refused, {} finding(s)",
+                        t.name(),
+                        acc.inputs,
+                        acc.loaded,
+                        acc.refused,
+                        acc.findings.len()
+                    );
+                }
             })
         })
         .collect();

@@ -438,6 +438,13 @@ fn check_pattern(field: &str, v: Option<&Value>) -> R<()> {
     Ok(())
 }
 
+/// One piece of a template: a special token by name, or sequence A or B.
+enum Piece {
+    Special(String),
+    SequenceA,
+    SequenceB,
+}
+
 fn check_template(o: &Map<String, Value>, field: &str, ids_end: u64, known: &dyn Fn(&str) -> bool) -> R<()> {
     let specials_field = format!("{field}.special_tokens");
     let specials = match o.get("special_tokens") {
@@ -462,7 +469,7 @@ fn check_template(o: &Map<String, Value>, field: &str, ids_end: u64, known: &dyn
     }
     for key in ["single", "pair"] {
         let f = format!("{field}.{key}");
-        let pieces: Vec<(String, Option<String>)> = match o.get(key) {
+        let pieces: Vec<(String, Piece)> = match o.get(key) {
             None => continue,
             // "[CLS] $A [SEP]": a piece is $A, $B (with an optional :type_id) or a special token.
             Some(Value::String(s)) => s
@@ -470,7 +477,12 @@ fn check_template(o: &Map<String, Value>, field: &str, ids_end: u64, known: &dyn
                 .enumerate()
                 .map(|(i, p)| {
                     let name = p.split_once(':').map_or(p, |(n, _)| n);
-                    (format!("{f}[{i}]"), (!name.starts_with('$')).then(|| name.to_string()))
+                    let piece = match name.strip_prefix('$') {
+                        Some("B" | "b") => Piece::SequenceB,
+                        Some(_) => Piece::SequenceA,
+                        None => Piece::Special(name.to_string()),
+                    };
+                    (format!("{f}[{i}]"), piece)
                 })
                 .collect(),
             Some(Value::Array(a)) => {
@@ -482,9 +494,12 @@ fn check_template(o: &Map<String, Value>, field: &str, ids_end: u64, known: &dyn
                         Some((k, v)) if p.len() == 1 && k == "SpecialToken" => {
                             let v = object(&format!("{pf}.SpecialToken"), v)?;
                             let id = string(&format!("{pf}.SpecialToken.id"), v.get("id").unwrap_or(&Value::Null))?;
-                            out.push((pf, Some(id.to_string())));
+                            out.push((pf, Piece::Special(id.to_string())));
                         }
-                        Some((k, _)) if p.len() == 1 && k == "Sequence" => out.push((pf, None)),
+                        Some((k, v)) if p.len() == 1 && k == "Sequence" => {
+                            let id = v.get("id").and_then(Value::as_str);
+                            out.push((pf, if id == Some("B") { Piece::SequenceB } else { Piece::SequenceA }));
+                        }
                         _ => return fail(&pf, "should be {\"SpecialToken\": ...} or {\"Sequence\": ...}"),
                     }
                 }
@@ -492,11 +507,14 @@ fn check_template(o: &Map<String, Value>, field: &str, ids_end: u64, known: &dyn
             }
             Some(v) => return fail(&f, format!("should be an array or a string, not {}", kind(v))),
         };
-        for (pf, special) in pieces {
-            if let Some(name) = special {
-                if !specials.contains_key(&name) {
+        for (pf, piece) in pieces {
+            match piece {
+                Piece::Special(name) if !specials.contains_key(&name) => {
                     return fail(&pf, format!("names the special token {}, which {specials_field} does not define", quote(&name)));
                 }
+                // The crate indexes the second sequence of a single-sequence encoding.
+                Piece::SequenceB if key == "single" => return fail(&pf, "is sequence B in the single-sequence template (only A exists there)"),
+                _ => {}
             }
         }
     }
