@@ -5,8 +5,8 @@
 //! (`glassbox_core::analysis::scan::TopActivations`). Prints one neuron's examples (or the
 //! neurons that fired most) and the throughput, in tokens per second, to stderr.
 //!
-//! A neuron of layer `L` depends only on blocks `0..=L`, so the scan runs a copy of the model
-//! cut after block `L` with a one-column unembedding (what TransformerLens's
+//! A neuron of layer `L` depends only on blocks `0..=L`, so the scan runs the model cut after
+//! block `L` (`HookedTransformer::truncated`, a one-column unembedding: what TransformerLens's
 //! `run_with_cache(stop_at_layer=L + 1)` does); `--full-forward` runs every layer and the real
 //! unembedding instead (the same activations, more work).
 
@@ -17,8 +17,7 @@ use glassbox_core::analysis::neurons::check_neuron;
 use glassbox_core::analysis::scan::{Example, TopActivations};
 use glassbox_core::analysis::top_k;
 use glassbox_core::experiment::corpus_windows;
-use glassbox_core::weights::HostMatrix;
-use glassbox_core::{BatchRequest, CacheSpec, Config, CpuBackend, HookedTransformer, HostTensor, ModelBundle, ModelWeights, RunRequest, Tokenizer};
+use glassbox_core::{BatchRequest, CacheSpec, CpuBackend, HookedTransformer, ModelBundle, RunRequest, Tokenizer};
 use serde_json::json;
 
 use crate::analyze::{print_json, show};
@@ -38,24 +37,6 @@ pub struct ScanArgs<'a> {
     pub window: Option<usize>,
     pub full_forward: bool,
     pub json: bool,
-}
-
-/// The model cut after block `layer`, with a one-column zero unembedding: the same
-/// activations up to `blocks.{layer}`, none of the later work.
-pub fn truncated(cfg: &Config, weights: &ModelWeights<HostTensor, HostMatrix>, layer: usize) -> (Config, ModelWeights<HostTensor, HostMatrix>) {
-    let mut cfg = cfg.clone();
-    cfg.n_layers = layer + 1;
-    cfg.d_vocab_out = 1;
-    cfg.tied_embeddings = false;
-    let weights = ModelWeights {
-        W_E: weights.W_E.clone(),
-        W_pos: weights.W_pos.clone(),
-        blocks: weights.blocks[..=layer].to_vec(),
-        ln_final_w: weights.ln_final_w.clone(),
-        ln_final_b: weights.ln_final_b.clone(),
-        W_U: HostMatrix::Dense(HostTensor::zeros(vec![cfg.d_model, 1])),
-    };
-    (cfg, weights)
 }
 
 /// The token that starts every window: the tokenizer's BOS, else GPT-2's `<|endoftext|>`
@@ -94,9 +75,9 @@ pub fn scan(a: ScanArgs<'_>) -> CliResult<()> {
     let dropped = ids.len() - windows.len() * (window - 1);
 
     let hook = format!("blocks.{}.mlp.hook_post", a.layer);
-    let (run_cfg, run_weights) = if a.full_forward { (cfg.clone(), bundle.weights.clone()) } else { truncated(cfg, &bundle.weights, a.layer) };
-    let model = HookedTransformer::new(&CpuBackend, run_cfg, &run_weights)?;
-    drop(run_weights);
+    let full = HookedTransformer::new(&CpuBackend, cfg.clone(), &bundle.weights)?;
+    // Only the blocks up to the scanned layer (`HookedTransformer::truncated`), unless asked.
+    let model = if a.full_forward { full } else { full.truncated(&CpuBackend, a.layer)? };
     let cache = CacheSpec::Names(vec![hook.clone()]);
     let mut top = TopActivations::new(d_mlp, a.k, BEFORE, AFTER);
     let t0 = Instant::now();

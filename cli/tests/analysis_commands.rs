@@ -2,47 +2,13 @@
 //! organisms' cards lead one to expect, JSON that parses, and bad input that exits with 1 and
 //! a clear `error: ...` (usage errors with 2).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn model(name: &str) -> String {
-    repo().join("public/models").join(name).display().to_string()
-}
-
 fn corpus() -> String {
     repo().join("public/corpus/moby-dick-heldout.txt").display().to_string()
-}
-
-fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).current_dir(repo()).output().expect("the glassbox binary runs")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = glassbox(args);
-    assert!(out.status.success(), "glassbox {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.push("--json");
-    let text = ok(&args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("glassbox {args:?}: not JSON ({e}): {text}"))
-}
-
-/// Runs a command that must fail with `code`; returns its stderr.
-fn fails(args: &[&str], code: i32) -> String {
-    let out = glassbox(args);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(code), "glassbox {args:?}: {stderr}");
-    stderr
 }
 
 #[test]

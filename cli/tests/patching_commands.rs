@@ -2,41 +2,14 @@
 //! the induction heads its card names, ablating them drops its induction accuracy; JSON that
 //! parses; bad input exits with 1 and a clear `error: ...`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn model() -> String {
-    repo().join("public/models/induction-2l").display().to_string()
-}
-
-fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).current_dir(repo()).output().expect("the glassbox binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = glassbox(args);
-    assert!(out.status.success(), "glassbox {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.push("--json");
-    let text = ok(&args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("glassbox {args:?}: not JSON ({e}): {text}"))
-}
-
-fn fails(args: &[&str], code: i32) -> String {
-    let out = glassbox(args);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(code), "glassbox {args:?}: {stderr}");
-    stderr
+/// The shipped induction model.
+fn induction() -> String {
+    model("induction-2l")
 }
 
 /// The card's induction heads, as (layer, head).
@@ -49,7 +22,7 @@ fn card_induction_heads() -> Vec<(u64, u64)> {
 fn head_output_patching_singles_out_the_induction_heads() {
     // Clean: a segment, then its start again: the next token is predictable by induction.
     // Corrupted: the first occurrence's tokens changed; the same length.
-    let m = model();
+    let m = induction();
     let mut want = card_induction_heads();
     want.sort();
     for (clean, corrupted, target, distractor) in
@@ -89,7 +62,7 @@ fn head_output_patching_singles_out_the_induction_heads() {
 
 #[test]
 fn the_residual_grid_shows_where_the_answer_moves() {
-    let m = model();
+    let m = induction();
     let text = ok(&[
         "patch",
         "--model",
@@ -173,7 +146,7 @@ fn zero_ablating_the_induction_heads_drops_induction_accuracy() {
     assert!(other > 0.8, "ablating two other heads drops it to {other}");
 
     // The command: the loss of the repeated half goes up.
-    let m = model();
+    let m = induction();
     let v = json(&["ablate", "--model", &m, "--prompt", "kQmz7RbpTxkQmz7Rbp", "--head", "1.0,1.3", "--kind", "zero"]);
     assert!(v["result"]["change"].as_f64().unwrap() > 0.3, "{v}");
     let text = ok(&["ablate", "--model", &m, "--prompt", "kQmz7RbpTxkQmz7Rbp", "--head", "1.0,1.3", "--metric", "logprob", "--target", "T"]);
@@ -182,7 +155,7 @@ fn zero_ablating_the_induction_heads_drops_induction_accuracy() {
 
 #[test]
 fn mean_and_resample_ablations_read_a_dataset() {
-    let m = model();
+    let m = induction();
     let data = std::env::temp_dir().join(format!("glassbox-ablate-{}.txt", std::process::id()));
     std::fs::write(&data, "abcdefghabcdefgh\nQWERTYUIQWERTYUI\n\nzxcvbnm1zxcvbnm1\n").unwrap();
     let d = data.display().to_string();
@@ -205,7 +178,7 @@ fn mean_and_resample_ablations_read_a_dataset() {
 
 #[test]
 fn bad_input_is_refused_with_a_message() {
-    let m = model();
+    let m = induction();
     let e = fails(&["patch", "--model", &m, "--clean", "abcabc", "--corrupted", "abcab", "--target", "a", "--distractor", "b", "--what", "z"], 1);
     assert!(e.starts_with("error: ") && e.contains("same number of tokens") && e.contains("7") && e.contains("6"), "{e}");
     let e = fails(&["patch", "--model", &m, "--clean", "abcabc", "--corrupted", "xbcabc", "--target", "a", "--what", "z"], 1);

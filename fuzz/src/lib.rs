@@ -58,21 +58,18 @@ impl Target {
     }
 }
 
-/// SplitMix64: small, fast, and the same everywhere.
+/// The campaign's generator: the core's SplitMix64 (`glassbox_core::tasks::Rng`, the same on
+/// every platform), with the draws the mutators need.
 #[derive(Clone)]
-pub struct Rng(u64);
+pub struct Rng(glassbox_core::tasks::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(glassbox_core::tasks::Rng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n` > 0).
