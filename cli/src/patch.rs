@@ -196,8 +196,8 @@ pub fn patch_cmd(a: PatchArgs<'_>) -> CliResult<()> {
     };
     let model = HookedTransformer::new(&CpuBackend, bundle.cfg.clone(), &bundle.weights)?;
     let t0 = std::time::Instant::now();
-    let res =
-        pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, a.chunk.max(1), |_, _| {}, || false))?.ok_or("the sweep was cancelled")?;
+    let res = pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, a.chunk.max(1), async |_, _| {}, || false))?
+        .ok_or("the sweep was cancelled")?;
     let seconds = t0.elapsed().as_secs_f64();
     let strs = |t: &[u32]| t.iter().map(|&i| tok.token_str(i)).collect::<Vec<_>>();
     if a.json {

@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::patching::{AblationKind, AblationTarget, Component, Direction, Granularity, MetricKind};
 use crate::config::Config;
 use crate::run::{BatchRequest, CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
 use crate::{Error, Result};
@@ -152,6 +153,10 @@ pub enum View {
     Lens,
     /// Direct logit attribution.
     Attribution,
+    /// Activation patching sweeps between the prompt and the corrupted prompt.
+    Patching,
+    /// Ablations of heads, an MLP layer or neurons.
+    Ablation,
 }
 
 /// The analysis or sweep requested.
@@ -167,6 +172,32 @@ pub enum Analysis {
     /// Windows of the model's corpus slice, caching layer `layer`'s `mlp.hook_post`
     /// (top-activating examples).
     CorpusScan { layer: usize },
+    /// An activation patching sweep between `prompt` and `corrupted`
+    /// ([`crate::analysis::patching::patch`]); the metric's tokens are the view's `target` and
+    /// `distractor`, its position `pos` (default: the last).
+    Patch {
+        component: Component,
+        #[serde(default)]
+        by: Granularity,
+        #[serde(default)]
+        direction: Direction,
+        #[serde(default)]
+        metric: MetricKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pos: Option<usize>,
+    },
+    /// An ablation of the prompt's run ([`crate::analysis::patching::ablate`]). Mean and
+    /// resample ablations read `dataset` (prompts of the prompt's token length), or, when it is
+    /// empty, the shipped model's task generator.
+    Ablate {
+        target: AblationTarget,
+        /// Zero, mean or resample (named `ablation`: `kind` is the variant's tag).
+        ablation: AblationKind,
+        #[serde(default)]
+        metric: MetricKind,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dataset: Vec<String>,
+    },
 }
 
 /// The backend the reader asked for.
@@ -324,6 +355,9 @@ impl Experiment {
     pub fn sweep_batches(&self, cfg: &Config, inputs: &[Vec<u32>], chunk: usize) -> Result<Vec<BatchRequest>> {
         let hook = match &self.analysis {
             Analysis::Inspect => return Err(Error::Request("an inspect experiment is one run, not a sweep".into())),
+            Analysis::Patch { .. } | Analysis::Ablate { .. } => {
+                return Err(Error::Request("patching and ablations run through analysis::patching, not as a batch sweep".into()))
+            }
             Analysis::TaskSweep { hook } => hook.clone(),
             Analysis::CorpusScan { layer } => {
                 if *layer >= cfg.n_layers {

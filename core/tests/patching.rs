@@ -48,7 +48,9 @@ impl Reference {
 fn sweep<B: Backend>(r: &Reference, backend: &B, component: Component, by: Granularity, direction: Direction, chunk: usize) -> PatchResult {
     let model = r.model(backend);
     let spec = PatchSpec { component, by, direction, metric: r.metric(), pos: None };
-    pollster::block_on(patch(&model, backend, &r.tokens("clean_tokens"), &r.tokens("corrupted_tokens"), &spec, chunk, |_, _| {}, || false)).unwrap().unwrap()
+    pollster::block_on(patch(&model, backend, &r.tokens("clean_tokens"), &r.tokens("corrupted_tokens"), &spec, chunk, async |_, _| {}, || false))
+        .unwrap()
+        .unwrap()
 }
 
 fn assert_close(what: &str, ours: &[f32], theirs: &[f32], tol: f32) {
@@ -191,13 +193,22 @@ fn cancel_stops_between_chunks_and_progress_counts_cells() {
     let spec = PatchSpec { component: Component::ResidPre, by: Granularity::ByPos, direction: Direction::Denoising, metric: r.metric(), pos: None };
     let (clean, corrupted) = (r.tokens("clean_tokens"), r.tokens("corrupted_tokens"));
     let calls = std::cell::RefCell::new(Vec::new());
-    let res =
-        pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, 5, |d, t| calls.borrow_mut().push((d, t)), || calls.borrow().len() >= 2))
-            .unwrap();
+    let res = pollster::block_on(patch(
+        &model,
+        &CpuBackend,
+        &clean,
+        &corrupted,
+        &spec,
+        5,
+        async |d, t| calls.borrow_mut().push((d, t)),
+        || calls.borrow().len() >= 2,
+    ))
+    .unwrap();
     assert!(res.is_none(), "a cancelled sweep returns None");
     assert_eq!(*calls.borrow(), vec![(5, 36), (10, 36)], "two chunks ran, then the cancel check stopped the sweep");
     let calls = std::cell::RefCell::new(Vec::new());
-    let res = pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, 5, |d, t| calls.borrow_mut().push((d, t)), || false)).unwrap().unwrap();
+    let res =
+        pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, 5, async |d, t| calls.borrow_mut().push((d, t)), || false)).unwrap().unwrap();
     // 12 positions per layer in chunks of 5: 5, 5, 2 per layer.
     assert_eq!(res.batches, 9);
     assert_eq!(calls.borrow().last(), Some(&(36, 36)));
@@ -210,19 +221,19 @@ fn errors_are_clear() {
     let model = r.model(&CpuBackend);
     let clean = r.tokens("clean_tokens");
     let spec = PatchSpec { component: Component::ResidPre, by: Granularity::ByPos, direction: Direction::Denoising, metric: r.metric(), pos: None };
-    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean[..5], &spec, 8, |_, _| {}, || false)).unwrap_err();
+    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean[..5], &spec, 8, async |_, _| {}, || false)).unwrap_err();
     assert!(e.to_string().contains("same number of tokens") && e.to_string().contains("12 and 5"), "{e}");
     let bad = PatchSpec { metric: Metric::Prob { target: 5000 }, ..spec.clone() };
-    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean, &bad, 8, |_, _| {}, || false)).unwrap_err();
+    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean, &bad, 8, async |_, _| {}, || false)).unwrap_err();
     assert!(e.to_string().contains("5000"), "{e}");
     let bad = PatchSpec { pos: Some(12), ..spec };
-    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean, &bad, 8, |_, _| {}, || false)).unwrap_err();
+    let e = pollster::block_on(patch(&model, &CpuBackend, &clean, &clean, &bad, 8, async |_, _| {}, || false)).unwrap_err();
     assert!(e.to_string().contains("position 12"), "{e}");
     // An attention-only model has no MLP output to patch.
     let f = family_fixture("attn-only-tiny");
     let m = HookedTransformer::new(&CpuBackend, f.cfg.clone(), &f.weights).unwrap();
     let spec = PatchSpec { component: Component::MlpOut, by: Granularity::ByPos, direction: Direction::Denoising, metric: Metric::Loss, pos: None };
-    let e = pollster::block_on(patch(&m, &CpuBackend, &f.tokens, &f.tokens, &spec, 8, |_, _| {}, || false)).unwrap_err();
+    let e = pollster::block_on(patch(&m, &CpuBackend, &f.tokens, &f.tokens, &spec, 8, async |_, _| {}, || false)).unwrap_err();
     assert!(e.to_string().contains("no mlp_out"), "{e}");
 }
 
@@ -255,7 +266,7 @@ fn batched_sweep_equals_single_full_runs_on_llama() {
             (Component::MlpOut, Granularity::AllPos),
         ] {
             let spec = PatchSpec { component, by, direction: Direction::Denoising, metric: metric.clone(), pos: Some(n - 2) };
-            let res = pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, 3, |_, _| {}, || false)).unwrap().unwrap();
+            let res = pollster::block_on(patch(&model, &CpuBackend, &clean, &corrupted, &spec, 3, async |_, _| {}, || false)).unwrap().unwrap();
             let clean_cache = pollster::block_on(model.run(&CpuBackend, &RunRequest::new(clean.clone()).cache_all())).unwrap();
             // A few cells, each as one full run of the corrupted prompt with one intervention.
             let shape = res.shape();

@@ -197,6 +197,68 @@ impl Metric {
     }
 }
 
+/// Which metric, without its tokens: what an experiment stores (its target and distractor are
+/// the view's tokens, resolved by the tokenizer when the sweep runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    #[default]
+    LogitDiff,
+    Prob,
+    LogProb,
+    Loss,
+    Kl,
+}
+
+impl MetricKind {
+    pub const ALL: [MetricKind; 5] = [MetricKind::LogitDiff, MetricKind::Prob, MetricKind::LogProb, MetricKind::Loss, MetricKind::Kl];
+
+    /// The short name (`logit_diff`, `prob`, `log_prob`, `loss`, `kl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::LogitDiff => "logit_diff",
+            MetricKind::Prob => "prob",
+            MetricKind::LogProb => "log_prob",
+            MetricKind::Loss => "loss",
+            MetricKind::Kl => "kl",
+        }
+    }
+
+    /// Whether the metric reads a target token (and, for the logit difference, a distractor).
+    pub fn needs_target(self) -> bool {
+        matches!(self, MetricKind::LogitDiff | MetricKind::Prob | MetricKind::LogProb)
+    }
+
+    /// The metric with its tokens; an error says which one is missing.
+    pub fn with_tokens(self, target: Option<u32>, distractor: Option<u32>) -> Result<Metric> {
+        let target_of = |what: &str| target.ok_or_else(|| Error::Request(format!("the {what} needs a target token")));
+        Ok(match self {
+            MetricKind::LogitDiff => {
+                let target = target_of("logit difference")?;
+                let distractor = distractor.ok_or_else(|| Error::Request("the logit difference needs a distractor token".into()))?;
+                if target == distractor {
+                    return Err(Error::Request("the target and the distractor are the same token".into()));
+                }
+                Metric::LogitDiff { target, distractor }
+            }
+            MetricKind::Prob => Metric::Prob { target: target_of("probability")? },
+            MetricKind::LogProb => Metric::LogProb { target: target_of("log-probability")? },
+            MetricKind::Loss => Metric::Loss,
+            MetricKind::Kl => Metric::Kl,
+        })
+    }
+}
+
+impl std::str::FromStr for MetricKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<MetricKind> {
+        MetricKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| Error::Request(format!("unknown metric {s:?} (one of logit_diff, prob, log_prob, loss, kl)")))
+    }
+}
+
 /// A sweep: which activation, which cells, which direction, what is measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PatchSpec {
@@ -477,8 +539,9 @@ async fn eval_items<B: Backend>(
 
 /// An activation patching sweep (see the module docs): every cell of `spec.component` patched
 /// from the source run into the base run, `chunk` cells per `run_batch` (each chunk holds the
-/// cells of one layer). `progress(done, total)` is called after each chunk (in cells); `cancel`
-/// is checked before each chunk, and a cancelled sweep returns `Ok(None)`.
+/// cells of one layer). `progress(done, total)` is awaited after each chunk (in cells: a worker
+/// posts it and yields there, so that a cancel message gets in); `cancel` is checked before
+/// each chunk, and a cancelled sweep returns `Ok(None)`.
 ///
 /// TransformerLens: `patching.get_act_patch_<component>[_by_pos|_all_pos](model,
 /// corrupted_tokens, clean_cache, metric)` (denoising).
@@ -490,7 +553,7 @@ pub async fn patch<B: Backend>(
     corrupted: &[u32],
     spec: &PatchSpec,
     chunk: usize,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl AsyncFnMut(usize, usize),
     cancel: impl Fn() -> bool,
 ) -> Result<Option<PatchResult>> {
     let cfg = &model.cfg;
@@ -560,7 +623,7 @@ pub async fn patch<B: Backend>(
             values[i] = v;
         }
         done += idx.len();
-        progress(done, total);
+        progress(done, total).await;
     }
     let normalized = values.iter().map(|v| normalize(*v, clean_value, corrupted_value)).collect();
     Ok(Some(PatchResult {
@@ -689,6 +752,12 @@ pub struct AblationResult {
     /// Resampling: the metric with each dataset sequence's activation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<f32>,
+    /// The next-token distribution at the metric's position without and with the ablation
+    /// (for resampling, the mean over the dataset's runs): each a top 5 of (token, probability).
+    #[serde(default)]
+    pub base_top: Vec<(u32, f32)>,
+    #[serde(default)]
+    pub ablated_top: Vec<(u32, f32)>,
 }
 
 /// The zero ablation of `target` as interventions, for any run of the model (a task's
@@ -759,6 +828,14 @@ pub async fn ablate<B: Backend>(
     let base_out = model.run(backend, &RunRequest::new(prompt.to_vec())).await?;
     eval.set_reference(&base_out.logits);
     let base = eval.eval_full(&base_out.logits);
+    let base_top = crate::run::top_k_probs(base_out.logits.row(eval.pos), 5);
+    // The ablated runs' next-token probabilities at the metric's position, summed.
+    let mut probs = vec![0f64; cfg.d_vocab_out];
+    let mut add_probs = |logits: &HostTensor| {
+        for (s, l) in probs.iter_mut().zip(super::log_softmax(logits.row(eval.pos))) {
+            *s += l.exp() as f64;
+        }
+    };
     let run_with = |ivs: Vec<Intervention>| {
         let mut r = RunRequest::new(prompt.to_vec());
         r.interventions = ivs;
@@ -767,6 +844,7 @@ pub async fn ablate<B: Backend>(
     let (ablated, samples) = match kind {
         AblationKind::Zero => {
             let out = model.run(backend, &run_with(zero_ablation(cfg, target)?)).await?;
+            add_probs(&out.logits);
             (eval.eval_full(&out.logits), Vec::new())
         }
         AblationKind::Mean => {
@@ -786,6 +864,7 @@ pub async fn ablate<B: Backend>(
                 })
                 .collect();
             let out = model.run(backend, &run_with(replace_ablation(cfg, target, &means)?)).await?;
+            add_probs(&out.logits);
             (eval.eval_full(&out.logits), Vec::new())
         }
         AblationKind::Resample => {
@@ -794,6 +873,7 @@ pub async fn ablate<B: Backend>(
             for part in outs.chunks(chunk.max(1)) {
                 let items = part.iter().map(|o| Ok(run_with(replace_ablation(cfg, target, &o.cache)?))).collect::<Result<Vec<_>>>()?;
                 for out in model.run_batch(backend, &BatchRequest::new(items)).await? {
+                    add_probs(&out.logits);
                     samples.push(eval.eval_full(&out.logits));
                 }
             }
@@ -801,7 +881,23 @@ pub async fn ablate<B: Backend>(
             (mean, samples)
         }
     };
-    Ok(AblationResult { target: target.clone(), kind, metric: metric.clone(), pos: eval.pos, base, ablated, change: ablated - base, samples })
+    let runs = samples.len().max(1) as f64;
+    let mean_probs: Vec<f32> = probs.iter().map(|&p| (p / runs) as f32).collect();
+    let mut ablated_top: Vec<(u32, f32)> = mean_probs.iter().enumerate().map(|(i, &p)| (i as u32, p)).collect();
+    ablated_top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ablated_top.truncate(5);
+    Ok(AblationResult {
+        target: target.clone(),
+        kind,
+        metric: metric.clone(),
+        pos: eval.pos,
+        base,
+        ablated,
+        change: ablated - base,
+        samples,
+        base_top,
+        ablated_top,
+    })
 }
 
 #[cfg(test)]
