@@ -20,6 +20,7 @@ pub mod attribution;
 pub mod heads;
 pub mod lens;
 pub mod neurons;
+pub mod path_patching;
 pub mod patching;
 pub mod scan;
 

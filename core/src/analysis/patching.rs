@@ -377,9 +377,9 @@ fn cells(cfg: &Config, component: Component, by: Granularity, n_pos: usize) -> (
 }
 
 /// Evaluates a metric on rows of logits.
-struct MetricEval<'a> {
+pub(crate) struct MetricEval<'a> {
     metric: &'a Metric,
-    pos: usize,
+    pub(crate) pos: usize,
     n_pos: usize,
     /// Targets of the loss: token `p + 1` for position `p`.
     targets: Vec<u32>,
@@ -388,7 +388,7 @@ struct MetricEval<'a> {
 }
 
 impl<'a> MetricEval<'a> {
-    fn new(cfg: &Config, metric: &'a Metric, pos: Option<usize>, targets: &[u32]) -> Result<MetricEval<'a>> {
+    pub(crate) fn new(cfg: &Config, metric: &'a Metric, pos: Option<usize>, targets: &[u32]) -> Result<MetricEval<'a>> {
         let n_pos = targets.len();
         let pos = pos.unwrap_or(n_pos - 1);
         if pos >= n_pos {
@@ -404,7 +404,7 @@ impl<'a> MetricEval<'a> {
     }
 
     /// The positions whose logits the metric reads.
-    fn positions(&self) -> Vec<usize> {
+    pub(crate) fn positions(&self) -> Vec<usize> {
         match self.metric {
             Metric::Loss => (0..self.n_pos - 1).collect(),
             _ => vec![self.pos],
@@ -412,12 +412,12 @@ impl<'a> MetricEval<'a> {
     }
 
     /// Sets the KL reference from a full run's logits `[pos, vocab]`.
-    fn set_reference(&mut self, logits: &HostTensor) {
+    pub(crate) fn set_reference(&mut self, logits: &HostTensor) {
         self.reference = log_softmax(logits.row(self.pos));
     }
 
     /// The metric on the rows of [`MetricEval::positions`], `rows[i]` being position `i`'s logits.
-    fn eval(&self, rows: &[&[f32]]) -> f32 {
+    pub(crate) fn eval(&self, rows: &[&[f32]]) -> f32 {
         match self.metric {
             Metric::LogitDiff { target, distractor } => rows[0][*target as usize] - rows[0][*distractor as usize],
             Metric::Prob { target } => log_softmax(rows[0])[*target as usize].exp(),
@@ -434,7 +434,7 @@ impl<'a> MetricEval<'a> {
     }
 
     /// The metric on a full run's logits `[pos, vocab]`.
-    fn eval_full(&self, logits: &HostTensor) -> f32 {
+    pub(crate) fn eval_full(&self, logits: &HostTensor) -> f32 {
         let rows: Vec<&[f32]> = self.positions().into_iter().map(|p| logits.row(p)).collect();
         self.eval(&rows)
     }
@@ -442,7 +442,7 @@ impl<'a> MetricEval<'a> {
 
 /// A copy of `model` holding only blocks `start..`, whose input is set by [`suffix_input`], with
 /// a one-column zero unembedding. Shares the backend's weights.
-fn suffix<B: Backend>(model: &HookedTransformer<B>, start: usize, zero_unembed: &B::Matrix) -> HookedTransformer<B> {
+pub(crate) fn suffix<B: Backend>(model: &HookedTransformer<B>, start: usize, zero_unembed: &B::Matrix) -> HookedTransformer<B> {
     let mut cfg = model.cfg.clone();
     cfg.n_layers -= start;
     cfg.d_vocab_out = 1;
@@ -461,7 +461,7 @@ fn suffix<B: Backend>(model: &HookedTransformer<B>, start: usize, zero_unembed: 
 
 /// The interventions that make a [`suffix`] model start from `resid` (`[pos, d_model]`): the
 /// embedding replaced by it, the positional embedding zeroed.
-fn suffix_input(cfg: &Config, resid: &HostTensor) -> Vec<Intervention> {
+pub(crate) fn suffix_input(cfg: &Config, resid: &HostTensor) -> Vec<Intervention> {
     let mut out = vec![Intervention::new("hook_embed", InterventionOp::Replace(resid.clone()))];
     if cfg.rotary().is_none() {
         out.push(Intervention::new("hook_pos_embed", InterventionOp::Zero));
@@ -470,7 +470,7 @@ fn suffix_input(cfg: &Config, resid: &HostTensor) -> Vec<Intervention> {
 }
 
 /// A hook name of the full model (`blocks.{l}.…`) renamed for a suffix model starting at `start`.
-fn shifted(hook: &str, start: usize) -> String {
+pub(crate) fn shifted(hook: &str, start: usize) -> String {
     match hook.strip_prefix("blocks.").and_then(|rest| rest.split_once('.')) {
         Some((l, rest)) => format!("blocks.{}.{rest}", l.parse::<usize>().expect("a block index") - start),
         None => hook.to_string(),
@@ -478,7 +478,7 @@ fn shifted(hook: &str, start: usize) -> String {
 }
 
 /// Checks the two prompts of a sweep.
-fn check_pair(cfg: &Config, clean: &[u32], corrupted: &[u32]) -> Result<()> {
+pub(crate) fn check_pair(cfg: &Config, clean: &[u32], corrupted: &[u32]) -> Result<()> {
     if clean.is_empty() || corrupted.is_empty() {
         return Err(Error::Request("the clean and the corrupted prompts must both have tokens".into()));
     }
@@ -511,7 +511,7 @@ fn chunks(cells: &[Cell], chunk: usize) -> Vec<(usize, Vec<usize>)> {
 
 /// Runs `items` (all on a suffix model) and evaluates the metric on each from its cached
 /// `unembed.hook_in`, unembedding only the rows the metric reads.
-async fn eval_items<B: Backend>(
+pub(crate) async fn eval_items<B: Backend>(
     model: &HookedTransformer<B>,
     part: &HookedTransformer<B>,
     backend: &B,
