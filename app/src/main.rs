@@ -4,6 +4,7 @@
 
 mod analysis;
 mod bench;
+mod causal;
 mod components;
 mod engine;
 mod fourier;

@@ -47,6 +47,8 @@ fn view_name(v: View) -> &'static str {
         View::Neurons => "neurons",
         View::Lens => "lens",
         View::Attribution => "attribution",
+        View::Patching => "patching",
+        View::Ablation => "ablation",
     }
 }
 
@@ -115,8 +117,10 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
         Some("neurons") => Some(View::Neurons),
         Some("lens") => Some(View::Lens),
         Some("attribution") => Some(View::Attribution),
+        Some("patching") => Some(View::Patching),
+        Some("ablation") => Some(View::Ablation),
         Some(other) => {
-            notices.push(format!("URL parameter view={other} is not attention, neurons, lens or attribution; showing the attention view."));
+            notices.push(format!("URL parameter view={other} is not attention, neurons, lens, attribution, patching or ablation; showing the attention view."));
             None
         }
     };

@@ -296,6 +296,12 @@ impl Experiment {
         }
     }
 
+    /// Whether the inspect run reads the corrupted prompt (an intervention patches from or into
+    /// it); a patching sweep's corrupted prompt alone does not change that run.
+    pub fn reads_corrupted(&self) -> bool {
+        self.corrupted.is_some() && self.interventions.iter().any(|i| matches!(i.op, SpecOp::PatchFrom(_)))
+    }
+
     /// The runs that must be done before the experiment's own: for each prompt a
     /// `PatchFrom` copies from, the hooks to cache there.
     pub fn patch_sources(&self) -> Vec<(Prompt, Vec<String>)> {

@@ -122,3 +122,30 @@ fn vocabularies_match_their_models_and_reject_what_they_lack() {
     let err = b.tokenizer.encode("snow ☃").unwrap_err().to_string();
     assert!(err.contains("☃"), "{err}");
 }
+
+/// The induction card's ablation: zero-ablating its induction heads on the card's held-out
+/// evaluation (seed and sequence count of `metrics`) gives the accuracy the card states (what
+/// the page's ablation view shows beside its own figure), and ablating two other heads of layer
+/// 1 barely moves it.
+#[test]
+fn zero_ablating_the_induction_heads_gives_the_cards_accuracy() {
+    use glassbox_core::analysis::patching::{zero_ablation, AblationTarget};
+    use glassbox_core::tasks::induction_heldout_accuracy_with;
+    let (bundle, model) = load("induction-2l");
+    let card = &bundle.card;
+    let seed = card["metrics"]["eval_seed"].as_u64().unwrap();
+    let n = card["metrics"]["eval_sequences"].as_u64().unwrap() as usize;
+    let ablation = &card["mechanism"]["zero_ablation"];
+    let heads: Vec<(usize, usize)> = serde_json::from_value(ablation["heads"].clone()).expect("mechanism.zero_ablation.heads");
+    let induction: Vec<(usize, usize)> = serde_json::from_value(card["mechanism"]["induction_heads"].clone()).unwrap();
+    assert_eq!(heads, induction, "the card's ablation is of its induction heads");
+    let stated = ablation["induction_accuracy"].as_f64().expect("mechanism.zero_ablation.induction_accuracy");
+    let ivs = zero_ablation(&bundle.cfg, &AblationTarget::Heads { heads }).unwrap();
+    let got = pollster::block_on(induction_heldout_accuracy_with(&model, &CpuBackend, seed, n, &ivs)).unwrap() as f64;
+    eprintln!("induction accuracy with the induction heads zero-ablated: {got:.4} (card {stated:.4})");
+    assert!((got - stated).abs() < 2e-3, "zero ablation of the induction heads: {got:.4}, the card says {stated:.4}");
+    assert!(stated < 0.5 * card["metrics"]["heldout_induction_accuracy"].as_f64().unwrap());
+    let others = zero_ablation(&bundle.cfg, &AblationTarget::Heads { heads: vec![(1, 1), (1, 2)] }).unwrap();
+    let other = pollster::block_on(induction_heldout_accuracy_with(&model, &CpuBackend, seed, n, &others)).unwrap() as f64;
+    assert!(other > 0.8, "ablating two other heads drops the accuracy to {other:.4}");
+}

@@ -1,6 +1,7 @@
 //! The page's components. Each takes its data as signals and reports choices through
 //! callbacks or the signals it is given; none knows about backends or the URL.
 
+mod ablation_panel;
 mod attribution_chart;
 mod backend_badge;
 mod fourier_panel;
@@ -8,6 +9,7 @@ mod head_grid;
 mod head_picker;
 mod head_scores;
 mod heatmap;
+mod intervention_list;
 mod legend;
 mod load_panel;
 mod logit_lens;
@@ -15,6 +17,8 @@ mod model_panel;
 mod neuron_heatmap;
 mod neuron_page;
 mod notices;
+mod patch_heatmap;
+mod patch_panel;
 mod prediction;
 mod prompt_box;
 mod scan_controls;
@@ -22,6 +26,7 @@ mod token_chips;
 mod token_strip;
 mod view_tabs;
 
+pub use ablation_panel::AblationPanel;
 pub use attribution_chart::AttributionChart;
 pub use backend_badge::BackendBadge;
 pub use fourier_panel::{FourierPanel, NeuronGrid};
@@ -29,6 +34,7 @@ pub use head_grid::HeadGrid;
 pub use head_picker::HeadPicker;
 pub use head_scores::HeadScores;
 pub use heatmap::AttentionHeatmap;
+pub use intervention_list::InterventionList;
 pub use legend::Legend;
 pub use load_panel::{HubLoad, LoadPanel, ModelSource};
 pub use logit_lens::LogitLens;
@@ -36,6 +42,8 @@ pub use model_panel::{LoadState, ModelPanel};
 pub use neuron_heatmap::NeuronHeatmap;
 pub use neuron_page::NeuronPage;
 pub use notices::{Notice, NoticeKind, Notices};
+pub use patch_heatmap::PatchHeatmap;
+pub use patch_panel::PatchPanel;
 pub use prediction::Prediction;
 pub use prompt_box::PromptBox;
 pub use scan_controls::{check_corpus, Corpus, ScanControls, ScanInfo};

@@ -17,6 +17,8 @@ pub fn ViewTabs(
             (View::Neurons, "Neurons", "neurons"),
             (View::Lens, "Logit lens", "lens"),
             (View::Attribution, "Attribution", "attribution"),
+            (View::Patching, "Patching", "patching"),
+            (View::Ablation, "Ablation", "ablation"),
         ]
         .into_iter()
         .filter(|(v, _, _)| *v != View::Neurons || has_mlp.get())

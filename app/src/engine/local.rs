@@ -8,6 +8,9 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use glassbox_core::analysis::lens::{logit_lens, LensOptions, LogitLens};
+use glassbox_core::analysis::patching::{self, AblationKind, AblationResult, AblationTarget, Metric, PatchResult, PatchSpec};
+use glassbox_core::tasks::induction_heldout_accuracy_with;
+use glassbox_core::Intervention;
 use glassbox_core::{Backend, BatchRequest, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
 
 pub use super::protocol::CpuReason;
@@ -79,6 +82,51 @@ impl Engine {
         match self {
             Engine::Cpu { backend, model } => logit_lens(model, backend, &bundle.weights, out, opts).await,
             Engine::Gpu { backend, model } => logit_lens(model, &**backend, &bundle.weights, out, opts).await,
+        }
+    }
+
+    /// An activation patching sweep (`glassbox_core::analysis::patching::patch`) on this
+    /// engine; `progress` is awaited after every chunk, `cancel` read before each.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        clean: &[u32],
+        corrupted: &[u32],
+        spec: &PatchSpec,
+        chunk: usize,
+        progress: impl AsyncFnMut(usize, usize),
+        cancel: impl Fn() -> bool,
+    ) -> Result<Option<PatchResult>> {
+        match self {
+            Engine::Cpu { backend, model } => patching::patch(model, backend, clean, corrupted, spec, chunk, progress, cancel).await,
+            Engine::Gpu { backend, model } => patching::patch(model, &**backend, clean, corrupted, spec, chunk, progress, cancel).await,
+        }
+    }
+
+    /// An ablation (`glassbox_core::analysis::patching::ablate`) on this engine.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn ablate(
+        &self,
+        prompt: &[u32],
+        target: &AblationTarget,
+        kind: AblationKind,
+        dataset: &[Vec<u32>],
+        metric: &Metric,
+        pos: Option<usize>,
+        chunk: usize,
+    ) -> Result<AblationResult> {
+        match self {
+            Engine::Cpu { backend, model } => patching::ablate(model, backend, prompt, target, kind, dataset, metric, pos, chunk).await,
+            Engine::Gpu { backend, model } => patching::ablate(model, &**backend, prompt, target, kind, dataset, metric, pos, chunk).await,
+        }
+    }
+
+    /// The induction model's held-out accuracy with `interventions` on every sequence
+    /// (`glassbox_core::tasks::induction_heldout_accuracy_with`).
+    pub async fn induction_accuracy(&self, seed: u64, n: usize, interventions: &[Intervention]) -> Result<f32> {
+        match self {
+            Engine::Cpu { backend, model } => induction_heldout_accuracy_with(model, backend, seed, n, interventions).await,
+            Engine::Gpu { backend, model } => induction_heldout_accuracy_with(model, &**backend, seed, n, interventions).await,
         }
     }
 

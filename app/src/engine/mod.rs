@@ -6,6 +6,7 @@
 //! - `local.rs`: the model on a backend in the current thread (`Engine`), used by the worker
 //!   and by the in-page benchmark.
 
+mod causal;
 pub mod client;
 pub mod local;
 pub mod protocol;

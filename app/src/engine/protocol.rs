@@ -7,6 +7,7 @@ use glassbox_core::{Config, Experiment};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::RunView;
+use crate::causal::{AblationView, PatchView};
 use crate::inspect::{Inspection, Query};
 
 /// From the page to the worker. Every request but `Cancel`, `LoseGpu` and `Crash` gets exactly one
@@ -27,8 +28,8 @@ pub enum Request {
     /// Run the experiment's prompt (with its interventions) and answer with what the inspect
     /// views show. A newer `Run` supersedes an older one still waiting.
     Run { id: u64, experiment: Experiment },
-    /// Run the experiment's sweep (`Analysis::TaskSweep` or `Analysis::CorpusScan`), with
-    /// progress; `corpus` is what a corpus scan reads: (what it is, in words; its text). The
+    /// Run the experiment's sweep (`Analysis::TaskSweep`, `CorpusScan`, `Patch` or `Ablate`),
+    /// with progress; `corpus` is what a corpus scan reads: (what it is, in words; its text). The
     /// worker keeps a scan's result for the neuron pages of that layer.
     Sweep { id: u64, experiment: Experiment, corpus: Option<(String, String)> },
     /// Compute what one inspect view shows from the last run of the experiment's prompt (run
@@ -146,6 +147,10 @@ pub enum SweepResult {
     /// A layer's neurons scanned over a corpus; the examples stay in the worker (a neuron
     /// page asks for its own with [`Query::Neuron`]).
     Scan { layer: usize, what: String, tokens_scanned: usize, windows: usize },
+    /// An activation patching sweep (`Analysis::Patch`).
+    Patch(Box<PatchView>),
+    /// An ablation (`Analysis::Ablate`).
+    Ablation(Box<AblationView>),
 }
 
 /// `#[serde(with = "f32s")]`: a `Vec<f32>` on the wire as little-endian bytes (one

@@ -27,6 +27,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+use super::causal;
 use super::local::{lose_gpu_device, Engine};
 use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
 use crate::analysis::{pattern_hook, RunView};
@@ -67,7 +68,12 @@ struct RunKey {
 
 impl RunKey {
     fn of(e: &Experiment) -> RunKey {
-        RunKey { prompt: e.prompt.clone(), corrupted: e.corrupted.clone(), interventions: e.interventions.clone(), run_prompt: e.run_prompt() }
+        RunKey {
+            prompt: e.prompt.clone(),
+            corrupted: e.reads_corrupted().then(|| e.corrupted.clone()).flatten(),
+            interventions: e.interventions.clone(),
+            run_prompt: e.run_prompt(),
+        }
     }
 }
 
@@ -95,7 +101,7 @@ fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-fn post(reply: &Reply) {
+pub(super) fn post(reply: &Reply) {
     match serde_wasm_bindgen::to_value(reply) {
         Ok(v) => {
             let _ = scope().post_message(&v);
@@ -241,7 +247,7 @@ async fn load(files: Vec<(String, Vec<u8>)>, quantize: Option<String>, force_cpu
     Ok((Loaded { engine: Rc::new(engine), sweep_cpu: None, bundle: Rc::new(bundle), shipped }, summary))
 }
 
-fn engine_failure(e: impl std::fmt::Display) -> RunFailure {
+pub(super) fn engine_failure(e: impl std::fmt::Display) -> RunFailure {
     RunFailure::Engine(format!("The run failed: {e}"))
 }
 
@@ -273,6 +279,16 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
     Ok(reply)
 }
 
+/// Tokenizes a prompt for `bundle`'s model (cut to its context), checking a shipped model's
+/// prompt form (e.g. "a + b =", which binds only that model).
+pub(super) fn prepare_text(bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, text: &str) -> Result<prompt::Prepared, RunFailure> {
+    let prepared = prompt::prepare(text, &bundle.tokenizer, bundle.cfg.n_ctx).map_err(|e| RunFailure::Prompt(e.to_string()))?;
+    if let Some(entry) = shipped {
+        (entry.check_form)(&prepared.ids).map_err(|m| RunFailure::Prompt(PromptError::Form(m).to_string()))?;
+    }
+    Ok(prepared)
+}
+
 async fn run_on(
     engine: &Engine,
     bundle: &ModelBundle,
@@ -284,14 +300,7 @@ async fn run_on(
         Prompt::Clean => exp.prompt.clone(),
         Prompt::Corrupted => exp.corrupted.clone().unwrap_or_default(),
     };
-    let prepare = |text: &str| -> Result<prompt::Prepared, RunFailure> {
-        let prepared = prompt::prepare(text, &bundle.tokenizer, cfg.n_ctx).map_err(|e| RunFailure::Prompt(e.to_string()))?;
-        // A shipped model's prompt form (e.g. "a + b =") binds only that model.
-        if let Some(entry) = shipped {
-            (entry.check_form)(&prepared.ids).map_err(|m| RunFailure::Prompt(PromptError::Form(m).to_string()))?;
-        }
-        Ok(prepared)
-    };
+    let prepare = |text: &str| prepare_text(bundle, shipped, text);
     let text = text_of(exp.run_prompt());
     let prepared = prepare(&text)?;
     let mut sources: Vec<(Prompt, RunOutput)> = Vec::new();
@@ -338,17 +347,26 @@ async fn sweep_engine(state: &Shared) -> Option<(Rc<Engine>, Rc<ModelBundle>)> {
 }
 
 /// Lets the worker take messages (a cancel) before the next batch.
-async fn yield_now() {
+pub(super) async fn yield_now() {
     gloo_timers::future::TimeoutFuture::new(0).await;
 }
 
 /// Runs an experiment's sweep batch by batch, with progress, stopping when cancelled.
 async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String, String)>) -> Result<SweepResult, RunFailure> {
     let (engine, bundle) = sweep_engine(state).await.ok_or_else(|| RunFailure::Engine("No model is loaded.".into()))?;
+    let shipped = state.borrow().model.as_ref().and_then(|m| m.shipped);
+    match &exp.analysis {
+        Analysis::Patch { .. } => {
+            let cancelled = || state.borrow().cancelled.contains(&id);
+            return causal::patch_sweep(&engine, &bundle, shipped, exp, id, cancelled).await.map(|v| SweepResult::Patch(Box::new(v)));
+        }
+        Analysis::Ablate { .. } => return causal::ablation(&engine, &bundle, shipped, exp).await.map(|v| SweepResult::Ablation(Box::new(v))),
+        _ => {}
+    }
     let cfg = &bundle.cfg;
     let fail = |e: glassbox_core::Error| RunFailure::Engine(e.to_string());
     let scan = match &exp.analysis {
-        Analysis::Inspect => return Err(RunFailure::Engine("not a sweep".into())),
+        Analysis::Inspect | Analysis::Patch { .. } | Analysis::Ablate { .. } => return Err(RunFailure::Engine("not a sweep".into())),
         Analysis::TaskSweep { .. } => None,
         Analysis::CorpusScan { layer } => {
             check_neuron(cfg, *layer, 0).map_err(|e| RunFailure::Prompt(e.to_string()))?;

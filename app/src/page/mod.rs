@@ -4,6 +4,7 @@
 //! the Fourier and corpus sweeps; `queries.rs` asks the worker for the inspect views' data. This file composes the components; they receive what they
 //! show and report choices through callbacks.
 
+mod causal;
 mod outside;
 mod queries;
 mod run;
@@ -17,8 +18,9 @@ use glassbox_core::analysis::lens::LensNorm;
 use glassbox_core::View;
 
 use crate::components::{
-    AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, Legend, LoadPanel, LoadState, LogitLens,
-    ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, Prediction, PromptBox, ScanControls, TokenChips, TokenStrip, ViewTabs,
+    AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, InterventionList, Legend,
+    LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel, Prediction, PromptBox,
+    ScanControls, TokenChips, TokenStrip, ViewTabs,
 };
 use crate::engine::CpuReason;
 use crate::hub;
@@ -185,6 +187,10 @@ pub fn App() -> impl IntoView {
                     <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
                     <TokenChips tokens=tokens prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
                     <TokenStrip tokens=tokens loss=Signal::derive(move || run.get().map(|r| r.view.loss.clone()).unwrap_or_default()) />
+                    <InterventionList
+                        interventions=Signal::derive(move || page.experiment.with(|e| e.interventions.clone()))
+                        on_clear=Callback::new(move |()| causal::clear_interventions(page))
+                    />
                     <p class="run-meta" data-testid="run-meta">
                         {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.view.n_tokens(), r.view.elapsed_ms, page.backend.get().unwrap_or_default()))}
                     </p>
@@ -291,6 +297,41 @@ pub fn App() -> impl IntoView {
                                 on_unfold_ln=Callback::new(move |b: bool| page.select(|s| s.unfold_ln = b))
                                 center_unembed=Signal::derive(move || page.experiment.with(|e| e.view.center_unembed))
                                 on_center_unembed=Callback::new(move |b: bool| page.select(|s| s.center_unembed = b))
+                            />
+                        }.into_any(),
+                        View::Patching => view! {
+                            <h2>"Activation patching"</h2>
+                            <PatchPanel
+                                corrupted=page.corrupted_text
+                                settings=page.patch_settings
+                                target=queries::text(page, |s| s.target.clone())
+                                on_target=Callback::new(move |t: String| page.select(|s| s.target = queries::optional(t)))
+                                distractor=queries::text(page, |s| s.distractor.clone())
+                                on_distractor=Callback::new(move |t: String| page.select(|s| s.distractor = queries::optional(t)))
+                                has_mlp=has_mlp
+                                pos=pos
+                                ready=ready
+                                progress=page.patch_progress
+                                result=Signal::derive(move || page.patching.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
+                                on_run=Callback::new(move |()| spawn_local(causal::run_patch(page)))
+                                on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
+                                on_cell=Callback::new(move |(v, c): (std::sync::Arc<crate::causal::PatchView>, crate::causal::PatchCell)| causal::open_cell(page, &v, c))
+                            />
+                        }.into_any(),
+                        View::Ablation => view! {
+                            <h2>"Ablation"</h2>
+                            <AblationPanel
+                                settings=page.ablation_settings
+                                has_mlp=has_mlp
+                                target=queries::text(page, |s| s.target.clone())
+                                on_target=Callback::new(move |t: String| page.select(|s| s.target = queries::optional(t)))
+                                distractor=queries::text(page, |s| s.distractor.clone())
+                                on_distractor=Callback::new(move |t: String| page.select(|s| s.distractor = queries::optional(t)))
+                                ready=ready
+                                running=page.ablation_running
+                                result=Signal::derive(move || page.ablation.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
+                                on_run=Callback::new(move |()| spawn_local(causal::run_ablation(page)))
+                                on_apply=Callback::new(move |()| causal::apply_zero_ablation(page))
                             />
                         }.into_any(),
                     }}

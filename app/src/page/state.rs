@@ -11,6 +11,7 @@ use glassbox_core::{Experiment, InterventionSpec, Prompt};
 use leptos::prelude::*;
 
 use crate::analysis::RunView;
+use crate::causal::{AblationSettings, AblationView, PatchSettings, PatchView};
 use crate::components::{HubLoad, LoadState, NeuronGrid, ScanInfo};
 use crate::engine::{CpuReason, EngineClient, ModelSummary};
 use crate::inspect::{Inspection, Query};
@@ -36,7 +37,13 @@ pub struct RunKey {
 
 impl RunKey {
     pub fn of(e: &Experiment, model_gen: u64) -> RunKey {
-        RunKey { model_gen, prompt: e.prompt.clone(), corrupted: e.corrupted.clone(), interventions: e.interventions.clone(), run_prompt: e.run_prompt() }
+        RunKey {
+            model_gen,
+            prompt: e.prompt.clone(),
+            corrupted: e.reads_corrupted().then(|| e.corrupted.clone()).flatten(),
+            interventions: e.interventions.clone(),
+            run_prompt: e.run_prompt(),
+        }
     }
 }
 
@@ -77,6 +84,8 @@ pub struct Page {
     pub experiment: RwSignal<Experiment>,
     /// The text in the prompt box (committed into the experiment by Run).
     pub text: RwSignal<String>,
+    /// The text in the patching panel's corrupted-prompt box (committed by its Run).
+    pub corrupted_text: RwSignal<String>,
 
     pub load: RwSignal<LoadState>,
     pub model: RwSignal<Option<Arc<ModelSummary>>>,
@@ -116,6 +125,16 @@ pub struct Page {
     /// The sweep in flight (its request id), for Cancel.
     pub sweep_id: StoredValue<Option<u64>>,
 
+    /// The patching panel's choices, the last sweep's result (for the model generation it ran
+    /// on) and the progress of the sweep in flight: (patched runs done, in all).
+    pub patch_settings: RwSignal<PatchSettings>,
+    pub patching: RwSignal<Option<(u64, Result<Arc<PatchView>, String>)>>,
+    pub patch_progress: RwSignal<Option<(usize, usize)>>,
+    /// The ablation panel's choices, its last result and whether one is running.
+    pub ablation_settings: RwSignal<AblationSettings>,
+    pub ablation: RwSignal<Option<(u64, Result<Arc<AblationView>, String>)>>,
+    pub ablation_running: RwSignal<bool>,
+
     /// Loading a model from the hub, a URL or a file (the model in use stays until the new
     /// one runs).
     pub hub_load: RwSignal<HubLoad>,
@@ -132,9 +151,13 @@ pub struct Page {
 
 impl Page {
     pub fn new(entry: &'static ModelEntry, experiment: Experiment, url_notices: Vec<String>, hub_base: String) -> Page {
+        let patch_settings = PatchSettings::of(&experiment.analysis).unwrap_or_default();
+        let ablation_settings = AblationSettings::of(&experiment.analysis).unwrap_or_default();
+        let corrupted_text = experiment.corrupted.clone().unwrap_or_default();
         Page {
             entry,
             text: RwSignal::new(experiment.prompt.clone()),
+            corrupted_text: RwSignal::new(corrupted_text),
             experiment: RwSignal::new(experiment),
             load: RwSignal::new(LoadState::Loading(None)),
             model: RwSignal::new(None),
@@ -158,6 +181,12 @@ impl Page {
             scan_error: RwSignal::new(None),
             inspections: RwSignal::new(Vec::new()),
             sweep_id: StoredValue::new(None),
+            patch_settings: RwSignal::new(patch_settings),
+            patching: RwSignal::new(None),
+            patch_progress: RwSignal::new(None),
+            ablation_settings: RwSignal::new(ablation_settings),
+            ablation: RwSignal::new(None),
+            ablation_running: RwSignal::new(false),
             hub_load: RwSignal::new(HubLoad::Idle),
             hub_base: RwSignal::new(hub_base),
             loaded: RwSignal::new(None),
