@@ -13,6 +13,7 @@
 //!   glassbox patch --model M --clean TEXT --corrupted TEXT --what resid_pre|...|pattern [--by pos|all] [--noising]
 //!                  [--metric logit_diff|prob|logprob|loss|kl] [--target T] [--distractor D]   activation patching
 //!   glassbox ablate --model M --prompt TEXT --head L.H[,L.H] | --mlp L | --neurons L:n,n --kind zero|mean|resample [--dataset FILE]
+//!   glassbox path-patch --model M --clean TEXT --corrupted TEXT --receivers logits|L.H[,L.H] [--input q|k|v] [--mlp]   path patching
 //!
 //! The analysis commands (lens, attribute, neuron, heads, scan) print what the app's views show
 //! (glassbox_core::analysis), for a reader, or as JSON with `--json`.
@@ -26,6 +27,7 @@
 
 mod analyze;
 mod bench;
+mod path_patch;
 mod patch;
 mod scan;
 mod train;
@@ -283,6 +285,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Path patching (Wang et al. 2022; ARENA's IOI exercise): every head (with --mlp, every MLP)
+    /// as the sender, its corrupted output reaching the receivers (the logits, or heads' q, k or
+    /// v) directly and through the MLPs only, every other head frozen to its clean output
+    /// (normalised: 1 = clean, 0 = corrupted).
+    PathPatch {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The clean prompt.
+        #[arg(long, value_name = "TEXT")]
+        clean: String,
+        /// The corrupted prompt (the same number of tokens).
+        #[arg(long, value_name = "TEXT")]
+        corrupted: String,
+        /// The metric's token: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        target: Option<String>,
+        /// The logit difference's other token: the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        distractor: Option<String>,
+        /// Where the paths end: logits, or heads as LAYER.HEAD, comma-separated.
+        #[arg(long, value_name = "logits|L.H[,L.H]", default_value = "logits")]
+        receivers: String,
+        /// Which input of the receiver heads (needed with receiver heads).
+        #[arg(long, value_enum)]
+        input: Option<path_patch::InputArg>,
+        /// Also every MLP layer as a sender.
+        #[arg(long)]
+        mlp: bool,
+        /// What is measured on each patched run.
+        #[arg(long, value_enum, default_value_t = MetricArg::LogitDiff)]
+        metric: MetricArg,
+        /// The position the metric reads (default: the last).
+        #[arg(long, value_name = "N")]
+        pos: Option<usize>,
+        /// Print the raw metric instead of the normalised one.
+        #[arg(long)]
+        raw: bool,
+        /// Senders per forward pass.
+        #[arg(long, value_name = "N", default_value_t = path_patch::DEFAULT_CHUNK)]
+        chunk: usize,
+        /// --clean and --corrupted are comma-separated token ids, not text.
+        #[arg(long)]
+        ids: bool,
+        /// Print JSON (the core's PathPatchResult) instead of a grid.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ablate heads, an MLP layer or neurons (zero, mean or resample) and report the metric's change.
     Ablate {
         /// A model directory (shipped, or a hub model's files) or a .gguf file.
@@ -365,6 +415,24 @@ fn main() {
                 what,
                 by,
                 noising,
+                metric,
+                pos,
+                raw,
+                chunk,
+                ids,
+                json,
+            })
+        }
+        Command::PathPatch { model, clean, corrupted, target, distractor, receivers, input, mlp, metric, pos, raw, chunk, ids, json } => {
+            path_patch::path_patch_cmd(path_patch::PathPatchArgs {
+                model: &model,
+                clean: &clean,
+                corrupted: &corrupted,
+                target: target.as_deref(),
+                distractor: distractor.as_deref(),
+                receivers: &receivers,
+                input,
+                mlp,
                 metric,
                 pos,
                 raw,
