@@ -95,6 +95,34 @@ pub trait Backend {
     /// (so that zeroing or replacing a masked `-inf` score gives a number, not NaN).
     fn affine(&self, x: &Self::Tensor, mul: &Self::Tensor, add: &Self::Tensor) -> Result<Self::Tensor>;
 
+    // Incremental decoding (`generate.rs`): one sequence whose earlier positions' keys and
+    // values are cached. The full forward pass does not use these.
+
+    /// Rows `offset..offset + n_pos` of `w_pos` `[n_ctx, d_model]` -> `[n_pos, d_model]`: the
+    /// learned positions of `n_pos` tokens that follow `offset` cached ones.
+    fn pos_embed_at(&self, offset: usize, n_pos: usize, w_pos: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// The rotary tables (cos, sin) `[n_pos, rot_dim / 2]` of positions `offset..offset + n_pos`:
+    /// the rows of [`Backend::rotary_tables`] `(offset + n_pos, ..)` from `offset` on, the same
+    /// f32 values.
+    fn rotary_tables_at(&self, offset: usize, n_pos: usize, rot_dim: usize, base: f32) -> Result<(Self::Tensor, Self::Tensor)> {
+        let (cos, sin) = glassbox_kernels::cpu::rotary_tables(offset + n_pos, rot_dim, base);
+        let half = rot_dim / 2;
+        let rows = |t: Vec<f32>| self.upload(&HostTensor::new(vec![n_pos, half], t[offset * half..].to_vec()));
+        Ok((rows(cos)?, rows(sin)?))
+    }
+
+    /// `a [m, w]` then `b [n, w]` -> `[m + n, w]` (a KV cache growing by the new positions).
+    fn concat_rows(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// q `[n_q, n_heads * d_head]` (positions `n_k - n_q ..`), k `[n_k, n_kv_heads * d_head]`
+    /// (positions `0..n_k`) -> scores `[n_heads, n_q, n_k]` = q.k / sqrt(d_head), with keys past
+    /// each query's position (k_pos > n_k - n_q + q) set to -inf. One sequence.
+    fn attn_scores_cached(&self, q: &Self::Tensor, k: &Self::Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+
+    /// pattern `[n_heads, n_q, n_k]`, v `[n_k, n_kv_heads * d_head]` -> z `[n_q, n_heads * d_head]`.
+    fn attn_z_cached(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Self::Tensor>;
+
     /// Finishes all recorded work and copies the tensors out, in order.
     async fn read(&self, tensors: &[&Self::Tensor]) -> Result<Vec<Vec<f32>>>;
 }

@@ -176,6 +176,37 @@ impl Backend for CpuBackend {
         Ok(keep.where_cond(&y, add)?)
     }
 
+    fn pos_embed_at(&self, offset: usize, n_pos: usize, w_pos: &Tensor) -> Result<Tensor> {
+        Ok(w_pos.narrow(0, offset, n_pos)?)
+    }
+
+    fn concat_rows(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::cat(&[a, b], 0)?)
+    }
+
+    fn attn_scores_cached(&self, q: &Tensor, k: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
+        let (n_q, n_k) = (q.dim(0)?, k.dim(0)?);
+        // [pos, heads * d_head] -> [1, heads, pos, d_head]
+        let heads = |x: &Tensor, n: usize, h: usize| x.reshape((1, n, h, d_head))?.transpose(1, 2)?.contiguous();
+        let (q, k) = (heads(q, n_q, n_heads)?, Self::repeat_kv(heads(k, n_k, n_kv_heads)?, n_heads, n_kv_heads)?);
+        // [n_heads, q, k]; query i sits at position n_k - n_q + i and sees the keys up to it.
+        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?.squeeze(0)?;
+        let offset = n_k - n_q;
+        let m: Vec<u8> = (0..n_q * n_k).map(|x| u8::from(x % n_k <= offset + x / n_k)).collect();
+        let mask = Tensor::from_vec(m, (n_q, n_k), &Device::Cpu)?.broadcast_as(scores.shape())?;
+        let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
+        Ok(mask.where_cond(&scores, &neg_inf)?)
+    }
+
+    fn attn_z_cached(&self, pattern: &Tensor, v: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
+        let n_k = v.dim(0)?;
+        let v = v.reshape((1, n_k, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [1, n_kv_heads, k, d_head]
+        let v = Self::repeat_kv(v, n_heads, n_kv_heads)?.squeeze(0)?; // [n_heads, k, d_head]
+        let n_q = pattern.elem_count() / (n_heads * n_k);
+        let z = pattern.reshape((n_heads, n_q, n_k))?.contiguous()?.matmul(&v)?; // [n_heads, q, d_head]
+        Ok(z.transpose(0, 1)?.contiguous()?.reshape((n_q, n_heads * d_head))?)
+    }
+
     async fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         tensors.iter().map(|t| Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)).collect()
     }

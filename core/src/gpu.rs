@@ -286,6 +286,35 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.affine(x, mul, add)))
     }
 
+    /// Gathers rows `offset..` of the table with the embedding kernel.
+    fn pos_embed_at(&self, offset: usize, n_pos: usize, w_pos: &GpuTensor) -> Result<GpuTensor> {
+        let n_ctx = w_pos.shape.first().copied().unwrap_or(0);
+        if offset + n_pos > n_ctx {
+            return Err(Error::Request(format!("positions up to {} exceed the model's {n_ctx}", offset + n_pos)));
+        }
+        let ids: Vec<u32> = (offset..offset + n_pos).map(|p| p as u32).collect();
+        let ids = self.ctx.upload_u32(&ids);
+        Ok(self.record(|r| r.embed(&ids, n_pos, w_pos)))
+    }
+
+    /// Both flattened to one row, joined side by side: row-major, that is `a`'s rows then `b`'s.
+    fn concat_rows(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        let w = a.shape.last().copied().unwrap_or(1);
+        if b.shape.last().copied().unwrap_or(1) != w {
+            return Err(Error::Gpu(format!("concat_rows: {:?} and {:?} differ in width", a.shape, b.shape)));
+        }
+        let joined = self.record(|r| r.concat_cols(&a.reshape(&[1, a.len()]), &b.reshape(&[1, b.len()])));
+        Ok(joined.reshape(&[(a.len() + b.len()) / w.max(1), w]))
+    }
+
+    fn attn_scores_cached(&self, q: &GpuTensor, k: &GpuTensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.attn_scores_cached(q, k, n_heads, n_kv_heads, d_head)))
+    }
+
+    fn attn_z_cached(&self, pattern: &GpuTensor, v: &GpuTensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<GpuTensor> {
+        Ok(self.record(|r| r.attn_z_cached(pattern, v, n_heads, n_kv_heads, d_head)))
+    }
+
     async fn read(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
         if let Some(rec) = self.recorder.borrow_mut().take() {
             rec.submit();

@@ -163,25 +163,42 @@ impl<B: Backend> HookedTransformer<B> {
     }
 
     fn forward_planned(&self, backend: &B, plan: &PlannedRun) -> Result<Forward<B>> {
+        self.forward_kv(backend, plan, None)
+    }
+
+    /// The forward pass; with `kv` (one sequence, `generate.rs`), the plan's tokens are the
+    /// positions after the cached ones: positions and rotary angles start at the cache's length,
+    /// each block's new keys and values join the cached ones, and the new queries attend to all.
+    pub(crate) fn forward_kv(&self, backend: &B, plan: &PlannedRun, mut kv: Option<&mut crate::generate::KvCache<B>>) -> Result<Forward<B>> {
         let mut hooks = Hooks::<B>::new(backend, plan)?;
         let h = &mut hooks;
         let w = &self.weights;
         let (tokens, n_batch, n_pos) = (plan.tokens.as_slice(), plan.n_batch, plan.n_pos);
+        let offset = kv.as_ref().map(|c| c.len());
 
         let embed = h.hook(backend, "hook_embed", backend.embed(tokens, &w.W_E)?)?; // [pos, d_model]
         let mut resid = match &w.W_pos {
             Some(w_pos) => {
-                let pos_embed = h.hook(backend, "hook_pos_embed", backend.pos_embed(n_batch, n_pos, w_pos)?)?; // [pos, d_model]
+                let pos_embed = match offset {
+                    None => backend.pos_embed(n_batch, n_pos, w_pos)?,
+                    Some(offset) => backend.pos_embed_at(offset, n_pos, w_pos)?,
+                };
+                let pos_embed = h.hook(backend, "hook_pos_embed", pos_embed)?; // [pos, d_model]
                 backend.add(&embed, &pos_embed)?
             }
             None => embed, // rotary models add positions inside attention
         };
-        let rotary = match self.cfg.rotary() {
-            Some((dim, base)) => Some(backend.rotary_tables(n_pos, dim, base)?),
-            None => None,
+        let rotary = match (self.cfg.rotary(), offset) {
+            (Some((dim, base)), None) => Some(backend.rotary_tables(n_pos, dim, base)?),
+            (Some((dim, base)), Some(offset)) => Some(backend.rotary_tables_at(offset, n_pos, dim, base)?),
+            (None, _) => None,
         };
         for (l, block) in w.blocks.iter().enumerate() {
-            resid = self.block(backend, h, l, block, resid, n_batch, rotary.as_ref())?;
+            let layer_kv = kv.as_deref_mut().map(|c| c.layer(l));
+            resid = self.block(backend, h, l, block, resid, n_batch, rotary.as_ref(), layer_kv)?;
+        }
+        if let Some(c) = kv {
+            c.advance(n_pos);
         }
         let x = self.norm(backend, h, "ln_final", &resid, &w.ln_final_w, w.ln_final_b.as_ref())?;
         let unembed_in = h.hook(backend, "unembed.hook_in", x)?; // [pos, d_model]
@@ -202,6 +219,7 @@ impl<B: Backend> HookedTransformer<B> {
         resid_pre: B::Tensor,
         n_batch: usize,
         rotary: Option<&(B::Tensor, B::Tensor)>,
+        kv: Option<&mut Option<(B::Tensor, B::Tensor)>>,
     ) -> Result<B::Tensor> {
         let cfg = &self.cfg;
         let name = |s: &str| format!("blocks.{l}.{s}");
@@ -218,10 +236,23 @@ impl<B: Backend> HookedTransformer<B> {
             k = h.hook(backend, &name("attn.hook_rot_k"), backend.rotary(&k, tables, n_kv_heads, d_head, rot_dim)?)?;
             // [pos, kv_head, d_head]
         }
-        let scores = backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?;
+        // With a KV cache the new keys and values join the earlier positions' (kept after rotary),
+        // and the new queries attend to all of them: `[head, query, key]` has more keys than queries.
+        let cached = match kv {
+            Some(slot) => Some(crate::generate::append_kv(backend, slot, &k, &v)?),
+            None => None,
+        };
+        let scores = match &cached {
+            None => backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?,
+            Some((k_all, _)) => backend.attn_scores_cached(&q, k_all, n_heads, n_kv_heads, d_head)?,
+        };
         let scores = h.hook(backend, &name("attn.hook_attn_scores"), scores)?; // [head, query, key]
         let pattern = h.hook(backend, &name("attn.hook_pattern"), backend.softmax(&scores)?)?; // [head, query, key]
-        let z = h.hook(backend, &name("attn.hook_z"), backend.attn_z(&pattern, &v, n_batch, n_heads, n_kv_heads, d_head)?)?; // [pos, head, d_head]
+        let z = match &cached {
+            None => backend.attn_z(&pattern, &v, n_batch, n_heads, n_kv_heads, d_head)?,
+            Some((_, v_all)) => backend.attn_z_cached(&pattern, v_all, n_heads, n_kv_heads, d_head)?,
+        };
+        let z = h.hook(backend, &name("attn.hook_z"), z)?; // [pos, head, d_head]
         let attn_out = h.hook(backend, &name("hook_attn_out"), backend.linear(&z, &w.W_O, w.b_O.as_ref())?)?; // [pos, d_model]
 
         let Some(mlp) = &w.mlp else {

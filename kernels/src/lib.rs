@@ -40,7 +40,9 @@ pub mod cpu {
     pub use crate::ops::add::add_cpu;
     pub use crate::ops::affine::affine_cpu;
     pub use crate::ops::attn_scores::attn_scores_cpu;
+    pub use crate::ops::attn_scores_cached::attn_scores_cached_cpu;
     pub use crate::ops::attn_z::attn_z_cpu;
+    pub use crate::ops::attn_z_cached::attn_z_cached_cpu;
     pub use crate::ops::concat_cols::concat_cols_cpu;
     pub use crate::ops::embed::{embed_cpu, pos_embed_cpu};
     pub use crate::ops::embed_quant::embed_quant_cpu;
