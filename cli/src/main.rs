@@ -5,6 +5,10 @@
 //!   glassbox eval-organism [--model DIR]                            a shipped organism's card metric, recomputed
 //!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0]
 //!   glassbox run [--model DIR|FILE.gguf] [--prompt TEXT]            top-5 predictions per position
+//!   glassbox steer --model M --prompt TEXT (--plus TEXT --minus TEXT --layer L | --neuron L.N) [--coeff C]
+//!                  [--max-new N --temperature T --top-p P --seed S]   unsteered and steered continuations (ActAdd)
+//!   glassbox generate --model M --prompt TEXT [--max-new N --temperature T --top-p P --seed S]   continue a prompt (KV cache)
+//!   glassbox bench-generate [--model DIR] [--prompt-len N] [--new N] [--backend cpu|gpu]   tokens/s with and without the KV cache
 //!   glassbox lens --model M --prompt TEXT [--target TOKEN] [--norm fresh|cached] [--mid] [--top K]
 //!   glassbox attribute --model M --prompt TEXT --target TOKEN [--distractor TOKEN] [--pos N] [--no-fold-ln] [--center-unembed]
 //!   glassbox neuron --model M --prompt TEXT --layer L --neuron N [--pos P] [--top K]
@@ -30,6 +34,7 @@ mod bench;
 mod path_patch;
 mod patch;
 mod scan;
+mod steer;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +103,95 @@ enum Command {
         /// Quantize the matrices on load (f32 keeps them as they are).
         #[arg(long, value_enum, default_value_t = BenchQuant::F32)]
         quant: BenchQuant,
+    },
+    /// Continue a prompt twice, without and with a steering vector (ActAdd: the difference of
+    /// two prompts' resid_pre at a layer, added at the prompt's first positions; or an MLP
+    /// neuron's output direction at every position), and print both.
+    Steer {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt to continue.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// ActAdd's positive prompt.
+        #[arg(long, value_name = "TEXT", requires = "minus")]
+        plus: Option<String>,
+        /// ActAdd's negative prompt (the shorter one is padded with spaces).
+        #[arg(long, value_name = "TEXT", requires = "plus")]
+        minus: Option<String>,
+        /// The block whose resid_pre ActAdd steers.
+        #[arg(long, value_name = "L")]
+        layer: Option<usize>,
+        /// Steer along an MLP neuron's output direction (row of W_out) instead, as LAYER.NEURON.
+        #[arg(long, value_name = "L.N", conflicts_with_all = ["plus", "minus"])]
+        neuron: Option<String>,
+        /// The steering vector's coefficient.
+        #[arg(long, value_name = "C", default_value_t = 4.0, allow_negative_numbers = true)]
+        coeff: f32,
+        /// New tokens at most.
+        #[arg(long = "max-new", value_name = "N", default_value_t = 40)]
+        max_new: usize,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, value_name = "T", default_value_t = 0.0)]
+        temperature: f64,
+        /// Nucleus sampling: keep the most likely tokens up to this total probability.
+        #[arg(long = "top-p", value_name = "P")]
+        top_p: Option<f64>,
+        /// The sampler's seed (both continuations use it).
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+        /// Stop at this token (repeatable): the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        stop: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a prompt (KV cache; seeded sampling).
+    Generate {
+        /// A model directory (shipped, or a hub model's files) or a .gguf file.
+        #[arg(long, value_name = "DIR|FILE")]
+        model: PathBuf,
+        /// The prompt to continue.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// New tokens at most.
+        #[arg(long = "max-new", value_name = "N", default_value_t = 40)]
+        max_new: usize,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, value_name = "T", default_value_t = 0.0)]
+        temperature: f64,
+        /// Nucleus sampling: keep the most likely tokens up to this total probability.
+        #[arg(long = "top-p", value_name = "P")]
+        top_p: Option<f64>,
+        /// The sampler's seed.
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+        /// Stop at this token (repeatable): the token itself, or #ID.
+        #[arg(long, value_name = "TOKEN")]
+        stop: Vec<String>,
+        /// Print JSON (text, tokens, each step's top 3) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens per second of greedy generation, with and without the KV cache (one JSON line each).
+    BenchGenerate {
+        /// A shipped model's directory, or a Hugging Face one (config.json + model.safetensors).
+        #[arg(long, value_name = "DIR", default_value = "/tmp/gpt2-small-random")]
+        model: PathBuf,
+        /// Prompt tokens before generation.
+        #[arg(long = "prompt-len", value_name = "N", default_value_t = 16)]
+        prompt_len: usize,
+        /// Tokens generated per run.
+        #[arg(long = "new", value_name = "N", default_value_t = 64)]
+        new_tokens: usize,
+        /// Timed runs (after one warm-up).
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Where the forward pass runs.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
+        backend: BenchBackend,
     },
     /// Top-5 predictions at every position of a prompt.
     Run {
@@ -382,6 +476,21 @@ fn main() {
         Command::EvalInduction { model } => eval_induction(&model),
         Command::EvalOrganism { model } => eval_organism(&model),
         Command::Bench { model, tokens, runs, backend, quant } => bench::bench(&model, &tokens, runs as usize, backend, quant),
+        Command::Steer { model, prompt, plus, minus, layer, neuron, coeff, max_new, temperature, top_p, seed, stop, json } => steer::steer_cmd(steer::SteerArgs {
+            model: &model,
+            prompt: &prompt,
+            plus: plus.as_deref(),
+            minus: minus.as_deref(),
+            layer,
+            neuron: neuron.as_deref(),
+            coeff,
+            sample: steer::SampleArgs { max_new, temperature, top_p, seed, stop },
+            json,
+        }),
+        Command::Generate { model, prompt, max_new, temperature, top_p, seed, stop, json } => {
+            steer::generate_cmd(&model, &prompt, &steer::SampleArgs { max_new, temperature, top_p, seed, stop }, json)
+        }
+        Command::BenchGenerate { model, prompt_len, new_tokens, runs, backend } => steer::bench_generate(&model, prompt_len, new_tokens, runs as usize, backend),
         Command::Run { model, prompt } => run_prompt(&model, &prompt),
         Command::Lens { model, prompt, target, norm, mid, top, json } => {
             analyze::lens(analyze::LensArgs { model: &model, prompt: &prompt, target: target.as_deref(), norm, mid, top, json })

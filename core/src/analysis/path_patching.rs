@@ -105,7 +105,7 @@ pub enum Receivers {
 
 impl Receivers {
     /// The receiver heads, checked against the model, sorted and without repeats.
-    fn checked_heads(&self, cfg: &Config) -> Result<Option<(Vec<(usize, usize)>, HeadInput)>> {
+    fn checked_heads(&self, cfg: &Config) -> Result<Option<ReceiverHeads>> {
         let Receivers::Heads { heads, input } = self else {
             return Ok(None);
         };
@@ -128,6 +128,9 @@ impl Receivers {
         Ok(Some((heads, *input)))
     }
 }
+
+/// Receiver heads (layer, head), and their input.
+type ReceiverHeads = (Vec<(usize, usize)>, HeadInput);
 
 /// A path-patching sweep: the receivers, the metric, and whether MLPs are senders too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -320,13 +323,13 @@ pub async fn path_patch<B: Backend>(
         let mut items = Vec::with_capacity(senders.len());
         for s in senders {
             let mut ivs = input.clone();
-            for l in start..=step2_last {
-                let frozen = super::cached(clean_out, &z[l])?;
+            for (l, zl) in z.iter().enumerate().take(step2_last + 1).skip(start) {
+                let frozen = super::cached(clean_out, zl)?;
                 let value = match s.head {
-                    Some(h) if l == s.layer => with_head(frozen, super::cached(corrupted_out, &z[l])?, h),
+                    Some(h) if l == s.layer => with_head(frozen, super::cached(corrupted_out, zl)?, h),
                     _ => frozen.clone(),
                 };
-                ivs.push(Intervention::new(shifted(&z[l], start), InterventionOp::Replace(value)));
+                ivs.push(Intervention::new(shifted(zl, start), InterventionOp::Replace(value)));
             }
             if s.head.is_none() {
                 let value = super::cached(corrupted_out, &mlp[s.layer])?.clone();
