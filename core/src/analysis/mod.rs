@@ -23,6 +23,7 @@ pub mod neurons;
 pub mod path_patching;
 pub mod patching;
 pub mod scan;
+pub mod scrubbing;
 
 use crate::config::{Config, Normalization};
 use crate::run::RunOutput;
