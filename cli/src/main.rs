@@ -17,6 +17,7 @@
 //!   glassbox patch --model M --clean TEXT --corrupted TEXT --what resid_pre|...|pattern [--by pos|all] [--noising]
 //!                  [--metric logit_diff|prob|logprob|loss|kl] [--target T] [--distractor D]   activation patching
 //!   glassbox ablate --model M --prompt TEXT --head L.H[,L.H] | --mlp L | --neurons L:n,n --kind zero|mean|resample [--dataset FILE]
+//!   glassbox scrub --model DIR --hypothesis parens-correct|parens-wrong|induction-correct|induction-wrong [--n N] [--seed S]   causal scrubbing
 //!   glassbox path-patch --model M --clean TEXT --corrupted TEXT --receivers logits|L.H[,L.H] [--input q|k|v] [--mlp]   path patching
 //!
 //! The analysis commands (lens, attribute, neuron, heads, scan) print what the app's views show
@@ -34,6 +35,7 @@ mod bench;
 mod path_patch;
 mod patch;
 mod scan;
+mod scrub;
 mod steer;
 mod train;
 
@@ -466,6 +468,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Causal scrubbing of a shipped hypothesis: the loss with every claimed node resampled from
+    /// examples that agree on its claimed feature, against the model's and the unconditional loss.
+    Scrub {
+        /// The shipped organism's directory (balanced-parens or induction-2l).
+        #[arg(long, value_name = "DIR")]
+        model: PathBuf,
+        /// The hypothesis (glassbox_core::analysis::scrubbing::hypotheses).
+        #[arg(long, value_enum)]
+        hypothesis: scrub::HypothesisArg,
+        /// Dataset size (examples drawn with the seed).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        n: usize,
+        /// Seed of the dataset and of every resampling draw.
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+        /// Rounds of resampling (each redraws every sample).
+        #[arg(long, value_name = "R", default_value_t = 2)]
+        rounds: usize,
+        /// Runs per forward pass.
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        chunk: usize,
+        /// Print JSON (the hypothesis and the core's ScrubResult) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -564,6 +591,9 @@ fn main() {
             pos,
             json,
         }),
+        Command::Scrub { model, hypothesis, n, seed, rounds, chunk, json } => {
+            scrub::scrub_cmd(scrub::ScrubArgs { model: &model, hypothesis, n, seed, rounds, chunk, json })
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
