@@ -7,8 +7,9 @@
 //   node e2e/bench/longtask.mjs http://127.0.0.1:4300/ [parts] [--runs=3] [--cap-s=300]
 //
 // The base URL is the only tie to a build, so the same script measures any build. `parts`
-// is a comma list (default all): english-gpu, english-cpu, gpt2-cpu, gpt2-gpu, cold,
-// views-english-gpu, views-gpt2-cpu.
+// is a comma list (default: the first five): english-gpu, english-cpu, gpt2-cpu, gpt2-gpu, cold,
+// views-english-gpu, views-gpt2-cpu, patch-gpt2-gpu, patch-gpt2-cpu, patch-english-gpu,
+// patch-english-cpu.
 //   english-*: the shipped English model (`?model=english-char-3l`), a 124-character prompt
 //              (slices of the shipped Moby-Dick corpus), `runs` runs after the model is ready.
 //   gpt2-*:    `glassbox-test/gpt2-small-random` from the hub mimic (GPT-2 small's shape, random
@@ -19,6 +20,20 @@
 //              shown, then a scan of the shipped corpus slice with the layer shown (tokens/s).
 //   cold:      page open (fresh context, empty cache) to the first prediction of the default
 //              model on WebGPU, 3 times (as bench/browser_bench.mjs), with the longest task.
+//   patch-*:   activation patching (issue 10): a `resid_pre` layer x position sweep of the
+//              Patching tab (denoising, the default metric: the clean prediction's logit minus
+//              the corrupted one's), `runs` times on one page, from the Run sweep click until
+//              the heatmap's cells are shown, with the page's own "N patched runs in M batches,
+//              X ms on BACKEND" (on a software WebGPU adapter, SwiftShader here, the worker runs
+//              sweeps on its wasm CPU engine: made on the first sweep, which therefore includes
+//              starting it). The clean prompt is run first (untimed).
+//     patch-gpt2-gpu, patch-gpt2-cpu: gpt2-small-random (loaded as in gpt2-*; the load is
+//              printed, untimed as a figure), clean "The whale swam in the sea and the ship
+//              sailed to the shore", corrupted "The ship sailed in the sea and the whale swam to
+//              the shore": 16 BPE tokens each (no BOS), 12 x 16 = 192 patched runs.
+//     patch-english-gpu, patch-english-cpu: english-char-3l, "It was the best of times, it was
+//              the worst of times, it was the" (63 characters, 64 tokens with BOS) against
+//              "rest" for "best": 3 x 64 = 192 patched runs.
 // One JSON line per figure on stdout.
 import { chromium } from '@playwright/test';
 import { readFileSync } from 'node:fs';
@@ -286,6 +301,133 @@ async function cold(browser) {
   return s;
 }
 
+const PATCH_GPT2 = {
+  clean: 'The whale swam in the sea and the ship sailed to the shore',
+  corrupted: 'The ship sailed in the sea and the whale swam to the shore',
+};
+const PATCH_ENGLISH = {
+  clean: 'It was the best of times, it was the worst of times, it was the',
+  corrupted: 'It was the rest of times, it was the worst of times, it was the',
+};
+
+/** Runs the clean prompt, then the resid_pre x position sweep `RUNS` times; one line per sweep. */
+async function patchSweeps(page, what, pair) {
+  await page.getByTestId('prompt').fill(pair.clean);
+  await page.getByTestId('run').click();
+  await shownAt(page, pair.clean, CAP_MS);
+  await page.getByTestId('tab-patching').click();
+  await page.getByTestId('corrupted-prompt').fill(pair.corrupted);
+  await page.getByTestId('patch-component').selectOption('resid_pre');
+  await page.getByTestId('patch-by').selectOption('pos');
+  const out = [];
+  for (let i = 0; i < RUNS; i++) {
+    await page.waitForFunction(() => !document.querySelector('[data-testid="patch-run"]')?.disabled, null, { timeout: CAP_MS });
+    await page.waitForTimeout(300); // let the page settle: only the sweep is measured
+    // The sweep is over when its progress row, seen since the click, is gone. (An identical
+    // result leaves the heatmap's nodes in place, so new nodes cannot be waited for.)
+    await page.evaluate(() => {
+      window.__sawProgress = false;
+      window.__progressObserver?.disconnect();
+      window.__progressObserver = new MutationObserver(() => {
+        if (document.querySelector('[data-testid="patch-progress"]')) window.__sawProgress = true;
+      });
+      window.__progressObserver.observe(document.body, { childList: true, subtree: true });
+    });
+    const t0 = await now(page);
+    await page.getByTestId('patch-run').click();
+    let done;
+    try {
+      done = await page.waitForFunction(() => {
+        const err = document.querySelector('[data-testid="patch-error"]');
+        if (err) return { t: performance.now(), error: err.textContent };
+        if (!window.__sawProgress || document.querySelector('[data-testid="patch-progress"]')) return false;
+        const s = document.querySelector('[data-testid="patch-summary"]');
+        const cells = document.querySelectorAll('[data-testid="patch-cell"]').length;
+        return s && cells ? { t: performance.now(), cells, summary: s.textContent } : false;
+      }, null, { timeout: CAP_MS, polling: 50 }).then((h) => h.jsonValue());
+    } catch {
+      const r = { what, outcome: `no heatmap within ${CAP_MS / 1000} s`, ...(await windowStats(page, t0, await now(page))) };
+      console.log(JSON.stringify(r));
+      out.push(r);
+      break;
+    }
+    if (done.error) {
+      const r = { what, outcome: `error: ${done.error}`, ...(await windowStats(page, t0, done.t)) };
+      console.log(JSON.stringify(r));
+      out.push(r);
+      break;
+    }
+    const rows = await page.locator('.token-row').evaluateAll((els) => els.map((e) => e.querySelectorAll('.tok-chip').length));
+    const m = done.summary.match(/(\d+) patched runs in (\d+) batches, (\d+) ms on (.*)\.\s*$/);
+    const r = {
+      what,
+      sweep: i + 1,
+      tokens: rows,
+      cells: done.cells,
+      sweep_ms: Math.round(done.t - t0),
+      page_says: m ? { runs: Number(m[1]), batches: Number(m[2]), ms: Number(m[3]), backend: m[4] } : done.summary,
+      ...(await windowStats(page, t0, done.t)),
+    };
+    console.log(JSON.stringify(r));
+    out.push(r);
+  }
+  const ok = out.filter((r) => r.sweep_ms !== undefined);
+  const s = {
+    what: `${what}: summary`,
+    sweeps: ok.length,
+    all_sweep_ms: ok.map((r) => r.sweep_ms),
+    all_page_ms: ok.map((r) => r.page_says?.ms),
+    median_sweep_ms: ok.length ? ok.map((r) => r.sweep_ms).sort((a, b) => a - b)[ok.length >> 1] : null,
+    max_longest_task_ms: Math.max(0, ...out.map((r) => r.longest_task_ms)),
+    max_longest_gap_ms: Math.max(0, ...out.map((r) => r.longest_gap_ms)),
+    failed: out.filter((r) => r.outcome).map((r) => r.outcome),
+  };
+  console.log(JSON.stringify(s));
+  return s;
+}
+
+/** The page's console errors and warnings, on stderr (the figures stay on stdout). */
+function consoleErrors(page) {
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') console.error(`console ${m.type()}: ${m.text()}`);
+  });
+}
+
+async function patchGpt2(browser, cpu) {
+  const what = `patching, gpt2-small-random, resid_pre x pos, 16 tokens, ${cpu ? 'CPU (backend=cpu)' : 'WebGPU on'}`;
+  const { ctx, page } = await newPage(browser);
+  consoleErrors(page);
+  try {
+    await page.goto(`${base}?hub=${encodeURIComponent(HUB)}${cpu ? '&backend=cpu' : ''}`);
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('hub-repo').fill(GPT2_REPO);
+    await page.getByTestId('hub-format').selectOption('safetensors');
+    const t0 = await now(page);
+    await page.getByTestId('load-button').click();
+    await page.getByTestId('loaded-model').filter({ hasText: GPT2_REPO }).waitFor({ timeout: CAP_MS });
+    await waitReady(page, CAP_MS);
+    const t1 = await now(page);
+    console.log(JSON.stringify({ what: `${what}: load + first run (not a figure here)`, load_ms: Math.round(t1 - t0), badge: await page.getByTestId('backend').textContent() }));
+    return await patchSweeps(page, what, PATCH_GPT2);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function patchEnglish(browser, cpu) {
+  const what = `patching, english-char-3l, resid_pre x pos, 63 characters, ${cpu ? 'CPU (backend=cpu)' : 'WebGPU on'}`;
+  const { ctx, page } = await newPage(browser);
+  consoleErrors(page);
+  try {
+    await page.goto(`${base}?model=english-char-3l${cpu ? '&backend=cpu' : ''}`);
+    await waitReady(page, CAP_MS);
+    console.log(JSON.stringify({ what: `${what}: backend`, badge: await page.getByTestId('backend').textContent() }));
+    return await patchSweeps(page, what, PATCH_ENGLISH);
+  } finally {
+    await ctx.close();
+  }
+}
+
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_ARGS, headless: true });
 try {
   for (const part of PARTS) {
@@ -297,6 +439,10 @@ try {
       else if (part === 'cold') await cold(browser);
       else if (part === 'views-english-gpu') await viewsEnglish(browser);
       else if (part === 'views-gpt2-cpu') await viewsGpt2(browser);
+      else if (part === 'patch-gpt2-gpu') await patchGpt2(browser, false);
+      else if (part === 'patch-gpt2-cpu') await patchGpt2(browser, true);
+      else if (part === 'patch-english-gpu') await patchEnglish(browser, false);
+      else if (part === 'patch-english-cpu') await patchEnglish(browser, true);
       else console.error(`unknown part ${part}`);
     } catch (e) {
       console.log(JSON.stringify({ what: part, outcome: `failed: ${e.message.split('\n')[0]}` }));
