@@ -32,8 +32,8 @@
 
 mod analyze;
 mod bench;
-mod path_patch;
 mod patch;
+mod path_patch;
 mod scan;
 mod scrub;
 mod steer;
@@ -503,21 +503,25 @@ fn main() {
         Command::EvalInduction { model } => eval_induction(&model),
         Command::EvalOrganism { model } => eval_organism(&model),
         Command::Bench { model, tokens, runs, backend, quant } => bench::bench(&model, &tokens, runs as usize, backend, quant),
-        Command::Steer { model, prompt, plus, minus, layer, neuron, coeff, max_new, temperature, top_p, seed, stop, json } => steer::steer_cmd(steer::SteerArgs {
-            model: &model,
-            prompt: &prompt,
-            plus: plus.as_deref(),
-            minus: minus.as_deref(),
-            layer,
-            neuron: neuron.as_deref(),
-            coeff,
-            sample: steer::SampleArgs { max_new, temperature, top_p, seed, stop },
-            json,
-        }),
+        Command::Steer { model, prompt, plus, minus, layer, neuron, coeff, max_new, temperature, top_p, seed, stop, json } => {
+            steer::steer_cmd(steer::SteerArgs {
+                model: &model,
+                prompt: &prompt,
+                plus: plus.as_deref(),
+                minus: minus.as_deref(),
+                layer,
+                neuron: neuron.as_deref(),
+                coeff,
+                sample: steer::SampleArgs { max_new, temperature, top_p, seed, stop },
+                json,
+            })
+        }
         Command::Generate { model, prompt, max_new, temperature, top_p, seed, stop, json } => {
             steer::generate_cmd(&model, &prompt, &steer::SampleArgs { max_new, temperature, top_p, seed, stop }, json)
         }
-        Command::BenchGenerate { model, prompt_len, new_tokens, runs, backend } => steer::bench_generate(&model, prompt_len, new_tokens, runs as usize, backend),
+        Command::BenchGenerate { model, prompt_len, new_tokens, runs, backend } => {
+            steer::bench_generate(&model, prompt_len, new_tokens, runs as usize, backend)
+        }
         Command::Run { model, prompt } => run_prompt(&model, &prompt),
         Command::Lens { model, prompt, target, norm, mid, top, json } => {
             analyze::lens(analyze::LensArgs { model: &model, prompt: &prompt, target: target.as_deref(), norm, mid, top, json })

@@ -120,20 +120,3 @@ fn interchange_on_the_final_residual_follows_the_label() {
     let count = iia(CausalVariable::ParensEqualCount);
     assert!(count.accuracy < label.accuracy, "{count:?}");
 }
-
-/// Prints the card entries (`cargo test -p glassbox-core --test scrubbing -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn print_card_entries() {
-    for (organism, n, names) in [("balanced-parens", 100, ["parens-correct", "parens-wrong"]), ("induction-2l", 200, ["induction-correct", "induction-wrong"])]
-    {
-        if std::env::var("ONLY").is_ok_and(|o| o != organism) {
-            continue;
-        }
-        let (_, m) = load(organism);
-        for name in names {
-            let r = run(&m, &hypotheses::by_name(name).unwrap(), n, 0, 2);
-            println!("{organism} {}", serde_json::to_string(&r).unwrap());
-        }
-    }
-}

@@ -47,6 +47,9 @@ impl RunKey {
     }
 }
 
+/// A causal view's answer: the model generation it was computed on, and the view or why not.
+pub type Outcome<T> = (u64, Result<Arc<T>, String>);
+
 /// A finished run, with what it was computed for.
 #[derive(Debug)]
 pub struct RunResult {
@@ -128,11 +131,11 @@ pub struct Page {
     /// The patching panel's choices, the last sweep's result (for the model generation it ran
     /// on) and the progress of the sweep in flight: (patched runs done, in all).
     pub patch_settings: RwSignal<PatchSettings>,
-    pub patching: RwSignal<Option<(u64, Result<Arc<PatchView>, String>)>>,
+    pub patching: RwSignal<Option<Outcome<PatchView>>>,
     pub patch_progress: RwSignal<Option<(usize, usize)>>,
     /// The ablation panel's choices, its last result and whether one is running.
     pub ablation_settings: RwSignal<AblationSettings>,
-    pub ablation: RwSignal<Option<(u64, Result<Arc<AblationView>, String>)>>,
+    pub ablation: RwSignal<Option<Outcome<AblationView>>>,
     pub ablation_running: RwSignal<bool>,
 
     /// Loading a model from the hub, a URL or a file (the model in use stays until the new

@@ -20,8 +20,8 @@ pub mod attribution;
 pub mod heads;
 pub mod lens;
 pub mod neurons;
-pub mod path_patching;
 pub mod patching;
+pub mod path_patching;
 pub mod scan;
 pub mod scrubbing;
 
