@@ -82,7 +82,7 @@ pub enum KindArg {
 }
 
 /// The metric from `--metric`, `--target`, `--distractor`.
-fn metric(bundle: &ModelBundle, m: MetricArg, target: Option<&str>, distractor: Option<&str>) -> CliResult<Metric> {
+pub(crate) fn metric(bundle: &ModelBundle, m: MetricArg, target: Option<&str>, distractor: Option<&str>) -> CliResult<Metric> {
     let need = |t: Option<&str>, what: &str| -> CliResult<u32> {
         match t {
             Some(t) => resolve_token(bundle, t),
@@ -115,7 +115,7 @@ fn encode(bundle: &ModelBundle, what: &str, text: &str) -> CliResult<Vec<u32>> {
     Ok(tokens)
 }
 
-fn metric_name(m: &Metric, bundle: &ModelBundle, pos: usize) -> String {
+pub(crate) fn metric_name(m: &Metric, bundle: &ModelBundle, pos: usize) -> String {
     let t = |id: &u32| format!("{} (#{id})", show(&bundle.tokenizer.output_str(*id)));
     match m {
         Metric::LogitDiff { target, distractor } => format!("logit difference {} - {} at position {pos}", t(target), t(distractor)),

@@ -5,13 +5,12 @@
 
 use std::path::Path;
 
-use glassbox_core::analysis::patching::Metric;
 use glassbox_core::analysis::path_patching::{path_patch, HeadInput, PathPatchResult, PathPatchSpec, Receivers};
 use glassbox_core::{CpuBackend, HookedTransformer, ModelBundle};
 use serde_json::json;
 
-use crate::analyze::{print_json, resolve_token, show};
-use crate::patch::{parse_heads, MetricArg};
+use crate::analyze::{print_json, show};
+use crate::patch::{metric, metric_name, parse_heads, MetricArg};
 use crate::{read_bundle, CliResult};
 
 /// Senders per forward pass.
@@ -42,27 +41,6 @@ pub struct PathPatchArgs<'a> {
     /// `clean` and `corrupted` are comma-separated token ids.
     pub ids: bool,
     pub json: bool,
-}
-
-/// The metric from `--metric`, `--target`, `--distractor`.
-fn metric(bundle: &ModelBundle, m: MetricArg, target: Option<&str>, distractor: Option<&str>) -> CliResult<Metric> {
-    let need = |t: Option<&str>, what: &str| -> CliResult<u32> {
-        match t {
-            Some(t) => resolve_token(bundle, t),
-            None => Err(format!("the {what} metric needs --target TOKEN").into()),
-        }
-    };
-    Ok(match m {
-        MetricArg::LogitDiff => {
-            let target = need(target, "logit_diff")?;
-            let distractor = distractor.ok_or("the logit_diff metric needs --distractor TOKEN (or choose --metric prob|logprob|loss|kl)")?;
-            Metric::LogitDiff { target, distractor: resolve_token(bundle, distractor)? }
-        }
-        MetricArg::Prob => Metric::Prob { target: need(target, "prob")? },
-        MetricArg::Logprob => Metric::LogProb { target: need(target, "logprob")? },
-        MetricArg::Loss => Metric::Loss,
-        MetricArg::Kl => Metric::Kl,
-    })
 }
 
 /// A prompt's tokens: text (padded for a readout model, as the app does) or, with `--ids`,
@@ -153,17 +131,6 @@ pub fn path_patch_cmd(a: PathPatchArgs<'_>) -> CliResult<()> {
     print_grid(&bundle, &res, a.raw);
     eprintln!("{} senders, {} patched runs in {} batches, {seconds:.2} s", res.senders, res.runs, res.batches);
     Ok(())
-}
-
-fn metric_name(m: &Metric, bundle: &ModelBundle, pos: usize) -> String {
-    let t = |id: &u32| format!("{} (#{id})", show(&bundle.tokenizer.output_str(*id)));
-    match m {
-        Metric::LogitDiff { target, distractor } => format!("logit difference {} - {} at position {pos}", t(target), t(distractor)),
-        Metric::Prob { target } => format!("probability of {} at position {pos}", t(target)),
-        Metric::LogProb { target } => format!("log-probability of {} at position {pos}", t(target)),
-        Metric::Loss => "mean next-token loss over the prompt".into(),
-        Metric::Kl => format!("KL(clean || run) at position {pos}"),
-    }
 }
 
 fn print_grid(bundle: &ModelBundle, res: &PathPatchResult, raw: bool) {
