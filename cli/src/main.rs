@@ -19,6 +19,7 @@
 //!   glassbox ablate --model M --prompt TEXT --head L.H[,L.H] | --mlp L | --neurons L:n,n --kind zero|mean|resample [--dataset FILE]
 //!   glassbox scrub --model DIR --hypothesis parens-correct|parens-wrong|induction-correct|induction-wrong [--n N] [--seed S]   causal scrubbing
 //!   glassbox path-patch --model M --clean TEXT --corrupted TEXT --receivers logits|L.H[,L.H] [--input q|k|v] [--mlp]   path patching
+//!   glassbox link encode EXPERIMENT.json [--widget KIND] [--static] | link decode LINK   share links (v1/...)
 //!
 //! The analysis commands (lens, attribute, neuron, heads, scan) print what the app's views show
 //! (glassbox_core::analysis), for a reader, or as JSON with `--json`.
@@ -32,6 +33,7 @@
 
 mod analyze;
 mod bench;
+mod link;
 mod patch;
 mod path_patch;
 mod scan;
@@ -493,6 +495,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Share links: an experiment's URL fragment (`v1/...`), and back.
+    Link {
+        #[command(subcommand)]
+        action: link::LinkCmd,
+    },
 }
 
 fn main() {
@@ -598,6 +605,7 @@ fn main() {
         Command::Scrub { model, hypothesis, n, seed, rounds, chunk, json } => {
             scrub::scrub_cmd(scrub::ScrubArgs { model: &model, hypothesis, n, seed, rounds, chunk, json })
         }
+        Command::Link { action } => link::run(action),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

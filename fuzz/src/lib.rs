@@ -11,15 +11,21 @@
 //! replayed with `--only`.
 //!
 //! Targets: `gguf`, `safetensors` (+ index and shards, with quantize-on-load), `config`
-//! (config.json), `tokenizer` (tokenizer.json), `vocab` (vocab.json) and `experiment` (the
-//! versioned experiment JSON a share link carries).
+//! (config.json), `tokenizer` (tokenizer.json), `vocab` (vocab.json), `experiment` (the
+//! versioned experiment JSON a share link carries) and `link` (a share link's URL fragment,
+//! `glassbox_core::share::parse_fragment`: the committed `fixtures/links/v1/` links and encoded
+//! experiments as seeds; byte flips, truncations, base64 character swaps, mutated DEFLATE
+//! streams, parameters and prefixes, and mutated JSON encoded again so that mutations reach
+//! the JSON decoder and the limits).
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Instant;
 
+use base64::Engine as _;
 use glassbox_core::hf_tokenizer::HfTokenizer;
+use glassbox_core::share::{fragment, parse_fragment, Widget};
 use glassbox_core::tokenizer::VocabTokenizer;
 use glassbox_core::{CacheSpec, Config, CpuBackend, Experiment, HookedTransformer, ModelBundle, ModelRef, QuantizeOnLoad, RunRequest};
 use serde_json::{json, Map, Value};
@@ -37,10 +43,11 @@ pub enum Target {
     Tokenizer,
     Vocab,
     Experiment,
+    Link,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [Target::Gguf, Target::Safetensors, Target::Config, Target::Tokenizer, Target::Vocab, Target::Experiment];
+    pub const ALL: [Target; 7] = [Target::Gguf, Target::Safetensors, Target::Config, Target::Tokenizer, Target::Vocab, Target::Experiment, Target::Link];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +57,7 @@ impl Target {
             Target::Tokenizer => "tokenizer",
             Target::Vocab => "vocab",
             Target::Experiment => "experiment",
+            Target::Link => "link",
         }
     }
 
@@ -246,6 +254,31 @@ pub fn seeds(root: &Path, target: Target) -> Vec<Seed> {
                 quantize: None,
                 primary: true,
             });
+        }
+        Target::Link => {
+            // The committed links (each with its experiment's JSON), then the experiment
+            // target's seeds as links, with parameters.
+            let dir = root.join("fixtures/links/v1");
+            let mut txts: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect())
+                .unwrap_or_default();
+            txts.sort();
+            for t in txts {
+                let (Ok(text), Ok(json)) = (std::fs::read_to_string(&t), std::fs::read(t.with_extension("json"))) else { continue };
+                let link = text.lines().next().unwrap_or_default().as_bytes().to_vec();
+                let name = t.strip_prefix(root).unwrap_or(&t).display().to_string();
+                out.push(Seed { name, files: vec![("fragment.txt".into(), link), ("experiment.json".into(), json)], quantize: None, primary: true });
+            }
+            for (i, s) in seeds(root, Target::Experiment).into_iter().enumerate() {
+                let Some(e) = s.files.first().and_then(|f| Experiment::from_json(std::str::from_utf8(&f.1).ok()?).ok()) else { continue };
+                let link = fragment(&e, Widget::ALL.get(i).copied(), i % 2 == 1);
+                out.push(Seed {
+                    name: format!("link of {}", s.name),
+                    files: vec![("fragment.txt".into(), link.into_bytes()), ("experiment.json".into(), e.to_json().into_bytes())],
+                    quantize: None,
+                    primary: true,
+                });
+            }
         }
     }
     out
@@ -777,6 +810,106 @@ fn mutate_safetensors(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+const B64_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// `v1/` + base64url(raw DEFLATE(`bytes`)) at `level` (0: stored blocks).
+fn pack(bytes: &[u8], level: u8) -> String {
+    format!("v1/{}", B64.encode(miniz_oxide::deflate::compress_to_vec(bytes, level)))
+}
+
+/// Mutates a share link (`json`: its experiment's JSON, `tree` parsed). The input is the
+/// fragment alone.
+fn mutate_link(link: &[u8], json: &[u8], tree: Option<&Value>, rng: &mut Rng) -> Vec<u8> {
+    let text = String::from_utf8_lossy(link).into_owned();
+    let (head, params) = match text.find('&') {
+        Some(i) => (text[..i].to_string(), text[i..].to_string()),
+        None => (text.clone(), String::new()),
+    };
+    let payload = head.strip_prefix("v1/").unwrap_or(&head).to_string();
+    let mut out: Vec<u8> = match rng.below(20) {
+        // The experiment's JSON mutated, packed again: reaches the JSON decoder and the limits.
+        0..=7 => {
+            let mutated = mutate_json_file(json, tree, rng);
+            format!("{}{params}", pack(&mutated, *rng.pick(&[1u8, 1, 1, 6, 0, 10]))).into_bytes()
+        }
+        // The DEFLATE stream mutated, valid base64: reaches the inflater.
+        8 | 9 => {
+            let mut z = B64.decode(payload.as_bytes()).unwrap_or_default();
+            for _ in 0..rng.below(3) + 1 {
+                let focus = z.len();
+                mutate_bytes(&mut z, rng, focus);
+            }
+            format!("v1/{}{params}", B64.encode(z)).into_bytes()
+        }
+        // base64 characters swapped for others of the alphabet (or, rarely, not).
+        10 | 11 => {
+            let mut b = text.into_bytes();
+            for _ in 0..rng.below(4) + 1 {
+                if b.len() > 3 {
+                    let at = 3 + rng.below(b.len() - 3);
+                    b[at] = if rng.chance(0.9) { *rng.pick(B64_ALPHABET) } else { *rng.pick(b"+/=%.# \n&") };
+                }
+            }
+            b
+        }
+        // Cut off.
+        12 | 13 => {
+            let mut b = text.into_bytes();
+            let at = rng.below(b.len() + 1);
+            b.truncate(at);
+            b
+        }
+        // Parameters and prefixes.
+        14 | 15 => {
+            let value = match rng.below(6) {
+                0 => Widget::ALL[rng.below(Widget::ALL.len())].name().to_string(),
+                1 => rng.pick(&["", "1", "0", "true", "false", "Attention", "attention ", "lens&static", "=", "%41"]).to_string(),
+                2 => "w".repeat(rng.below(70_000)),
+                _ => String::from_utf8_lossy(&(0..rng.below(8)).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>()).into_owned(),
+            };
+            let key = rng.pick(&["widget", "static", "theme", "", "v", "widget=lens&widget"]);
+            let lead = rng.pick(&["", "", "#", "##", "https://glassbox.example/?a=1#", " \n", "v1/"]);
+            let head = match rng.below(6) {
+                0 => head.replacen("v1", &format!("v{}", rng.pick(&INTERESTING_U64)), 1),
+                1 => head.replacen("v1/", "", 1),
+                2 => head.replacen('/', "", 1),
+                _ => head,
+            };
+            format!("{lead}{head}{params}&{key}={value}").into_bytes()
+        }
+        // Limits: a prompt just under or over 20,000 characters, a bomb near the inflate limit.
+        16 => {
+            let mut v = tree.cloned().unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                let n = 20_000 + rng.below(8) - 4;
+                m.insert(rng.pick(&["prompt", "corrupted"]).to_string(), json!(rng.pick(&["x", "\u{e9}", "\u{1f642}", "<"]).repeat(n)));
+            }
+            pack(&serde_json::to_vec(&v).unwrap_or_default(), 1).into_bytes()
+        }
+        17 => {
+            let n = 256 * 1024 + rng.below(64) - 32;
+            let mut bomb = json.to_vec();
+            bomb.resize(n, *rng.pick(&[b' ', 0, b'x']));
+            pack(&bomb, 1).into_bytes()
+        }
+        // Anything else, byte by byte.
+        _ => {
+            let mut b = text.into_bytes();
+            for _ in 0..rng.below(4) + 1 {
+                let focus = b.len();
+                mutate_bytes(&mut b, rng, focus);
+            }
+            b
+        }
+    };
+    if rng.chance(0.05) {
+        let focus = out.len();
+        mutate_bytes(&mut out, rng, focus);
+    }
+    out
+}
+
 /// Input `index` of `target`: a seed, mutated.
 pub fn make_input(target: Target, seeds: &[Prepared], seed: u64, index: u64) -> Seed {
     let mut rng = input_rng(seed, target, index);
@@ -820,6 +953,12 @@ pub fn make_input(target: Target, seeds: &[Prepared], seed: u64, index: u64) -> 
             let tree = parsed[0].take();
             let b = &mut s.files[0].1;
             *b = mutate_json_file(b, tree, &mut rng);
+        }
+        Target::Link => {
+            let tree = parsed.get(1).copied().flatten();
+            let json = s.files.get(1).map(|f| f.1.clone()).unwrap_or_default();
+            let link = mutate_link(s.files.first().map_or(&[][..], |f| &f.1), &json, tree, &mut rng);
+            s.files = vec![("fragment.txt".into(), link)];
         }
     }
     s
@@ -911,6 +1050,24 @@ pub fn execute(target: Target, input: &Seed) -> Result<(), String> {
             for n_pos in [1, 4, 40] {
                 let _ = e.lower_interventions(n_pos, |_, _| None);
                 let _ = e.lower_run((0..n_pos as u32).collect(), CacheSpec::All, |_, _| None);
+            }
+            Ok(())
+        }
+        Target::Link => {
+            // The page reads the fragment (a string: lossy for bytes that are not UTF-8), writes
+            // it back to the address bar and may read that again. An error starts with the
+            // error's kind; "round trip" is a bug even though it is not a panic.
+            let f = parse_fragment(&String::from_utf8_lossy(file(0))).map_err(|e| format!("{}: {e}", e.kind()))?;
+            let again =
+                parse_fragment(&fragment(&f.experiment, f.widget, f.frozen)).map_err(|e| format!("round trip: the link written back does not open: {e}"))?;
+            if again != f {
+                return Err("round trip: the link written back opens to something else".into());
+            }
+            let e = &f.experiment;
+            let _ = e.run_prompt();
+            let _ = e.patch_sources();
+            for n_pos in [1, 4] {
+                let _ = e.lower_interventions(n_pos, |_, _| None);
             }
             Ok(())
         }
