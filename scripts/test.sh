@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+# Each stage is stamped with the minutes since the start, so that a slow stage shows in CI's log.
+START=$SECONDS
+say() { printf '\033[1m[test %3dm]\033[0m %s\n' $(((SECONDS - START) / 60)) "$*"; }
 
 # wgpu picks lavapipe through Vulkan; there is no GPU on CI machines.
 export WGPU_BACKEND=vulkan

@@ -2,11 +2,14 @@
 //! `window.wasmBindings`): `await window.wasmBindings.bench_forward("induction-2l", prompt,
 //! runs, "gpu" | "cpu")` loads the model, runs `runs` forward passes with every hook cached
 //! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON.
-//! The page's own UI never calls it; `e2e/bench/browser_bench.mjs` does.
+//! `bench_generate(model, prompt, new_tokens, backend, use_cache)` times greedy generation
+//! (`glassbox_core::generate`) with or without the KV cache and returns tokens per second.
+//! The page's own UI never calls them; `e2e/bench/browser_bench.mjs` does.
 //! `window.wasmBindings.lose_gpu_device()` destroys the WebGPU device in use, as a lost GPU
 //! would, for the end-to-end test of the fallback to the CPU; `crash_engine()` makes the engine
 //! panic in its worker, for the test of the restart.
 
+use glassbox_core::generate::GenerateOptions;
 use glassbox_core::RunRequest;
 use wasm_bindgen::prelude::*;
 
@@ -44,6 +47,32 @@ pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: St
         runs,
         times[times.len() / 2],
         times[0]
+    );
+    Ok(JsValue::from_str(&json))
+}
+
+#[wasm_bindgen]
+pub async fn bench_generate(model: String, prompt: String, new_tokens: u32, backend: String, use_cache: bool) -> Result<JsValue, JsValue> {
+    let err = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
+    let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
+    let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, backend == "cpu").await.map_err(|e| err(&e))?;
+    if backend == "gpu" && cpu_reason.is_some() {
+        return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
+    }
+    let tokens = bundle.tokenizer.encode(&prompt).map_err(|e| err(&e))?;
+    let warm = GenerateOptions { max_new_tokens: 2, use_cache, ..GenerateOptions::default() };
+    engine.generate(&tokens, &warm, None).await.map_err(|e| err(&e))?;
+    let opts = GenerateOptions { max_new_tokens: new_tokens as usize, use_cache, ..GenerateOptions::default() };
+    let t = now_ms();
+    let g = engine.generate(&tokens, &opts, None).await.map_err(|e| err(&e))?;
+    let ms = now_ms() - t;
+    let json = format!(
+        r#"{{"backend":"{}","prompt_tokens":{},"new_tokens":{},"kv_cache":{use_cache},"ms":{ms:.1},"tokens_per_s":{:.1}}}"#,
+        engine.backend_label(),
+        tokens.len(),
+        g.tokens.len(),
+        g.tokens.len() as f64 / (ms / 1000.0)
     );
     Ok(JsValue::from_str(&json))
 }

@@ -4,7 +4,9 @@
 //! already strings here; numbers are the core's.
 
 use glassbox_core::analysis::patching::{AblationKind, AblationResult, AblationTarget, Component, Direction, Granularity, MetricKind, PatchResult};
-use glassbox_core::Analysis;
+use glassbox_core::analysis::path_patching::{HeadInput, Receivers};
+use glassbox_core::analysis::scrubbing::{InterchangeResult, ScrubResult};
+use glassbox_core::{Analysis, SteerSpec, SteerVector};
 use serde::{Deserialize, Serialize};
 
 /// A finished patching sweep, with what the page needs to label it.
@@ -23,6 +25,23 @@ pub struct PatchView {
     pub elapsed_ms: f64,
     /// The backend it ran on ("CPU", "WebGPU (...)").
     pub backend: String,
+    /// A path-patching sweep: senders (layer x head, and the MLPs in a last column) to these
+    /// receivers. Its cells are paths, not single patched runs: they do not open.
+    #[serde(default)]
+    pub path: Option<PathInfo>,
+}
+
+/// What a path-patching sweep's heatmap needs beyond an activation sweep's. Its `normalized`
+/// values follow ARENA's path-patching plots: 0 = no effect along the path, -1 = the whole
+/// corrupted run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathInfo {
+    /// The receivers in words ("the logits", "the keys of L1H0, L1H3").
+    pub receivers: String,
+    /// The last column is each layer's MLP as the sender.
+    pub mlp_column: bool,
+    /// Senders run (those that can reach the receivers).
+    pub senders: usize,
 }
 
 /// How a patching result is laid out as a heatmap: rows and columns, each with labels, and
@@ -67,7 +86,9 @@ impl PatchView {
             }
             ["layer", "head"] | ["layer", "head_index"] => PatchGrid {
                 row_labels: layer_rows(size(0)),
-                col_labels: (0..size(1)).map(|h| format!("H{h}")).collect(),
+                col_labels: (0..size(1))
+                    .map(|h| if h + 1 == size(1) && self.path.as_ref().is_some_and(|p| p.mlp_column) { "MLP".to_string() } else { format!("H{h}") })
+                    .collect(),
                 cols_are_positions: false,
                 rows: size(0),
                 cols: size(1),
@@ -125,25 +146,46 @@ pub struct TaskEffect {
     pub card: Option<(String, f64)>,
 }
 
-/// The patching panel's choices (the experiment's `Analysis::Patch` once a sweep runs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Activation patching (one activation per cell) or path patching (one sender's path per cell).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PatchMode {
+    #[default]
+    Activation,
+    Path,
+}
+
+/// The patching panel's choices (the experiment's `Analysis::Patch` or `Analysis::PathPatch`
+/// once a sweep runs).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatchSettings {
+    pub mode: PatchMode,
     pub component: Component,
     pub by: Granularity,
     pub direction: Direction,
     pub metric: MetricKind,
     /// Read the metric at the selected token instead of the last.
     pub at_selected: bool,
+    /// Path patching: to the logits, or to these heads' (`1.0, 1.3`) `input`.
+    pub to_logits: bool,
+    pub receiver_heads: String,
+    pub input: HeadInput,
+    /// Path patching: every MLP as a sender too.
+    pub mlp_senders: bool,
 }
 
 impl Default for PatchSettings {
     fn default() -> Self {
         PatchSettings {
+            mode: PatchMode::Activation,
             component: Component::ResidPre,
             by: Granularity::ByPos,
             direction: Direction::Denoising,
             metric: MetricKind::LogitDiff,
             at_selected: false,
+            to_logits: true,
+            receiver_heads: String::new(),
+            input: HeadInput::K,
+            mlp_senders: false,
         }
     }
 }
@@ -152,21 +194,166 @@ impl PatchSettings {
     /// The settings an experiment names, when it names a sweep.
     pub fn of(a: &Analysis) -> Option<PatchSettings> {
         match a {
-            Analysis::Patch { component, by, direction, metric, pos } => {
-                Some(PatchSettings { component: *component, by: *by, direction: *direction, metric: *metric, at_selected: pos.is_some() })
+            Analysis::Patch { component, by, direction, metric, pos } => Some(PatchSettings {
+                component: *component,
+                by: *by,
+                direction: *direction,
+                metric: *metric,
+                at_selected: pos.is_some(),
+                ..PatchSettings::default()
+            }),
+            Analysis::PathPatch { receivers, metric, pos, mlp_senders } => {
+                let (to_logits, receiver_heads, input) = match receivers {
+                    Receivers::Logits => (true, String::new(), HeadInput::K),
+                    Receivers::Heads { heads, input } => (false, heads.iter().map(|(l, h)| format!("{l}.{h}")).collect::<Vec<_>>().join(", "), *input),
+                };
+                Some(PatchSettings {
+                    mode: PatchMode::Path,
+                    metric: *metric,
+                    at_selected: pos.is_some(),
+                    to_logits,
+                    receiver_heads,
+                    input,
+                    mlp_senders: *mlp_senders,
+                    ..PatchSettings::default()
+                })
             }
             _ => None,
         }
     }
 
-    pub fn analysis(&self, selected_pos: usize) -> Analysis {
-        Analysis::Patch {
-            component: self.component,
-            by: self.by,
-            direction: self.direction,
-            metric: self.metric,
-            pos: self.at_selected.then_some(selected_pos),
+    /// The experiment's analysis for these settings; an error names what is mistyped.
+    pub fn analysis(&self, selected_pos: usize) -> Result<Analysis, String> {
+        let pos = self.at_selected.then_some(selected_pos);
+        Ok(match self.mode {
+            PatchMode::Activation => Analysis::Patch { component: self.component, by: self.by, direction: self.direction, metric: self.metric, pos },
+            PatchMode::Path => {
+                let receivers = if self.to_logits {
+                    Receivers::Logits
+                } else {
+                    match parse_target("heads", &self.receiver_heads).map_err(|e| format!("Receiver heads: {e}"))? {
+                        AblationTarget::Heads { heads } => Receivers::Heads { heads, input: self.input },
+                        _ => unreachable!("parse_target(\"heads\") gives heads"),
+                    }
+                };
+                Analysis::PathPatch { receivers, metric: self.metric, pos, mlp_senders: self.mlp_senders }
+            }
+        })
+    }
+}
+
+/// The receivers of a path-patching sweep in words.
+pub fn receivers_label(r: &Receivers) -> String {
+    match r {
+        Receivers::Logits => "the logits".into(),
+        Receivers::Heads { heads, input } => {
+            let names: Vec<String> = heads.iter().map(|(l, h)| format!("L{l}H{h}")).collect();
+            let what = match input {
+                HeadInput::Q => "queries",
+                HeadInput::K => "keys",
+                HeadInput::V => "values",
+            };
+            format!("the {what} of {}", names.join(", "))
         }
+    }
+}
+
+/// Causal scrubbing of one or more hypotheses, with the card's figures beside them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScrubView {
+    pub rows: Vec<ScrubRow>,
+    /// An interchange intervention (one node swap) on the same task, where there is one.
+    pub interchange: Option<(String, InterchangeResult)>,
+    /// The card's stated margin between the correct and the wrong hypothesis.
+    pub card_margin: Option<f64>,
+    pub elapsed_ms: f64,
+    pub backend: String,
+}
+
+/// One scrubbed hypothesis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScrubRow {
+    pub result: ScrubResult,
+    pub description: String,
+    /// The card's loss recovered for this hypothesis (and its n), when the card states it.
+    pub card: Option<(f64, usize)>,
+}
+
+/// The scrubbing panel's choices (the experiment's `Analysis::Scrub`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrubSettings {
+    pub hypotheses: Vec<String>,
+    pub n: usize,
+    pub seed: u64,
+    pub rounds: usize,
+}
+
+impl Default for ScrubSettings {
+    fn default() -> Self {
+        ScrubSettings { hypotheses: Vec::new(), n: 100, seed: 0, rounds: 2 }
+    }
+}
+
+impl ScrubSettings {
+    pub fn of(a: &Analysis) -> Option<ScrubSettings> {
+        match a {
+            Analysis::Scrub { hypotheses, n, seed, rounds } => Some(ScrubSettings { hypotheses: hypotheses.clone(), n: *n, seed: *seed, rounds: *rounds }),
+            _ => None,
+        }
+    }
+
+    pub fn analysis(&self) -> Result<Analysis, String> {
+        if self.hypotheses.is_empty() {
+            return Err("Pick at least one hypothesis.".into());
+        }
+        if !(2..=2000).contains(&self.n) {
+            return Err(format!("The dataset size must be between 2 and 2000 (it is {}).", self.n));
+        }
+        if !(1..=20).contains(&self.rounds) {
+            return Err(format!("Rounds must be between 1 and 20 (it is {}).", self.rounds));
+        }
+        Ok(Analysis::Scrub { hypotheses: self.hypotheses.clone(), n: self.n, seed: self.seed, rounds: self.rounds })
+    }
+}
+
+/// The shipped hypotheses for a shipped model (by its id).
+pub fn hypotheses_for(model_id: &str) -> Vec<&'static str> {
+    let prefix = match model_id {
+        "balanced-parens" => "parens-",
+        "induction-2l" => "induction-",
+        _ => return Vec::new(),
+    };
+    glassbox_core::analysis::scrubbing::hypotheses::NAMES.into_iter().filter(|n| n.starts_with(prefix)).collect()
+}
+
+/// A generation with and without a steering vector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SteerView {
+    pub prompt: String,
+    pub unsteered: String,
+    pub steered: String,
+    /// The vector in words, with its norm.
+    pub vector: String,
+    /// Whether the vector was added (off: the steered text is the unsteered one).
+    pub on: bool,
+    /// New tokens of each, and why each stopped.
+    pub tokens: (usize, usize),
+    pub stops: (String, String),
+    pub elapsed_ms: f64,
+    pub backend: String,
+}
+
+/// The steering panel's default: ActAdd with a prompt pair, greedy-free seeded sampling.
+pub fn default_steer(n_layers: usize) -> SteerSpec {
+    SteerSpec {
+        vector: SteerVector::ActAdd { plus: "the sea".into(), minus: "the man".into(), layer: 1.min(n_layers.saturating_sub(1)) },
+        coeff: 4.0,
+        on: true,
+        max_new_tokens: 40,
+        temperature: 0.7,
+        top_p: Some(0.9),
+        seed: 0,
+        stop: Vec::new(),
     }
 }
 
@@ -343,6 +530,7 @@ mod tests {
             distractor: None,
             elapsed_ms: 0.0,
             backend: String::new(),
+            path: None,
         }
     }
 
@@ -360,6 +548,42 @@ mod tests {
         assert_eq!((v.grid().cols, v.cell(1, 3)), (4, (7, PatchCell { layer: 1, head: Some(3), pos: None })));
         let v = view(&[("layer", 2)]);
         assert_eq!((v.grid().cols, v.cell(1, 0).0), (1, 1));
+    }
+
+    #[test]
+    fn path_patching_settings_round_trip_through_the_experiment() {
+        let s = PatchSettings { mode: PatchMode::Path, to_logits: false, receiver_heads: "1.0, 1.3".into(), input: HeadInput::K, ..PatchSettings::default() };
+        let a = s.analysis(4).unwrap();
+        assert_eq!(
+            a,
+            Analysis::PathPatch {
+                receivers: Receivers::Heads { heads: vec![(1, 0), (1, 3)], input: HeadInput::K },
+                metric: MetricKind::LogitDiff,
+                pos: None,
+                mlp_senders: false
+            }
+        );
+        assert_eq!(PatchSettings::of(&a).unwrap(), s);
+        let bad = PatchSettings { receiver_heads: "x".into(), ..s.clone() };
+        assert!(bad.analysis(0).unwrap_err().starts_with("Receiver heads:"));
+        let logits = PatchSettings { mode: PatchMode::Path, ..PatchSettings::default() };
+        assert!(matches!(logits.analysis(0).unwrap(), Analysis::PathPatch { receivers: Receivers::Logits, .. }));
+        assert_eq!(receivers_label(&Receivers::Heads { heads: vec![(1, 0)], input: HeadInput::Q }), "the queries of L1H0");
+        // A path sweep's MLP column is labelled.
+        let mut v = view(&[("layer", 2), ("head", 5)]);
+        v.path = Some(PathInfo { receivers: "the logits".into(), mlp_column: true, senders: 10 });
+        assert_eq!(v.grid().col_labels, vec!["H0", "H1", "H2", "H3", "MLP"]);
+    }
+
+    #[test]
+    fn scrubbing_offers_each_organism_its_hypotheses_and_checks_its_settings() {
+        assert_eq!(hypotheses_for("balanced-parens"), vec!["parens-correct", "parens-wrong"]);
+        assert_eq!(hypotheses_for("induction-2l"), vec!["induction-correct", "induction-wrong"]);
+        assert!(hypotheses_for("english-char-3l").is_empty());
+        let s = ScrubSettings { hypotheses: vec!["parens-correct".into()], ..ScrubSettings::default() };
+        assert_eq!(ScrubSettings::of(&s.analysis().unwrap()).unwrap(), s);
+        assert!(ScrubSettings::default().analysis().unwrap_err().contains("at least one"));
+        assert!(ScrubSettings { n: 1, ..s.clone() }.analysis().unwrap_err().contains("between 2 and 2000"));
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub async fn cached(url: &str) -> Option<Vec<u8>> {
 }
 
 /// SHA-256 of `bytes`, in hex (the browser's SubtleCrypto).
-async fn sha256(bytes: &[u8]) -> Option<String> {
+pub(crate) async fn sha256(bytes: &[u8]) -> Option<String> {
     let crypto = Reflect::get(&web_sys::window()?.into(), &"crypto".into()).ok()?;
     let subtle = Reflect::get(&crypto, &"subtle".into()).ok()?;
     let digest: js_sys::Function = Reflect::get(&subtle, &"digest".into()).ok()?.dyn_into().ok()?;

@@ -1,13 +1,18 @@
-//! The view's state in the page URL: `?model=..&prompt=..&pos=..&layer=..&head=..[&backend=cpu]`,
-//! and for the inspect views `[&view=neurons|lens|attribution][&neuron=..][&target=..]
-//! [&distractor=..][&opts=cached,mid,unfold,centre,prompt]`.
+//! The experiment in the page URL. **Share links** carry it in the fragment
+//! (`#v1/...`, `glassbox_core::share`): the static host never sees it, and every model (shipped,
+//! from the hub, by URL) can be shared. Each committed change (a run, a selection) is a new
+//! history entry, so Back and Forward step through them.
 //!
-//! This is the share format, kept apart from the app's internal types: parsing checks each
-//! parameter on its own, and a broken one falls back to its default with a notice that names
-//! it, so a half-broken link still opens. Checks that need the model (layer, head) or the
-//! tokens (pos) happen once those are known.
+//! **Old links** (`?model=..&prompt=..&pos=..&layer=..&head=..[&backend=cpu]` and for the inspect
+//! views `[&view=...][&neuron=..][&target=..][&distractor=..][&opts=cached,mid,unfold,centre,prompt]`)
+//! still open: read once, then rewritten to the fragment. Parsing checks each parameter on its
+//! own, and a broken one falls back to its default with a notice that names it, so a
+//! half-broken link still opens. Checks that need the model (layer, head) or the tokens (pos)
+//! happen once those are known. A broken share link opens the default view with a notice that
+//! says what was wrong.
 
-use glassbox_core::{BackendChoice, Experiment, ModelRef, Selection, View};
+use glassbox_core::share;
+use glassbox_core::{BackendChoice, Experiment, ModelRef, ModelSource, Selection, View};
 
 use crate::models::{default_model, find_model, ModelEntry};
 
@@ -41,6 +46,7 @@ fn flag_mut<'a>(s: &'a mut Selection, flag: &str) -> Option<&'a mut bool> {
     }
 }
 
+#[cfg(test)]
 fn view_name(v: View) -> &'static str {
     match v {
         View::Attention => "attention",
@@ -49,6 +55,8 @@ fn view_name(v: View) -> &'static str {
         View::Attribution => "attribution",
         View::Patching => "patching",
         View::Ablation => "ablation",
+        View::Scrubbing => "scrubbing",
+        View::Steering => "steering",
     }
 }
 
@@ -63,8 +71,9 @@ impl UrlParams {
     }
 }
 
-/// The URL view of an experiment on a shipped model; `None` for other models (their links come
-/// with the share format).
+/// The old query view of an experiment on a shipped model (the format old links were written
+/// in; kept to test that they still read back); `None` for other models.
+#[cfg(test)]
 pub fn view_of(e: &Experiment) -> Option<UrlView<'_>> {
     Some(UrlView {
         model: e.model.shipped_id()?,
@@ -119,8 +128,12 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
         Some("attribution") => Some(View::Attribution),
         Some("patching") => Some(View::Patching),
         Some("ablation") => Some(View::Ablation),
+        Some("scrubbing") => Some(View::Scrubbing),
+        Some("steering") => Some(View::Steering),
         Some(other) => {
-            notices.push(format!("URL parameter view={other} is not attention, neurons, lens, attribution, patching or ablation; showing the attention view."));
+            notices.push(format!(
+                "URL parameter view={other} is not attention, neurons, lens, attribution, patching, ablation, scrubbing or steering; showing the attention view."
+            ));
             None
         }
     };
@@ -157,7 +170,8 @@ pub fn check_pos(value: Option<usize>, n_tokens: usize) -> (usize, Option<String
     }
 }
 
-/// The view that the URL encodes.
+/// The view that an old query link encodes.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq)]
 pub struct UrlView<'a> {
     pub model: &'a str,
@@ -169,6 +183,7 @@ pub struct UrlView<'a> {
     pub inspect: &'a Selection,
 }
 
+#[cfg(test)]
 impl UrlView<'_> {
     /// The query parameters, in a stable order.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
@@ -203,36 +218,111 @@ impl UrlView<'_> {
     }
 }
 
+/// What a page opens: the experiment, the shipped model to start, notices, and an experiment
+/// on an outside model that waits for the reader to press Load.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opening {
+    pub experiment: Experiment,
+    pub entry: &'static ModelEntry,
+    pub notices: Vec<String>,
+    pub outside: Option<Experiment>,
+}
+
+/// Reads the page's link: a share fragment (`v1/...`) when there is one, else the old query
+/// parameters through `get`.
+pub fn opening(fragment: Option<&str>, get: impl Fn(&str) -> Option<String>) -> Opening {
+    let mut notices = Vec::new();
+    if let Some(f) = fragment.map(str::trim).filter(|f| !f.is_empty()) {
+        match share::parse_fragment(f) {
+            Ok(frag) => {
+                let e = frag.experiment;
+                match &e.model.source {
+                    ModelSource::Shipped { id } => match find_model(id) {
+                        Some(entry) => return Opening { experiment: e, entry, notices, outside: None },
+                        None => notices.push(format!(
+                            "The link names the model \u{201c}{id}\u{201d}, which this site does not ship; showing {} instead.",
+                            default_model().id
+                        )),
+                    },
+                    _ => {
+                        let entry = default_model();
+                        let experiment = Experiment::new(ModelRef::shipped(entry.id), entry.default_prompt);
+                        return Opening { experiment, entry, notices, outside: Some(e) };
+                    }
+                }
+            }
+            Err(e) => notices.push(format!("This link could not be opened: {e}. Showing the default view instead.")),
+        }
+        let entry = default_model();
+        return Opening { experiment: Experiment::new(ModelRef::shipped(entry.id), entry.default_prompt), entry, notices, outside: None };
+    }
+    let (params, more) = parse(get);
+    notices.extend(more);
+    Opening { experiment: params.experiment(), entry: params.model, notices, outside: None }
+}
+
+/// An outside model in words, for the notice of a link that names one.
+pub fn describe_model(m: &ModelRef) -> String {
+    match &m.source {
+        ModelSource::Shipped { id } => id.clone(),
+        ModelSource::Hub { repo, file, revision, quantize } => {
+            let mut s = format!("{repo}{}", file.as_ref().map(|f| format!("/{f}")).unwrap_or_else(|| " (safetensors)".into()));
+            if revision != "main" {
+                s.push_str(&format!(" at revision {revision}"));
+            }
+            if let Some(q) = quantize {
+                s.push_str(&format!(", quantized to {q} on load"));
+            }
+            s
+        }
+        ModelSource::Url { url } => url.clone(),
+        ModelSource::Local { name } => format!("the local file {name}"),
+    }
+}
+
+/// The page URL's fragment without its `#`, when it has one.
+pub fn read_fragment() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    let h = hash.trim_start_matches('#');
+    (!h.is_empty()).then(|| h.to_string())
+}
+
+/// The page's share link for `e`: this page's address with the experiment in the fragment (the
+/// hub base, `hub=`, stays in the query: it says where Load fetches from, not what is shown).
+pub fn share_url(e: &Experiment) -> Option<String> {
+    let window = web_sys::window()?;
+    let url = web_sys::Url::new(&window.location().href().ok()?).ok()?;
+    let hub = url.search_params().get("hub");
+    url.set_search("");
+    if let Some(h) = hub {
+        url.search_params().append("hub", &h);
+    }
+    url.set_hash(&share::fragment(e, None, false));
+    Some(url.href())
+}
+
+/// Points the page's URL at `e`'s share link: a new history entry when `push` (a committed
+/// change), else in place (the first write, which also rewrites an old `?model=` link). Nothing
+/// happens when the URL already says the same.
+pub fn write_fragment(e: &Experiment, push: bool) {
+    let Some(window) = web_sys::window() else { return };
+    let Some(href) = share_url(e) else { return };
+    if window.location().href().ok().as_deref() == Some(href.as_str()) {
+        return;
+    }
+    if let Ok(history) = window.history() {
+        let _ = if push {
+            history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&href))
+        } else {
+            history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&href))
+        };
+    }
+}
+
 /// Reads one query parameter of the page's URL.
 pub fn read_param(key: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
     web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(key)
-}
-
-/// Replaces the page's query string with `view`'s (no new history entry, no reload).
-pub fn write(view: &UrlView<'_>) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let Ok(href) = window.location().href() else {
-        return;
-    };
-    let Ok(url) = web_sys::Url::new(&href) else {
-        return;
-    };
-    // The hub base (`hub=`, where "Load a model" fetches from) is not part of the view: keep it.
-    let hub = url.search_params().get("hub");
-    url.set_search("");
-    let params = url.search_params();
-    for (k, v) in view.pairs() {
-        params.append(k, &v);
-    }
-    if let Some(h) = hub {
-        params.append("hub", &h);
-    }
-    if let Ok(history) = window.history() {
-        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url.href()));
-    }
 }
 
 #[cfg(test)]
@@ -281,6 +371,34 @@ mod tests {
         // No prompt in the URL: the model's example.
         let (p, _) = parse_pairs(&[]);
         assert_eq!(p.experiment().prompt, default_model().default_prompt);
+    }
+
+    #[test]
+    fn a_share_fragment_opens_its_experiment_and_wins_over_the_query() {
+        let mut e = Experiment::new(ModelRef::shipped("balanced-parens"), "(())");
+        e.view.layer = Some(2);
+        let frag = share::fragment(&e, None, false);
+        let o = opening(Some(&frag), |k| (k == "model").then(|| "induction-2l".to_string()));
+        assert_eq!((o.entry.id, &o.experiment, o.outside, o.notices.len()), ("balanced-parens", &e, None, 0));
+        // A hub model waits for Load: the default shipped model runs meanwhile.
+        let hub = Experiment::new(
+            ModelRef { source: ModelSource::Hub { repo: "a/b".into(), file: Some("m.gguf".into()), revision: "main".into(), quantize: None }, sha256: vec![] },
+            "hi",
+        );
+        let o = opening(Some(&share::fragment(&hub, None, false)), |_| None);
+        assert_eq!((o.entry.id, o.outside.as_ref()), (default_model().id, Some(&hub)));
+        assert_eq!(describe_model(&hub.model), "a/b/m.gguf");
+        // Broken, future and unknown-model links open the default view with a notice.
+        for (bad, says) in [("v1/AAAA", "could not be opened"), ("v9/abc", "could not be opened"), ("nonsense", "could not be opened")] {
+            let o = opening(Some(bad), |_| None);
+            assert_eq!(o.entry.id, default_model().id);
+            assert!(o.notices.iter().any(|n| n.contains(says)), "{bad}: {:?}", o.notices);
+        }
+        let gone = share::fragment(&Experiment::new(ModelRef::shipped("no-such-model"), "x"), None, false);
+        assert!(opening(Some(&gone), |_| None).notices[0].contains("no-such-model"));
+        // No fragment: the old query parameters.
+        let o = opening(None, |k| (k == "model").then(|| "modular-addition".to_string()));
+        assert_eq!(o.entry.id, "modular-addition");
     }
 
     #[test]

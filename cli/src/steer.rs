@@ -40,10 +40,7 @@ pub struct SteerArgs<'a> {
 
 /// The text of new tokens.
 fn decode(tok: &Tokenizer, ids: &[u32]) -> String {
-    match tok {
-        Tokenizer::Hf(t) => t.decode(ids).unwrap_or_else(|_| ids.iter().map(|&i| t.token_str(i)).collect()),
-        Tokenizer::Vocab(t) => ids.iter().map(|&i| t.token_str(i)).collect(),
-    }
+    tok.decode(ids)
 }
 
 /// The prompt's tokens (with the tokenizer's BOS); an empty prompt is an error.

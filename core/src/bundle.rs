@@ -57,6 +57,15 @@ impl Tokenizer {
         }
     }
 
+    /// The text of `ids` (generated tokens): the Hugging Face decoder, or the vocabulary's
+    /// tokens joined.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Tokenizer::Hf(t) => t.decode(ids).unwrap_or_else(|_| ids.iter().map(|&i| t.token_str(i)).collect()),
+            Tokenizer::Vocab(t) => ids.iter().map(|&i| t.token_str(i)).collect(),
+        }
+    }
+
     /// The name of output `id` of the unembedding (a token, or a readout's class).
     pub fn output_str(&self, id: u32) -> String {
         match self {

@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::patching::{AblationKind, AblationTarget, Component, Direction, Granularity, MetricKind};
+use crate::analysis::path_patching::Receivers;
 use crate::config::Config;
 use crate::run::{BatchRequest, CacheSpec, Intervention, InterventionOp, RunOutput, RunRequest};
 use crate::{Error, Result};
@@ -157,10 +158,14 @@ pub enum View {
     Patching,
     /// Ablations of heads, an MLP layer or neurons.
     Ablation,
+    /// Causal scrubbing of the organisms' hypotheses.
+    Scrubbing,
+    /// Generation with and without a steering vector.
+    Steering,
 }
 
 /// The analysis or sweep requested.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Analysis {
     /// One run of the prompt: predictions at every position, attention patterns, head scores.
@@ -198,6 +203,65 @@ pub enum Analysis {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         dataset: Vec<String>,
     },
+    /// A path-patching sweep between `prompt` (clean) and `corrupted`
+    /// ([`crate::analysis::path_patching::path_patch`]): every head (and, with `mlp_senders`,
+    /// every MLP) as the sender, to `receivers`; the metric's tokens are the view's `target` and
+    /// `distractor`, its position `pos` (default: the last).
+    PathPatch {
+        receivers: Receivers,
+        #[serde(default)]
+        metric: MetricKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pos: Option<usize>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        mlp_senders: bool,
+    },
+    /// Causal scrubbing of shipped hypotheses ([`crate::analysis::scrubbing::hypotheses`], by
+    /// name) on `n` examples of the model's task drawn with `seed`, `rounds` resamples each.
+    Scrub { hypotheses: Vec<String>, n: usize, seed: u64, rounds: usize },
+    /// Generation from the prompt with and without a steering vector.
+    Steer(SteerSpec),
+}
+
+/// A steering experiment: the vector, its coefficient, and the sampling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SteerSpec {
+    pub vector: SteerVector,
+    pub coeff: f32,
+    /// Whether the vector is added; off, the steered column is the unsteered generation.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub on: bool,
+    pub max_new_tokens: usize,
+    /// 0: greedy.
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub seed: u64,
+    /// Tokens (as text) that end the generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+/// Where a steering vector comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SteerVector {
+    /// ActAdd: `blocks.{layer}.hook_resid_pre` of `plus` minus that of `minus`, aligned at the
+    /// prompt's first positions ([`crate::generate::actadd`]).
+    ActAdd { plus: String, minus: String, layer: usize },
+    /// An MLP neuron's output direction, added to `blocks.{layer}.hook_mlp_out` at every
+    /// position ([`crate::generate::neuron_steering`]).
+    Neuron { layer: usize, neuron: usize },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The backend the reader asked for.
@@ -361,8 +425,8 @@ impl Experiment {
     pub fn sweep_batches(&self, cfg: &Config, inputs: &[Vec<u32>], chunk: usize) -> Result<Vec<BatchRequest>> {
         let hook = match &self.analysis {
             Analysis::Inspect => return Err(Error::Request("an inspect experiment is one run, not a sweep".into())),
-            Analysis::Patch { .. } | Analysis::Ablate { .. } => {
-                return Err(Error::Request("patching and ablations run through analysis::patching, not as a batch sweep".into()))
+            Analysis::Patch { .. } | Analysis::Ablate { .. } | Analysis::PathPatch { .. } | Analysis::Scrub { .. } | Analysis::Steer(_) => {
+                return Err(Error::Request("causal analyses and generation run through analysis:: and generate, not as a batch sweep".into()))
             }
             Analysis::TaskSweep { hook } => hook.clone(),
             Analysis::CorpusScan { layer } => {

@@ -34,7 +34,7 @@ pub use bundle::{ModelBundle, QuantizeOnLoad, Tokenizer};
 pub use config::Config;
 pub use cpu::CpuBackend;
 pub use error::{Error, Result};
-pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp, View};
+pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp, SteerSpec, SteerVector, View};
 pub use generate::{generate, GenerateOptions, Generation, KvCache, SteerAt, Steering};
 pub use glassbox_kernels::QuantFormat;
 pub use gpu::GpuBackend;

@@ -1,6 +1,7 @@
 // Browser benchmarks for BENCHMARKS.md (not a test): cold page load to first prediction, the
-// wasm size, and forward passes with every hook cached on the shipped model, on WebGPU
-// (SwiftShader) and on the wasm CPU path, in Debian's headless Chromium.
+// wasm size, forward passes with every hook cached on the shipped model, and generation with and
+// without the KV cache, on WebGPU (SwiftShader) and on the wasm CPU path, in Debian's headless
+// Chromium.
 //
 //   trunk build --release && node e2e/bench/browser_bench.mjs [runs=20]
 import { chromium } from '@playwright/test';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { CHROMIUM, WEBGPU_ARGS } from '../tests/browser.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const dist = join(here, '..', '..', 'dist');
+const dist = process.env.DIST_DIR ?? join(here, '..', '..', 'dist');
 const runs = Number(process.argv[2] ?? 20);
 const PORT = 4199;
 const PROMPT = 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ';
@@ -47,6 +48,14 @@ try {
   for (const backend of ['cpu', 'gpu']) {
     const json = await page.evaluate(([p, n, b]) => window.wasmBindings.bench_forward('induction-2l', p, n, b), [PROMPT, runs, backend]);
     console.log(JSON.stringify({ what: `forward pass, every hook cached, in Chromium (${backend})`, ...JSON.parse(json) }));
+  }
+  // Generation (greedy) with and without the KV cache on the English model: 16 prompt tokens
+  // then 64 new ones.
+  for (const backend of ['cpu', 'gpu']) {
+    for (const cache of [true, false]) {
+      const json = await page.evaluate(([b, c]) => window.wasmBindings.bench_generate('english-char-3l', 'Call me Ishmael.', 64, b, c), [backend, cache]);
+      console.log(JSON.stringify({ what: `generation, english-char-3l, in Chromium (${backend})`, ...JSON.parse(json) }));
+    }
   }
   await browser.close();
 } finally {

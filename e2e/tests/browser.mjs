@@ -1,3 +1,4 @@
+import { inflateRawSync } from 'node:zlib';
 // Shared by the config and the tests: which Chromium, with which flags, and page helpers.
 import { expect } from '@playwright/test';
 
@@ -98,4 +99,13 @@ export function recordRequests(page) {
 /** The induction score the page shows for each head of the chosen layer (NaN where none). */
 export async function inductionScores(page) {
   return page.getByTestId('head-button').evaluateAll((bs) => bs.map((b) => Number(b.dataset.induction ?? NaN)));
+}
+
+/** The experiment a share link carries (`#v1/` + base64url(raw DEFLATE(JSON))), decoded the way
+ * glassbox_core::share does; null when the URL has no share fragment. */
+export function experimentOf(url) {
+  const hash = new URL(url).hash.replace(/^#/, '');
+  if (!hash.startsWith('v1/')) return null;
+  const payload = hash.slice(3).split('&')[0];
+  return JSON.parse(inflateRawSync(Buffer.from(payload, 'base64url')).toString('utf8'));
 }

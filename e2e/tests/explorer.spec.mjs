@@ -3,7 +3,7 @@
 // reads (its own page, its own runs): none depends on another's state or on running order.
 import { test, expect, chromium } from '@playwright/test';
 import {
-  CHROMIUM, NO_WEBGPU_ARGS, argmax, inductionPrompt, inductionScores, patternRow, recordRequests, runPrompt, top5, waitForModel,
+  CHROMIUM, NO_WEBGPU_ARGS, argmax, experimentOf, inductionPrompt, inductionScores, patternRow, recordRequests, runPrompt, top5, waitForModel,
 } from './browser.mjs';
 
 // E2E_SEED picks another random prompt (the tests should pass for any).
@@ -81,16 +81,20 @@ test('a layer-1 head of the induction model attends from the repeat to the token
   expect(best, `induction hits per head (of ${queries.length} queries): ${hits}`).toBeGreaterThanOrEqual(Math.ceil(queries.length * 0.8));
 });
 
-test('the URL restores prompt, position, layer, head and prediction in a fresh page', async ({ page, browser }) => {
+test('the share link (in the URL fragment) restores prompt, position, layer, head and prediction in a fresh page', async ({ page, browser }) => {
   await openWithPrompt(page);
   await page.locator('[data-testid="layer-button"][data-layer="1"]').click();
   await page.locator('[data-testid="head-button"][data-head="1"]').click();
-  await expect.poll(() => new URL(page.url()).searchParams.get('head')).toBe('1');
+  await expect.poll(() => experimentOf(page.url())?.view?.head).toBe(1);
   const url = new URL(page.url());
-  expect(url.searchParams.get('prompt')).toBe(PROMPT.text);
-  expect(url.searchParams.get('pos')).toBe(String(POS));
-  expect(url.searchParams.get('layer')).toBe('1');
-  expect(url.searchParams.get('model')).toBe('induction-2l');
+  const e = experimentOf(url.href);
+  expect(e.prompt).toBe(PROMPT.text);
+  expect(e.view.pos).toBe(POS);
+  expect(e.view.layer).toBe(1);
+  expect(e.model.source).toEqual({ kind: 'shipped', id: 'induction-2l' });
+  // The prompt is in the fragment only: the static host never sees it.
+  expect(url.search).toBe('');
+  expect(url.hash.startsWith('#v1/')).toBe(true);
   const before = await top5(page);
   const cellsBefore = await patternRow(page, POS);
 
@@ -160,12 +164,12 @@ for (const [name, args] of [
   });
 }
 
-test('backend=cpu in the URL forces the CPU, says so, and stays in the URL', async ({ page }) => {
+test('backend=cpu in the URL forces the CPU, says so, and stays in the link', async ({ page }) => {
   await page.goto('./?backend=cpu');
   await waitForModel(page);
   await expect(page.getByTestId('backend')).toHaveText(/Backend: CPU/);
   await expect(page.getByTestId('notice')).toContainText('backend=cpu');
-  await expect.poll(() => new URL(page.url()).searchParams.get('backend')).toBe('cpu');
+  await expect.poll(() => experimentOf(page.url())?.backend).toBe('cpu');
 });
 
 test('the site works under the sub-path /explorer/ and fetches only from under it', async ({ page }) => {
@@ -238,9 +242,9 @@ test('broken URL parameters fall back to defaults, each named in a notice', asyn
   const best = scores.indexOf(Math.max(...scores));
   await expect(page.locator(`[data-testid="head-button"][data-head="${best}"]`)).toHaveAttribute('aria-pressed', 'true');
   await expect(page.locator('[data-testid="head-button"][aria-pressed="true"]')).toHaveCount(1);
-  // The URL is rewritten to the view actually shown.
-  await expect.poll(() => new URL(page.url()).searchParams.get('layer')).toBe('1');
-  expect(new URL(page.url()).searchParams.get('pos')).toBe(String(PROMPT.nTokens - 1));
+  // The URL is rewritten to the view actually shown, as a share link.
+  await expect.poll(() => experimentOf(page.url())?.view?.layer).toBe(1);
+  expect(experimentOf(page.url()).view.pos).toBe(PROMPT.nTokens - 1);
   // The page works.
   await page.locator(`[data-testid="token"][data-pos="${POS}"]`).click();
   expect((await top5(page))[0].token).toBe(EXPECTED);

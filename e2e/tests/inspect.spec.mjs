@@ -4,7 +4,7 @@
 // from pixels. Each test records the page's long tasks (PerformanceObserver) while the views
 // compute and prints the longest (BENCHMARKS.md reports them; timings are not asserted).
 import { test, expect } from '@playwright/test';
-import { runPrompt, waitForModel } from './browser.mjs';
+import { experimentOf, runPrompt, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -89,7 +89,7 @@ test('induction model: the head-score table ranks the induction heads of its car
   await expect(page.getByTestId('lens-cell')).toHaveCount(3 * 33);
   await page.screenshot({ path: 'screenshots/inspect-lens.png', fullPage: true });
   // The view is in the URL: a reload restores it.
-  expect(page.url()).toContain('view=lens');
+  expect(experimentOf(page.url()).view.tab).toBe('lens');
   await page.reload();
   await expect(page.getByTestId('lens-cell')).toHaveCount(3 * 33, { timeout: 120_000 });
   await reportLongTasks(page, 'induction-2l head scores and logit lens (WebGPU)');

@@ -70,7 +70,8 @@ pub fn ModelPanel(
     let choose = move |ev: leptos::ev::Event| {
         let id = event_target_value(&ev);
         if let Some(loc) = web_sys::window().map(|w| w.location()) {
-            let _ = loc.set_search(&format!("?model={}", js_sys::encode_uri_component(&id)));
+            // A new page for the model (the share fragment of the old one goes with it).
+            let _ = loc.set_href(&format!("?model={}", js_sys::encode_uri_component(&id)));
         }
     };
     let options = models.iter().map(|m| view! { <option value=m.id selected=m.id == entry.id>{m.title}</option> }).collect_view();

@@ -19,6 +19,7 @@ pub fn PatchHeatmap(
     on_cell: Callback<PatchCell>,
 ) -> impl IntoView {
     let grid = view.grid();
+    let path = view.path.is_some();
     // Small grids (layer x head, a layer per row) carry their values as text too.
     let with_text = grid.rows * grid.cols <= 160 && !grid.cols_are_positions;
     let r = &view.result;
@@ -43,7 +44,15 @@ pub fn PatchHeatmap(
                         (None, Some(p)) => format!("layer {}, position {p}", cell.layer),
                         (None, None) => format!("layer {}, all positions", cell.layer),
                     };
-                    let title = format!("{where_}: metric {value:.4}, normalised {norm:.3} (corrupted 0, clean 1). Click to open this patched run.");
+                    let title = if path {
+                        if value.is_finite() {
+                            format!("{where_} as the sender: metric {value:.4}, normalised {norm:.3} (0 no effect along the path, \u{2212}1 the whole corrupted run).")
+                        } else {
+                            format!("{where_} cannot reach the receivers (they are computed before it).")
+                        }
+                    } else {
+                        format!("{where_}: metric {value:.4}, normalised {norm:.3} (corrupted 0, clean 1). Click to open this patched run.")
+                    };
                     let shade = move || {
                         let x = if raw.get() { value / raw_scale } else { norm };
                         if x.is_finite() {
@@ -69,7 +78,10 @@ pub fn PatchHeatmap(
                             style:--a=shade
                             on:click=move |_| on_cell.run(cell)
                         >
-                            {move || with_text.then(|| format!("{:.2}", if raw.get() { value } else { norm }))}
+                            {move || with_text.then(|| {
+                                let x = if raw.get() { value } else { norm };
+                                if x.is_finite() { format!("{x:.2}") } else { "\u{00b7}".to_string() }
+                            })}
                         </td>
                     }
                 })
@@ -86,6 +98,8 @@ pub fn PatchHeatmap(
         </div>
         {move || if raw.get() {
             view! { <Legend label="metric of the patched run" low=format!("{:.2}", -raw_scale) high=format!("{raw_scale:.2}") palette="pdiv" /> }.into_any()
+        } else if path {
+            view! { <Legend label="normalised: 0 = no effect along the path, \u{2212}1 = the whole corrupted run" low="\u{2212}1" high="1" palette="pdiv" /> }.into_any()
         } else {
             view! { <Legend label="normalised: 0 = corrupted run, 1 = clean run" low="\u{2212}1" high="1" palette="pdiv" /> }.into_any()
         }}

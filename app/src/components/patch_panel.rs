@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
 use glassbox_core::analysis::patching::{Component, Direction, Granularity, MetricKind};
+use glassbox_core::analysis::path_patching::HeadInput;
 use leptos::prelude::*;
 
 use super::PatchHeatmap;
-use crate::causal::{component_label, direction_label, granularity_label, metric_label, PatchCell, PatchSettings, PatchView};
+use crate::causal::{component_label, direction_label, granularity_label, metric_label, PatchCell, PatchMode, PatchSettings, PatchView};
 
 /// Activation patching: the corrupted prompt, what to patch (TransformerLens's catalogue),
 /// which way, what to measure; Run with progress and Cancel; the result as a heatmap whose
@@ -70,19 +71,33 @@ pub fn PatchPanel(
         Some(Ok(v)) => {
             let r = &v.result;
             let spec = &r.spec;
-            let summary = format!(
-                "{} of {}, {}; metric: {}. Clean run {:.3}, corrupted run {:.3}. {} patched runs in {} batches, {:.0} ms on {}.",
-                component_label(spec.component),
-                granularity_label(spec.by),
-                direction_label(spec.direction),
-                v.metric,
-                r.clean,
-                r.corrupted,
-                r.runs,
-                r.batches,
-                v.elapsed_ms,
-                v.backend
-            );
+            let summary = match &v.path {
+                None => format!(
+                    "{} of {}, {}; metric: {}. Clean run {:.3}, corrupted run {:.3}. {} patched runs in {} batches, {:.0} ms on {}.",
+                    component_label(spec.component),
+                    granularity_label(spec.by),
+                    direction_label(spec.direction),
+                    v.metric,
+                    r.clean,
+                    r.corrupted,
+                    r.runs,
+                    r.batches,
+                    v.elapsed_ms,
+                    v.backend
+                ),
+                Some(p) => format!(
+                    "Path patching: each sender's output from the corrupted run, along its direct paths to {} only, in the clean run; metric: {}. Clean run {:.3}, corrupted run {:.3}. {} senders, {} forward passes in {} batches, {:.0} ms on {}. Senders that cannot reach the receivers (not in an earlier layer) are blank.",
+                    p.receivers,
+                    v.metric,
+                    r.clean,
+                    r.corrupted,
+                    p.senders,
+                    r.runs,
+                    r.batches,
+                    v.elapsed_ms,
+                    v.backend
+                ),
+            };
             let best = (0..r.values.len()).filter(|&i| r.normalized[i].is_finite()).max_by(|&a, &b| r.normalized[a].abs().total_cmp(&r.normalized[b].abs()));
             let grid = v.grid();
             let strongest = best.and_then(|i| {
@@ -92,7 +107,11 @@ pub fn PatchPanel(
                         (false, true) => format!("{}{}", grid.row_labels[row], grid.col_labels[col]),
                         (false, false) => grid.row_labels[row].clone(),
                     };
-                    format!("Largest effect: {label} ({:.2} of the way from corrupted to clean).", r.normalized[i])
+                    if v.path.is_some() {
+                        format!("Largest effect along a path: {label} ({:.2}; 0 = none, \u{2212}1 = the whole corrupted run).", r.normalized[i])
+                    } else {
+                        format!("Largest effect: {label} ({:.2} of the way from corrupted to clean).", r.normalized[i])
+                    }
                 })
             });
             let tokens_row = |label: &'static str, toks: &[String]| {
@@ -111,8 +130,11 @@ pub fn PatchPanel(
                     raw=raw
                     picked=picked
                     on_cell=Callback::new(move |c: PatchCell| {
-                        picked.set(Some(c));
-                        on_cell.run((v2.clone(), c));
+                        // A path is not one patched run: its cells do not open.
+                        if v2.path.is_none() {
+                            picked.set(Some(c));
+                            on_cell.run((v2.clone(), c));
+                        }
                     })
                 />
             }
@@ -128,6 +150,36 @@ pub fn PatchPanel(
                 <input type="text" data-testid="corrupted-prompt" placeholder="the prompt with the key token changed" prop:value=corrupted on:input=move |ev| corrupted.set(event_target_value(&ev)) />
             </label>
             <div class="controls">
+                <label class="field">"Sweep "
+                    <select data-testid="patch-mode" on:change=move |ev| { let m = if event_target_value(&ev) == "path" { PatchMode::Path } else { PatchMode::Activation }; set(&|s| s.mode = m) }>
+                        <option value="activation" selected=move || settings.get().mode == PatchMode::Activation>"activation patching"</option>
+                        <option value="path" selected=move || settings.get().mode == PatchMode::Path>"path patching (senders \u{2192} receivers)"</option>
+                    </select>
+                </label>
+            </div>
+            <Show when=move || settings.get().mode == PatchMode::Path>
+                <p class="help">
+                    "Path patching (Wang et al. 2022): for each sender head (and MLP), the clean run with every other head's output frozen to its clean value and the sender's taken from the corrupted run (MLPs and norms recomputed); then only the receivers' inputs are patched from that run. It measures the effect that flows along the direct path from sender to receiver."
+                </p>
+                <div class="controls">
+                    <label class="field">"Receivers "
+                        <select data-testid="path-receivers" on:change=move |ev| { let l = event_target_value(&ev) == "logits"; set(&|s| s.to_logits = l) }>
+                            <option value="logits" selected=move || settings.get().to_logits>"the logits (final residual stream)"</option>
+                            <option value="heads" selected=move || !settings.get().to_logits>"heads' inputs"</option>
+                        </select>
+                    </label>
+                    <Show when=move || !settings.get().to_logits>
+                        <input type="text" data-testid="path-heads" placeholder="1.0, 1.3" prop:value=move || settings.get().receiver_heads on:input=move |ev| { let t = event_target_value(&ev); set(&|s| s.receiver_heads = t.clone()) } />
+                        <select data-testid="path-input" on:change=move |ev| { if let Ok(i) = event_target_value(&ev).parse::<HeadInput>() { set(&|s| s.input = i) } }>
+                            {HeadInput::ALL.into_iter().map(|i| view! { <option value=i.name() selected=move || settings.get().input == i>{format!("{} input", i.name())}</option> }).collect_view()}
+                        </select>
+                    </Show>
+                    <Show when=move || has_mlp.get()>
+                        <label class="check"><input type="checkbox" data-testid="path-mlp" prop:checked=move || settings.get().mlp_senders on:change=move |ev| { let b = event_target_checked(&ev); set(&|s| s.mlp_senders = b) } />"MLPs as senders too"</label>
+                    </Show>
+                </div>
+            </Show>
+            <div class="controls" class:hidden=move || settings.get().mode == PatchMode::Path>
                 <label class="field">"Patch "
                     <select data-testid="patch-component" on:change=move |ev| { let v = event_target_value(&ev); if let Ok(c) = v.parse() { set(&|s| s.component = c) } }>{components}</select>
                 </label>

@@ -9,6 +9,10 @@ pub fn ViewTabs(
     /// Whether the model has MLP neurons.
     #[prop(into)]
     has_mlp: Signal<bool>,
+    /// Whether the model has shipped scrubbing hypotheses, and whether it generates text.
+    #[prop(into)]
+    scrubbable: Signal<bool>,
+    #[prop(into)] generates: Signal<bool>,
     on_select: Callback<View>,
 ) -> impl IntoView {
     let tabs = move || {
@@ -19,9 +23,16 @@ pub fn ViewTabs(
             (View::Attribution, "Attribution", "attribution"),
             (View::Patching, "Patching", "patching"),
             (View::Ablation, "Ablation", "ablation"),
+            (View::Scrubbing, "Scrubbing", "scrubbing"),
+            (View::Steering, "Steering", "steering"),
         ]
         .into_iter()
-        .filter(|(v, _, _)| *v != View::Neurons || has_mlp.get())
+        .filter(|(v, _, _)| match v {
+            View::Neurons => has_mlp.get(),
+            View::Scrubbing => scrubbable.get(),
+            View::Steering => generates.get(),
+            _ => true,
+        })
         .map(|(v, label, id)| {
             view! {
                 <button

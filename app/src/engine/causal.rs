@@ -4,14 +4,19 @@
 //! `crate::causal`. Progress is posted after every chunk of patched runs, and the worker yields
 //! there, so that a Cancel gets in between chunks.
 
-use glassbox_core::analysis::patching::{zero_ablation, AblationKind, AblationTarget, Metric, MetricKind, PatchSpec};
+use glassbox_core::analysis::patching::{
+    zero_ablation, AblationKind, AblationTarget, Axis, Component, Direction, Granularity, Metric, MetricKind, PatchResult, PatchSpec,
+};
+use glassbox_core::analysis::path_patching::PathPatchSpec;
+use glassbox_core::analysis::scrubbing::{hypotheses, CausalVariable, Dataset, ScrubOptions, Site};
+use glassbox_core::generate::{neuron_steering, GenerateOptions, Generation, StopReason};
 use glassbox_core::tasks::{self, Rng};
-use glassbox_core::{Analysis, Config, Experiment, ModelBundle, RunRequest, Tokenizer};
+use glassbox_core::{Analysis, Config, Experiment, ModelBundle, RunRequest, SteerVector, Tokenizer};
 
 use super::local::Engine;
 use super::protocol::{Reply, RunFailure};
 use super::worker::{engine_failure, post, prepare_text, yield_now};
-use crate::causal::{target_label, AblationView, PatchView, TaskEffect};
+use crate::causal::{hypotheses_for, receivers_label, target_label, AblationView, PatchView, PathInfo, ScrubRow, ScrubView, SteerView, TaskEffect};
 use crate::inspect::resolve_token;
 use crate::models::ModelEntry;
 
@@ -103,22 +108,8 @@ pub async fn patch_sweep(
         return Err(RunFailure::Engine("not a patching sweep".into()));
     };
     let tok = &bundle.tokenizer;
-    let corrupted_text =
-        exp.corrupted.as_deref().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            RunFailure::Prompt("Type a corrupted prompt: patching copies activations between two prompts of the same number of tokens.".into())
-        })?;
-    let clean = prepare_text(bundle, shipped, &exp.prompt).map_err(|e| prefix("The clean prompt", e))?;
-    let corrupted = prepare_text(bundle, shipped, corrupted_text).map_err(|e| prefix("The corrupted prompt", e))?;
-    let (c, k) = (&clean.ids, &corrupted.ids);
-    if c.len() != k.len() {
-        return Err(RunFailure::Prompt(format!(
-            "The clean prompt has {} tokens and the corrupted prompt {}: patching position by position needs the same number. Clean: {}. Corrupted: {}.",
-            c.len(),
-            k.len(),
-            token_strs(tok, c).join(" | "),
-            token_strs(tok, k).join(" | ")
-        )));
-    }
+    let (c, k) = prompt_pair(bundle, shipped, exp)?;
+    let (c, k) = (&c, &k);
     let n = c.len();
     let at = pos.unwrap_or(n - 1);
     if at >= n {
@@ -146,11 +137,7 @@ pub async fn patch_sweep(
             other => engine_failure(other),
         })?
         .ok_or(RunFailure::Cancelled)?;
-    let (target, distractor) = match &metric {
-        Metric::LogitDiff { target, distractor } => (Some(*target), Some(*distractor)),
-        Metric::Prob { target } | Metric::LogProb { target } => (Some(*target), None),
-        Metric::Loss | Metric::Kl => (None, None),
-    };
+    let (target, distractor) = metric_tokens(&metric);
     Ok(PatchView {
         metric: describe(&metric, tok, result.pos),
         result,
@@ -160,6 +147,7 @@ pub async fn patch_sweep(
         distractor: distractor.map(|t| tok.output_str(t)),
         elapsed_ms: js_sys::Date::now() - t0,
         backend: engine.backend_label(),
+        path: None,
     })
 }
 
@@ -293,4 +281,273 @@ async fn induction_effect(engine: &Engine, bundle: &ModelBundle, target: &Ablati
         _ => None,
     };
     Ok(TaskEffect { name: format!("induction accuracy on {n} held-out sequences"), before, after, card })
+}
+
+/// A path-patching sweep between the experiment's prompt (clean) and its corrupted prompt:
+/// every head (and MLP, when asked) as the sender, answered as a layer x head heatmap.
+pub async fn path_patch_sweep(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    shipped: Option<&'static ModelEntry>,
+    exp: &Experiment,
+    id: u64,
+    cancelled: impl Fn() -> bool,
+) -> Result<PatchView, RunFailure> {
+    let Analysis::PathPatch { receivers, metric, pos, mlp_senders } = exp.analysis.clone() else {
+        return Err(RunFailure::Engine("not a path-patching sweep".into()));
+    };
+    let tok = &bundle.tokenizer;
+    let cfg = &bundle.cfg;
+    let (c, k) = prompt_pair(bundle, shipped, exp)?;
+    let n = c.len();
+    let at = pos.unwrap_or(n - 1);
+    if at >= n {
+        return Err(RunFailure::Prompt(format!("The metric's position {at} is past the prompt's last position {}.", n - 1)));
+    }
+    let metric = resolve_metric(engine, bundle, exp, metric, at, &c, Some(&k)).await?;
+    let spec = PathPatchSpec { receivers: receivers.clone(), metric: metric.clone(), pos, mlp_senders };
+    let t0 = js_sys::Date::now();
+    let r = engine
+        .path_patch(
+            &c,
+            &k,
+            &spec,
+            patch_chunk(cfg, n),
+            async |done, total| {
+                post(&Reply::Progress { id, done, total });
+                yield_now().await;
+            },
+            cancelled,
+        )
+        .await
+        .map_err(|e| match e {
+            glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
+            other => engine_failure(other),
+        })?
+        .ok_or(RunFailure::Cancelled)?;
+    // As a layer x head grid (the MLPs in a last column): z of every head, from the corrupted
+    // run into the clean one, all positions; normalised as ARENA's IOI exercise shows path
+    // patching: (value - clean) / (clean - corrupted), 0 = no effect along the path, -1 = the
+    // whole corrupted run (the core's `normalized` minus 1).
+    let heads = cfg.n_heads;
+    let cols = heads + usize::from(mlp_senders);
+    let mut values = Vec::with_capacity(cfg.n_layers * cols);
+    let mut normalized = Vec::with_capacity(cfg.n_layers * cols);
+    for l in 0..cfg.n_layers {
+        values.extend_from_slice(&r.values[l * heads..(l + 1) * heads]);
+        normalized.extend(r.normalized[l * heads..(l + 1) * heads].iter().map(|x| x - 1.0));
+        if mlp_senders {
+            values.push(r.mlp_values.get(l).copied().unwrap_or(f32::NAN));
+            normalized.push(r.mlp_normalized.get(l).map_or(f32::NAN, |x| x - 1.0));
+        }
+    }
+    let result = PatchResult {
+        spec: PatchSpec { component: Component::Z, by: Granularity::AllPos, direction: Direction::Noising, metric: metric.clone(), pos },
+        pos: r.pos,
+        hook: Component::Z.hook(0),
+        axes: vec![Axis { name: "layer".into(), size: cfg.n_layers }, Axis { name: "head".into(), size: cols }],
+        values,
+        normalized,
+        clean: r.clean,
+        corrupted: r.corrupted,
+        runs: r.runs,
+        batches: r.batches,
+    };
+    let (target, distractor) = metric_tokens(&metric);
+    Ok(PatchView {
+        metric: describe(&metric, tok, r.pos),
+        result,
+        clean: token_strs(tok, &c),
+        corrupted: token_strs(tok, &k),
+        target: target.map(|t| tok.output_str(t)),
+        distractor: distractor.map(|t| tok.output_str(t)),
+        elapsed_ms: js_sys::Date::now() - t0,
+        backend: engine.backend_label(),
+        path: Some(PathInfo { receivers: receivers_label(&receivers), mlp_column: mlp_senders, senders: r.senders }),
+    })
+}
+
+/// Causal scrubbing of the experiment's hypotheses on a shipped organism, each beside its
+/// card's figure, and for the parentheses model one interchange intervention.
+pub async fn scrub_run(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<ScrubView, RunFailure> {
+    let Analysis::Scrub { hypotheses: names, n, seed, rounds } = exp.analysis.clone() else {
+        return Err(RunFailure::Engine("not a scrubbing run".into()));
+    };
+    let id = shipped.map(|s| s.id).unwrap_or("");
+    let offered = hypotheses_for(id);
+    if offered.is_empty() {
+        return Err(RunFailure::Prompt(
+            "Causal scrubbing needs a hypothesis about the model's task: the shipped hypotheses are for the balanced-parentheses and induction models.".into(),
+        ));
+    }
+    if names.is_empty() {
+        return Err(RunFailure::Prompt("Pick at least one hypothesis.".into()));
+    }
+    if !(2..=2000).contains(&n) || !(1..=20).contains(&rounds) {
+        return Err(RunFailure::Prompt(format!("The dataset size must be 2 to 2000 and rounds 1 to 20 (they are {n} and {rounds}).")));
+    }
+    let card = &bundle.card["scrubbing"];
+    let t0 = js_sys::Date::now();
+    let mut rows = Vec::new();
+    let mut data = None;
+    for name in &names {
+        let hyp = match hypotheses::by_name(name) {
+            Some(h) if offered.contains(&name.as_str()) => h,
+            _ => return Err(RunFailure::Prompt(format!("There is no hypothesis {name:?} for this model (there are: {}).", offered.join(", ")))),
+        };
+        let data = data.get_or_insert_with(|| Dataset::new(hyp.task, seed, n));
+        let opts = ScrubOptions { seed, rounds, bootstrap: 1000, chunk: patch_chunk(&bundle.cfg, data.tokens[0].len()) };
+        let result = engine.scrub(data, &hyp, &opts).await.map_err(|e| match e {
+            glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
+            other => engine_failure(other),
+        })?;
+        let stated = &card["hypotheses"][name.as_str()];
+        let card_row = stated["loss_recovered"].as_f64().map(|x| (x, card["n"].as_u64().unwrap_or(0) as usize));
+        rows.push(ScrubRow { result, description: hyp.description.clone(), card: card_row });
+        yield_now().await;
+    }
+    let interchange = match (id, data.as_ref()) {
+        ("balanced-parens", Some(data)) => {
+            let site = Site::ResidPost { layer: bundle.cfg.n_layers - 1 };
+            let r = engine
+                .interchange(data, site, Some(vec![hypotheses::PARENS_LAST]), CausalVariable::ParensBalanced, n.min(200), seed, 64)
+                .await
+                .map_err(engine_failure)?;
+            Some((format!("swap {} at the readout position from another example; the causal model predicts the source's label", site.label()), r))
+        }
+        _ => None,
+    };
+    Ok(ScrubView { rows, interchange, card_margin: card["margin"].as_f64(), elapsed_ms: js_sys::Date::now() - t0, backend: engine.backend_label() })
+}
+
+/// Generates from the prompt without and with the experiment's steering vector (the same seed).
+pub async fn steer_run(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<SteerView, RunFailure> {
+    let Analysis::Steer(spec) = exp.analysis.clone() else {
+        return Err(RunFailure::Engine("not a steering run".into()));
+    };
+    let tok = &bundle.tokenizer;
+    let cfg = &bundle.cfg;
+    if bundle.tokenizer.outputs().is_some() {
+        return Err(RunFailure::Prompt("This model classifies its input; it does not generate text.".into()));
+    }
+    if spec.max_new_tokens == 0 || spec.max_new_tokens > 512 {
+        return Err(RunFailure::Prompt(format!("Generate 1 to 512 new tokens (asked for {}).", spec.max_new_tokens)));
+    }
+    if !(spec.temperature >= 0.0 && spec.temperature.is_finite()) {
+        return Err(RunFailure::Prompt(format!("The temperature must be 0 (greedy) or positive (it is {}).", spec.temperature)));
+    }
+    if let Some(p) = spec.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        return Err(RunFailure::Prompt(format!("Top-p must be above 0 and at most 1 (it is {p}).")));
+    }
+    if !spec.coeff.is_finite() {
+        return Err(RunFailure::Prompt("The coefficient must be a number.".into()));
+    }
+    let prompt = prepare_text(bundle, shipped, &exp.prompt)?;
+    if prompt.ids.len() >= cfg.n_ctx {
+        return Err(RunFailure::Prompt(format!("The prompt fills the model's context of {} tokens: there is no room to generate.", cfg.n_ctx)));
+    }
+    let mut stop = Vec::new();
+    for s in &spec.stop {
+        stop.push(resolve_token(tok, cfg.d_vocab_out, s).map_err(|e| RunFailure::Prompt(format!("Stop token: {e}")))?);
+    }
+    let fail = |e: glassbox_core::Error| match e {
+        glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
+        other => engine_failure(other),
+    };
+    let steering = match &spec.vector {
+        SteerVector::ActAdd { plus, minus, layer } => {
+            let side = |text: &str, what: &str| -> Result<Vec<u32>, RunFailure> {
+                let p = prepare_text(bundle, shipped, text).map_err(|e| prefix(what, e))?;
+                if p.ids.iter().all(|&t| Some(t) == tok.bos()) {
+                    return Err(RunFailure::Prompt(format!("{what} is empty: type a prompt for it.")));
+                }
+                Ok(p.ids)
+            };
+            let (plus, minus) = (side(plus, "The \u{201c}plus\u{201d} prompt")?, side(minus, "The \u{201c}minus\u{201d} prompt")?);
+            let pad = tok.encode(" ").ok().and_then(|ids| ids.into_iter().rfind(|&t| Some(t) != tok.bos())).unwrap_or(0);
+            engine.actadd(&plus, &minus, pad, *layer, spec.coeff).await.map_err(fail)?
+        }
+        SteerVector::Neuron { layer, neuron } => {
+            if cfg.d_mlp.is_some_and(|d| *neuron >= d) {
+                return Err(RunFailure::Prompt(format!("Neuron {neuron} is out of range (layer {layer} has {} neurons).", cfg.d_mlp.unwrap_or(0))));
+            }
+            neuron_steering(cfg, &bundle.weights, *layer, *neuron, spec.coeff).map_err(fail)?
+        }
+    };
+    let vector = match &spec.vector {
+        SteerVector::ActAdd { plus, minus, layer } => format!(
+            "{} \u{00d7} (\u{201c}{plus}\u{201d} \u{2212} \u{201c}{minus}\u{201d}) at blocks.{layer}.hook_resid_pre, over the prompt's first {} positions (largest row norm {:.2})",
+            spec.coeff,
+            steering.rows.len(),
+            steering.row_norms().into_iter().fold(0f32, f32::max)
+        ),
+        SteerVector::Neuron { layer, neuron } => format!(
+            "{} \u{00d7} the output direction of neuron {neuron} (layer {layer}) at blocks.{layer}.hook_mlp_out, every position (norm {:.2})",
+            spec.coeff,
+            steering.row_norms().first().copied().unwrap_or(0.0)
+        ),
+    };
+    let opts = GenerateOptions {
+        max_new_tokens: spec.max_new_tokens,
+        temperature: spec.temperature,
+        top_p: spec.top_p,
+        seed: spec.seed,
+        stop,
+        top_k: 0,
+        keep_logits: false,
+        use_cache: true,
+    };
+    let t0 = js_sys::Date::now();
+    let plain = engine.generate(&prompt.ids, &opts, None).await.map_err(fail)?;
+    yield_now().await;
+    let steered = if spec.on { engine.generate(&prompt.ids, &opts, Some(&steering)).await.map_err(fail)? } else { plain.clone() };
+    let stop_word = |g: &Generation| {
+        match g.stop {
+            StopReason::MaxTokens => "the length limit",
+            StopReason::StopToken => "a stop token",
+            StopReason::ContextFull => "the end of the model's context",
+        }
+        .to_string()
+    };
+    Ok(SteerView {
+        prompt: exp.prompt.clone(),
+        unsteered: tok.decode(&plain.tokens),
+        steered: tok.decode(&steered.tokens),
+        vector,
+        on: spec.on,
+        tokens: (plain.tokens.len(), steered.tokens.len()),
+        stops: (stop_word(&plain), stop_word(&steered)),
+        elapsed_ms: js_sys::Date::now() - t0,
+        backend: engine.backend_label(),
+    })
+}
+
+/// The clean and corrupted prompts' tokens, of equal length (or a message showing both).
+fn prompt_pair(bundle: &ModelBundle, shipped: Option<&'static ModelEntry>, exp: &Experiment) -> Result<(Vec<u32>, Vec<u32>), RunFailure> {
+    let tok = &bundle.tokenizer;
+    let corrupted_text =
+        exp.corrupted.as_deref().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            RunFailure::Prompt("Type a corrupted prompt: patching copies activations between two prompts of the same number of tokens.".into())
+        })?;
+    let clean = prepare_text(bundle, shipped, &exp.prompt).map_err(|e| prefix("The clean prompt", e))?;
+    let corrupted = prepare_text(bundle, shipped, corrupted_text).map_err(|e| prefix("The corrupted prompt", e))?;
+    let (c, k) = (clean.ids, corrupted.ids);
+    if c.len() != k.len() {
+        return Err(RunFailure::Prompt(format!(
+            "The clean prompt has {} tokens and the corrupted prompt {}: patching position by position needs the same number. Clean: {}. Corrupted: {}.",
+            c.len(),
+            k.len(),
+            token_strs(tok, &c).join(" | "),
+            token_strs(tok, &k).join(" | ")
+        )));
+    }
+    Ok((c, k))
+}
+
+fn metric_tokens(metric: &Metric) -> (Option<u32>, Option<u32>) {
+    match metric {
+        Metric::LogitDiff { target, distractor } => (Some(*target), Some(*distractor)),
+        Metric::Prob { target } | Metric::LogProb { target } => (Some(*target), None),
+        Metric::Loss | Metric::Kl => (None, None),
+    }
 }

@@ -9,6 +9,9 @@ use std::rc::{Rc, Weak};
 
 use glassbox_core::analysis::lens::{logit_lens, LensOptions, LogitLens};
 use glassbox_core::analysis::patching::{self, AblationKind, AblationResult, AblationTarget, Metric, PatchResult, PatchSpec};
+use glassbox_core::analysis::path_patching::{path_patch, PathPatchResult, PathPatchSpec};
+use glassbox_core::analysis::scrubbing::{self, CausalVariable, Dataset, Hypothesis, InterchangeResult, ScrubOptions, ScrubResult, Site};
+use glassbox_core::generate::{self, GenerateOptions, Generation, Steering};
 use glassbox_core::tasks::induction_heldout_accuracy_with;
 use glassbox_core::Intervention;
 use glassbox_core::{Backend, BatchRequest, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
@@ -118,6 +121,67 @@ impl Engine {
         match self {
             Engine::Cpu { backend, model } => patching::ablate(model, backend, prompt, target, kind, dataset, metric, pos, chunk).await,
             Engine::Gpu { backend, model } => patching::ablate(model, &**backend, prompt, target, kind, dataset, metric, pos, chunk).await,
+        }
+    }
+
+    /// A path-patching sweep (`glassbox_core::analysis::path_patching::path_patch`) on this
+    /// engine; `progress` is awaited after every chunk of senders, `cancel` read before each.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn path_patch(
+        &self,
+        clean: &[u32],
+        corrupted: &[u32],
+        spec: &PathPatchSpec,
+        chunk: usize,
+        progress: impl AsyncFnMut(usize, usize),
+        cancel: impl Fn() -> bool,
+    ) -> Result<Option<PathPatchResult>> {
+        match self {
+            Engine::Cpu { backend, model } => path_patch(model, backend, clean, corrupted, spec, chunk, progress, cancel).await,
+            Engine::Gpu { backend, model } => path_patch(model, &**backend, clean, corrupted, spec, chunk, progress, cancel).await,
+        }
+    }
+
+    /// Causal scrubbing of one hypothesis (`glassbox_core::analysis::scrubbing::scrub`).
+    pub async fn scrub(&self, data: &Dataset, hypothesis: &Hypothesis, opts: &ScrubOptions) -> Result<ScrubResult> {
+        match self {
+            Engine::Cpu { backend, model } => scrubbing::scrub(model, backend, data, hypothesis, opts).await,
+            Engine::Gpu { backend, model } => scrubbing::scrub(model, &**backend, data, hypothesis, opts).await,
+        }
+    }
+
+    /// Interchange intervention accuracy of one node swap
+    /// (`glassbox_core::analysis::scrubbing::interchange_accuracy`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn interchange(
+        &self,
+        data: &Dataset,
+        site: Site,
+        positions: Option<Vec<usize>>,
+        variable: CausalVariable,
+        pairs: usize,
+        seed: u64,
+        chunk: usize,
+    ) -> Result<InterchangeResult> {
+        match self {
+            Engine::Cpu { backend, model } => scrubbing::interchange_accuracy(model, backend, data, site, positions, variable, pairs, seed, chunk).await,
+            Engine::Gpu { backend, model } => scrubbing::interchange_accuracy(model, &**backend, data, site, positions, variable, pairs, seed, chunk).await,
+        }
+    }
+
+    /// Generation after `prompt` with the KV cache, steered or not (`glassbox_core::generate`).
+    pub async fn generate(&self, prompt: &[u32], opts: &GenerateOptions, steering: Option<&Steering>) -> Result<Generation> {
+        match self {
+            Engine::Cpu { backend, model } => generate::generate(model, backend, prompt, opts, steering).await,
+            Engine::Gpu { backend, model } => generate::generate(model, &**backend, prompt, opts, steering).await,
+        }
+    }
+
+    /// ActAdd's steering vector from a prompt pair (`glassbox_core::generate::actadd`).
+    pub async fn actadd(&self, plus: &[u32], minus: &[u32], pad: u32, layer: usize, coeff: f32) -> Result<Steering> {
+        match self {
+            Engine::Cpu { backend, model } => generate::actadd(model, backend, plus, minus, pad, layer, coeff).await,
+            Engine::Gpu { backend, model } => generate::actadd(model, &**backend, plus, minus, pad, layer, coeff).await,
         }
     }
 

@@ -7,7 +7,7 @@ use glassbox_core::{Config, Experiment};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::RunView;
-use crate::causal::{AblationView, PatchView};
+use crate::causal::{AblationView, PatchView, ScrubView, SteerView};
 use crate::inspect::{Inspection, Query};
 
 /// From the page to the worker. Every request but `Cancel`, `LoseGpu` and `Crash` gets exactly one
@@ -151,6 +151,10 @@ pub enum SweepResult {
     Patch(Box<PatchView>),
     /// An ablation (`Analysis::Ablate`).
     Ablation(Box<AblationView>),
+    /// Causal scrubbing (`Analysis::Scrub`).
+    Scrub(Box<ScrubView>),
+    /// Generation with and without a steering vector (`Analysis::Steer`).
+    Steer(Box<SteerView>),
 }
 
 /// `#[serde(with = "f32s")]`: a `Vec<f32>` on the wire as little-endian bytes (one

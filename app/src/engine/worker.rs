@@ -361,12 +361,20 @@ async fn sweep(state: &Shared, id: u64, exp: &Experiment, corpus: Option<(String
             return causal::patch_sweep(&engine, &bundle, shipped, exp, id, cancelled).await.map(|v| SweepResult::Patch(Box::new(v)));
         }
         Analysis::Ablate { .. } => return causal::ablation(&engine, &bundle, shipped, exp).await.map(|v| SweepResult::Ablation(Box::new(v))),
+        Analysis::PathPatch { .. } => {
+            let cancelled = || state.borrow().cancelled.contains(&id);
+            return causal::path_patch_sweep(&engine, &bundle, shipped, exp, id, cancelled).await.map(|v| SweepResult::Patch(Box::new(v)));
+        }
+        Analysis::Scrub { .. } => return causal::scrub_run(&engine, &bundle, shipped, exp).await.map(|v| SweepResult::Scrub(Box::new(v))),
+        Analysis::Steer(_) => return causal::steer_run(&engine, &bundle, shipped, exp).await.map(|v| SweepResult::Steer(Box::new(v))),
         _ => {}
     }
     let cfg = &bundle.cfg;
     let fail = |e: glassbox_core::Error| RunFailure::Engine(e.to_string());
     let scan = match &exp.analysis {
-        Analysis::Inspect | Analysis::Patch { .. } | Analysis::Ablate { .. } => return Err(RunFailure::Engine("not a sweep".into())),
+        Analysis::Inspect | Analysis::Patch { .. } | Analysis::Ablate { .. } | Analysis::PathPatch { .. } | Analysis::Scrub { .. } | Analysis::Steer(_) => {
+            return Err(RunFailure::Engine("not a sweep".into()))
+        }
         Analysis::TaskSweep { .. } => None,
         Analysis::CorpusScan { layer } => {
             check_neuron(cfg, *layer, 0).map_err(|e| RunFailure::Prompt(e.to_string()))?;

@@ -27,9 +27,16 @@ pub async fn run_patch(page: Page) {
     let corrupted = page.corrupted_text.get_untracked();
     let settings = page.patch_settings.get_untracked();
     let pos = page.pos();
+    let analysis = match settings.analysis(pos) {
+        Ok(a) => a,
+        Err(e) => {
+            page.patching.set(Some((gen, Err(e))));
+            return;
+        }
+    };
     page.experiment.update(|e| {
         e.corrupted = Some(corrupted);
-        e.analysis = settings.analysis(pos);
+        e.analysis = analysis;
     });
     let exp = page.experiment.get_untracked();
     page.patch_progress.set(Some((0, 0)));
@@ -128,4 +135,62 @@ pub fn apply_zero_ablation(page: Page) {
 pub fn clear_interventions(page: Page) {
     page.experiment.update(|e| e.interventions.clear());
     spawn_local(run_experiment(page));
+}
+
+/// Runs the scrubbing panel's hypotheses.
+pub async fn run_scrub(page: Page) {
+    if page.scrub_running.get_untracked() {
+        return;
+    }
+    let Some(engine) = page.engine.get_value() else { return };
+    let gen = page.model_gen.get_untracked();
+    let analysis = match page.scrub_settings.get_untracked().analysis() {
+        Ok(a) => a,
+        Err(e) => {
+            page.scrub.set(Some((gen, Err(e))));
+            return;
+        }
+    };
+    page.experiment.update(|e| e.analysis = analysis);
+    let exp = page.experiment.get_untracked();
+    page.scrub_running.set(true);
+    let id = engine.next_id();
+    page.sweep_id.set_value(Some(id));
+    let result = engine.sweep(id, &exp, None, |_, _| {}).await;
+    page.scrub_running.set(false);
+    if page.model_gen.get_untracked() != gen {
+        return;
+    }
+    let result = match result {
+        Ok(SweepResult::Scrub(v)) => Ok(Arc::new(*v)),
+        Ok(_) => Err("the engine answered with another sweep".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    page.scrub.set(Some((gen, result)));
+}
+
+/// Generates from the prompt with and without the steering panel's vector.
+pub async fn run_steer(page: Page) {
+    if page.steer_running.get_untracked() {
+        return;
+    }
+    let Some(engine) = page.engine.get_value() else { return };
+    let gen = page.model_gen.get_untracked();
+    let spec = page.steer_settings.get_untracked();
+    page.experiment.update(|e| e.analysis = glassbox_core::Analysis::Steer(spec));
+    let exp = page.experiment.get_untracked();
+    page.steer_running.set(true);
+    let id = engine.next_id();
+    page.sweep_id.set_value(Some(id));
+    let result = engine.sweep(id, &exp, None, |_, _| {}).await;
+    page.steer_running.set(false);
+    if page.model_gen.get_untracked() != gen {
+        return;
+    }
+    let result = match result {
+        Ok(SweepResult::Steer(v)) => Ok(Arc::new(*v)),
+        Ok(_) => Err("the engine answered with another sweep".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    page.steer.set(Some((gen, result)));
 }

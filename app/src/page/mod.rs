@@ -8,6 +8,7 @@ mod causal;
 mod outside;
 mod queries;
 mod run;
+mod share;
 pub mod state;
 mod sweeps;
 
@@ -20,7 +21,7 @@ use glassbox_core::View;
 use crate::components::{
     AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, InterventionList, Legend,
     LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel, Prediction, PromptBox,
-    ScanControls, TokenChips, TokenStrip, ViewTabs,
+    ScanControls, ScrubPanel, SteerPanel, TokenChips, TokenStrip, ViewTabs,
 };
 use crate::engine::CpuReason;
 use crate::hub;
@@ -32,21 +33,27 @@ use state::Page;
 /// The whole explorer page.
 #[component]
 pub fn App() -> impl IntoView {
-    let (params, notices) = url_state::parse(url_state::read_param);
+    let opening = url_state::opening(url_state::read_fragment().as_deref(), url_state::read_param);
     let hub_base = url_state::read_param("hub").unwrap_or_else(|| hub::DEFAULT_HUB.to_string());
-    let page = Page::new(params.model, params.experiment(), notices, hub_base);
+    let page = Page::new(opening.entry, opening.experiment, opening.notices, hub_base);
+    page.pending_link.set(opening.outside);
     spawn_local(run::start_shipped(page));
     spawn_local(outside::refresh_cached(page));
 
-    // The URL follows the experiment (shipped models; once the first run settled the view).
+    // The URL follows the experiment (once the first run settled the view, and not while a
+    // link's outside model waits for Load): each committed change is a history entry.
+    let first_write = StoredValue::new(true);
     Effect::new(move |_| {
         let e = page.experiment.get();
-        if page.url_live.get() && page.loaded.get().is_none() {
-            if let Some(view) = url_state::view_of(&e) {
-                url_state::write(&view);
-            }
+        if page.url_live.get() && page.pending_link.with(Option::is_none) {
+            url_state::write_fragment(&e, !first_write.get_value());
+            first_write.set_value(false);
         }
     });
+    // Back and Forward: the history entry's experiment.
+    if let Some(window) = web_sys::window() {
+        gloo_events::EventListener::new(&window, "popstate", move |_| share::on_popstate(page)).forget();
+    }
 
     let on_run = Callback::new(move |()| run::submit(page));
     let ready = Signal::derive(move || matches!(page.load.get(), LoadState::Ready { .. }));
@@ -82,6 +89,38 @@ pub fn App() -> impl IntoView {
     let running = Signal::derive(move || page.running());
     let shipped_view = move || page.loaded.get().is_none();
     let has_mlp = Signal::derive(move || page.model.get().is_some_and(|m| m.cfg.d_mlp.is_some()));
+    // The shipped scrubbing hypotheses of the model in use (none for an outside model).
+    let offered_hypotheses = Signal::derive(move || {
+        let card = page.model.get().map(|m| m.card.clone()).unwrap_or_default();
+        let id = page.experiment.with(|e| e.model.shipped_id().map(str::to_string));
+        let Some(id) = id.filter(|_| page.loaded.get().is_none()) else { return Vec::new() };
+        crate::causal::hypotheses_for(&id)
+            .into_iter()
+            .map(|name| {
+                let d = glassbox_core::analysis::scrubbing::hypotheses::by_name(name).map(|h| h.description).unwrap_or_default();
+                let d = card["scrubbing"]["hypotheses"][name]["description"].as_str().map(str::to_string).unwrap_or(d);
+                (name, d)
+            })
+            .collect::<Vec<_>>()
+    });
+    // A model with hypotheses starts with all of them picked, on the card's dataset (size, seed
+    // and rounds), so that Scrub reproduces the card's figures; a link's own choice stays.
+    Effect::new(move |_| {
+        let offered: Vec<&'static str> = offered_hypotheses.get().into_iter().map(|(n, _)| n).collect();
+        if offered.is_empty() {
+            return;
+        }
+        let card = page.model.get_untracked().map(|m| m.card["scrubbing"].clone()).unwrap_or_default();
+        page.scrub_settings.update(|s| {
+            if s.hypotheses.iter().any(|h| offered.contains(&h.as_str())) {
+                return;
+            }
+            s.hypotheses = offered.iter().map(|n| n.to_string()).collect();
+            s.n = card["n"].as_u64().map_or(s.n, |n| n as usize);
+            s.seed = card["seed"].as_u64().unwrap_or(s.seed);
+            s.rounds = card["rounds"].as_u64().map_or(s.rounds, |r| r as usize);
+        });
+    });
     let select_neuron = Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)));
 
     // The inspect views' data, asked of the worker for the view on screen only. The tab is a
@@ -154,6 +193,19 @@ pub fn App() -> impl IntoView {
         </header>
         <main>
             <Notices notices=notices />
+            {move || page.pending_link.get().map(|e| {
+                let what = url_state::describe_model(&e.model);
+                let host = match &e.model.source {
+                    glassbox_core::ModelSource::Hub { .. } => format!(" from {}", hub::host_of(&page.hub_base.get())),
+                    _ => String::new(),
+                };
+                view! {
+                    <div class="notice info link-model" data-testid="link-model">
+                        <p>{format!("This link's experiment runs on {what}{host}. Nothing has been downloaded: press Load to download it (it stays in this browser's cache), and the link's view opens on it. Until then the page shows {}.", page.entry.id)}</p>
+                        <button class="primary" data-testid="link-load" on:click=move |_| share::load_link_model(page)>"Load"</button>
+                    </div>
+                }
+            })}
             <ModelPanel entry=page.entry models=MODELS load=page.load model=page.model />
             <LoadPanel
                 state=page.hub_load
@@ -171,6 +223,13 @@ pub fn App() -> impl IntoView {
                     outside::refresh_cached(page).await;
                 }))
             />
+            <div class="share-row">
+                <button data-testid="share-copy" disabled=move || !ready.get() on:click=move |_| share::copy_link(page)>"Copy link"</button>
+                {move || page.share_link.get().map(|(url, copied)| view! {
+                    <input type="text" readonly class="share-link" data-testid="share-link" prop:value=url.clone() />
+                    <span class="help">{if copied { "Copied: the link recomputes this view in the reader's browser." } else { "Copy the link above: it recomputes this view in the reader's browser." }}</span>
+                })}
+            </div>
             <PromptBox
                 text=page.text
                 ready=ready
@@ -232,7 +291,7 @@ pub fn App() -> impl IntoView {
                     />
                 })}
                 <section class="panel">
-                    <ViewTabs current=tab has_mlp=has_mlp on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
+                    <ViewTabs current=tab has_mlp=has_mlp scrubbable=Signal::derive(move || !offered_hypotheses.get().is_empty()) generates=Signal::derive(move || !readout.get()) on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
                     {move || match tab.get() {
                         View::Attention => view! {
                             <h2>{move || format!("Layer {}: every head", page.layer())}</h2>
@@ -300,7 +359,7 @@ pub fn App() -> impl IntoView {
                             />
                         }.into_any(),
                         View::Patching => view! {
-                            <h2>"Activation patching"</h2>
+                            <h2>"Patching"</h2>
                             <PatchPanel
                                 corrupted=page.corrupted_text
                                 settings=page.patch_settings
@@ -332,6 +391,29 @@ pub fn App() -> impl IntoView {
                                 result=Signal::derive(move || page.ablation.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
                                 on_run=Callback::new(move |()| spawn_local(causal::run_ablation(page)))
                                 on_apply=Callback::new(move |()| causal::apply_zero_ablation(page))
+                            />
+                        }.into_any(),
+                        View::Scrubbing => view! {
+                            <h2>"Causal scrubbing"</h2>
+                            <ScrubPanel
+                                settings=page.scrub_settings
+                                offered=offered_hypotheses
+                                ready=ready
+                                running=page.scrub_running
+                                result=Signal::derive(move || page.scrub.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
+                                on_run=Callback::new(move |()| spawn_local(causal::run_scrub(page)))
+                            />
+                        }.into_any(),
+                        View::Steering => view! {
+                            <h2>"Steering"</h2>
+                            <SteerPanel
+                                settings=page.steer_settings
+                                n_layers=n_layers
+                                has_mlp=has_mlp
+                                ready=ready
+                                running=page.steer_running
+                                result=Signal::derive(move || page.steer.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
+                                on_run=Callback::new(move |()| spawn_local(causal::run_steer(page)))
                             />
                         }.into_any(),
                     }}

@@ -190,21 +190,44 @@ async fn fetch_outside(page: Page, src: &ModelSource) -> Result<(Files, Option<g
 /// model, and runs the experiment on it.
 async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core::QuantizeOnLoad>, label: String, source: ModelRef) -> Result<(), String> {
     let n_files = files.len();
+    // The SHA-256 of each file as loaded (the browser's SubtleCrypto), for share links.
+    let mut source = source;
+    for (_, bytes) in &files {
+        source.sha256.push(hub::sha256(bytes).await.unwrap_or_default());
+    }
     let quantize = quantize.map(|q| q.to_string());
     let summary = start_model(page, std::rc::Rc::new(ModelFiles { files, quantize, shipped: None })).await?;
     let cfg = &summary.cfg;
     let format = summary.card.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
     let name = summary.card.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| label.clone());
-    // Share links describe the shipped models only, so the URL stops following the view while
-    // an outside model is in use.
-    page.url_live.set(false);
     page.neuron_grid.set(None);
     page.scans.set(Vec::new());
-    page.experiment.update(|e| {
-        e.model = source;
-        e.interventions.clear();
-        e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), tab: e.view.tab, ..Default::default() };
-    });
+    // A link's experiment waiting for this model opens now (its files' hashes compared with
+    // the link's); otherwise the prompt stays and the view starts over on the new model.
+    let link = page.pending_link.get_untracked().filter(|l| same_files(&l.model.source, &source.source));
+    match link {
+        Some(mut l) => {
+            if !l.model.sha256.is_empty() && l.model.sha256 != source.sha256 {
+                page.url_notices.update(|v| {
+                    v.push(
+                        "The model files loaded differ from the ones this link was made with (their SHA-256 differ): the numbers may differ from the author's."
+                            .into(),
+                    )
+                });
+            }
+            l.model = source;
+            super::share::apply(page, l);
+            page.pending_link.set(None);
+            // The first run on it reads the link's selection as a new page does (checked
+            // against the tokens, not reset to the last position).
+            page.url_live.set(false);
+        }
+        None => page.experiment.update(|e| {
+            e.model = source;
+            e.interventions.clear();
+            e.view = glassbox_core::Selection { pos: None, layer: Some(cfg.n_layers - 1), head: Some(0), tab: e.view.tab, ..Default::default() };
+        }),
+    }
     let cached = match page.from_cache.get_untracked() {
         0 => String::new(),
         n if n == n_files => "; read from this browser's cache".to_string(),
@@ -212,5 +235,17 @@ async fn start_outside(page: Page, files: Files, quantize: Option<glassbox_core:
     };
     page.loaded.set(Some(format!("{name} ({}, {} layers, d_model {}; {format}; from {label}{cached})", cfg.family(), cfg.n_layers, cfg.d_model)));
     run_experiment(page).await;
+    page.url_live.set(true);
+    super::share::run_analysis(page);
     Ok(())
+}
+
+/// Whether two references name the same files (the revision and hashes aside).
+fn same_files(a: &Source, b: &Source) -> bool {
+    match (a, b) {
+        (Source::Hub { repo: r1, file: f1, quantize: q1, .. }, Source::Hub { repo: r2, file: f2, quantize: q2, .. }) => r1 == r2 && f1 == f2 && q1 == q2,
+        (Source::Url { url: u1 }, Source::Url { url: u2 }) => u1 == u2,
+        (Source::Local { name: n1 }, Source::Local { name: n2 }) => n1 == n2,
+        _ => false,
+    }
 }

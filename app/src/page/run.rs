@@ -114,6 +114,8 @@ pub async fn start_shipped(page: Page) {
     page.load.set(LoadState::Ready { bytes, seconds: (js_sys::Date::now() - t0) / 1000.0 });
     run_experiment(page).await;
     page.url_live.set(true);
+    // A link to a causal view recomputes it.
+    super::share::run_analysis(page);
 }
 
 /// Commits the prompt box into the experiment and runs it.

@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glassbox_core::{Experiment, InterventionSpec, Prompt};
+use glassbox_core::{Experiment, InterventionSpec, Prompt, SteerSpec};
 use leptos::prelude::*;
 
 use crate::analysis::RunView;
-use crate::causal::{AblationSettings, AblationView, PatchSettings, PatchView};
+use crate::causal::{default_steer, AblationSettings, AblationView, PatchSettings, PatchView, ScrubSettings, ScrubView, SteerView};
 use crate::components::{HubLoad, LoadState, NeuronGrid, ScanInfo};
 use crate::engine::{CpuReason, EngineClient, ModelSummary};
 use crate::inspect::{Inspection, Query};
@@ -137,6 +137,18 @@ pub struct Page {
     pub ablation_settings: RwSignal<AblationSettings>,
     pub ablation: RwSignal<Option<Outcome<AblationView>>>,
     pub ablation_running: RwSignal<bool>,
+    /// A link's experiment on an outside model, waiting for the reader to press Load.
+    pub pending_link: RwSignal<Option<Experiment>>,
+    /// The share link shown after Copy link, and whether the clipboard took it.
+    pub share_link: RwSignal<Option<(String, bool)>>,
+    /// The scrubbing panel's choices, its last result and whether it runs.
+    pub scrub_settings: RwSignal<ScrubSettings>,
+    pub scrub: RwSignal<Option<Outcome<ScrubView>>>,
+    pub scrub_running: RwSignal<bool>,
+    /// The steering panel's choices, its last generations and whether they run.
+    pub steer_settings: RwSignal<SteerSpec>,
+    pub steer: RwSignal<Option<Outcome<SteerView>>>,
+    pub steer_running: RwSignal<bool>,
 
     /// Loading a model from the hub, a URL or a file (the model in use stays until the new
     /// one runs).
@@ -157,6 +169,11 @@ impl Page {
         let patch_settings = PatchSettings::of(&experiment.analysis).unwrap_or_default();
         let ablation_settings = AblationSettings::of(&experiment.analysis).unwrap_or_default();
         let corrupted_text = experiment.corrupted.clone().unwrap_or_default();
+        let scrub_settings = ScrubSettings::of(&experiment.analysis).unwrap_or_default();
+        let steer_settings = match &experiment.analysis {
+            glassbox_core::Analysis::Steer(s) => s.clone(),
+            _ => default_steer(2),
+        };
         Page {
             entry,
             text: RwSignal::new(experiment.prompt.clone()),
@@ -190,6 +207,14 @@ impl Page {
             ablation_settings: RwSignal::new(ablation_settings),
             ablation: RwSignal::new(None),
             ablation_running: RwSignal::new(false),
+            pending_link: RwSignal::new(None),
+            share_link: RwSignal::new(None),
+            scrub_settings: RwSignal::new(scrub_settings),
+            scrub: RwSignal::new(None),
+            scrub_running: RwSignal::new(false),
+            steer_settings: RwSignal::new(steer_settings),
+            steer: RwSignal::new(None),
+            steer_running: RwSignal::new(false),
             hub_load: RwSignal::new(HubLoad::Idle),
             hub_base: RwSignal::new(hub_base),
             loaded: RwSignal::new(None),
