@@ -17,7 +17,7 @@ use glassbox_fuzz::{alloc, campaign, make_input, prepare, run_input, save_findin
 static ALLOC: alloc::Capped = alloc::Capped;
 
 fn usage(msg: &str) -> ! {
-    eprintln!("glassbox-fuzz: {msg}\nusage: glassbox-fuzz [--target gguf|safetensors|config|tokenizer|vocab|experiment|all] [--iters N] [--seed S] [--threads T] [--only INDEX [--keep MESSAGE]] [--save DIR]");
+    eprintln!("glassbox-fuzz: {msg}\nusage: glassbox-fuzz [--target gguf|safetensors|config|tokenizer|vocab|experiment|link|all] [--iters N] [--seed S] [--threads T] [--only INDEX [--keep MESSAGE]] [--save DIR]");
     std::process::exit(2);
 }
 
