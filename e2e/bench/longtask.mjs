@@ -34,6 +34,10 @@
 //     patch-english-gpu, patch-english-cpu: english-char-3l, "It was the best of times, it was
 //              the worst of times, it was the" (63 characters, 64 tokens with BOS) against
 //              "rest" for "best": 3 x 64 = 192 patched runs.
+//   generate-gpt2-cpu: gpt2-small-random on the CPU, the Steering tab with the vector off
+//              (one generation), greedy, 16 new tokens after the 16-token prompt above, `runs`
+//              times: tokens per second from the page's own "X ms" (KV cache on; the page has
+//              no uncached mode), with the longest task.
 // One JSON line per figure on stdout.
 import { chromium } from '@playwright/test';
 import { readFileSync } from 'node:fs';
@@ -428,6 +432,46 @@ async function patchEnglish(browser, cpu) {
   }
 }
 
+async function generateGpt2(browser) {
+  const what = 'generation, gpt2-small-random, CPU (backend=cpu), 16 new tokens, KV cache';
+  const { ctx, page } = await newPage(browser);
+  consoleErrors(page);
+  try {
+    await page.goto(`${base}?hub=${encodeURIComponent(HUB)}&backend=cpu`);
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('hub-repo').fill(GPT2_REPO);
+    await page.getByTestId('hub-format').selectOption('safetensors');
+    await page.getByTestId('load-button').click();
+    await page.getByTestId('loaded-model').filter({ hasText: GPT2_REPO }).waitFor({ timeout: CAP_MS });
+    await waitReady(page, CAP_MS);
+    await page.getByTestId('prompt').fill(PATCH_GPT2.clean);
+    await page.getByTestId('run').click();
+    await shownAt(page, PATCH_GPT2.clean, CAP_MS);
+    await page.getByTestId('tab-steering').click();
+    await page.getByTestId('steer-on').uncheck();
+    for (const [id, v] of [['steer-max', '16'], ['steer-temperature', '0']]) {
+      await page.getByTestId(id).fill(v);
+      await page.getByTestId(id).dispatchEvent('change');
+    }
+    const out = [];
+    for (let i = 0; i < RUNS; i++) {
+      await page.evaluate(() => { window.__longtasks = []; });
+      const before = await page.getByTestId('steer-summary').textContent().catch(() => '');
+      await page.getByTestId('steer-run').click();
+      await page.waitForFunction((b) => { const e = document.querySelector('[data-testid="steer-summary"]'); return e && e.textContent !== b; }, before, { timeout: CAP_MS });
+      const text = await page.getByTestId('steer-summary').textContent();
+      const ms = Number(/, (\d+) ms on/.exec(text)?.[1]);
+      const n = Number(/\. (\d+) and \d+ new tokens/.exec(text)?.[1]);
+      const longest = await page.evaluate(() => Math.max(0, ...window.__longtasks.map((t) => t.duration)));
+      out.push({ ms, n, tokens_per_s: +(n / (ms / 1000)).toFixed(2), longest_task_ms: Math.round(longest) });
+    }
+    const median = out.map((r) => r.tokens_per_s).sort((a, b) => a - b)[out.length >> 1];
+    console.log(JSON.stringify({ what, runs: out, median_tokens_per_s: median }));
+  } finally {
+    await ctx.close();
+  }
+}
+
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_ARGS, headless: true });
 try {
   for (const part of PARTS) {
@@ -443,6 +487,7 @@ try {
       else if (part === 'patch-gpt2-cpu') await patchGpt2(browser, true);
       else if (part === 'patch-english-gpu') await patchEnglish(browser, false);
       else if (part === 'patch-english-cpu') await patchEnglish(browser, true);
+      else if (part === 'generate-gpt2-cpu') await generateGpt2(browser);
       else console.error(`unknown part ${part}`);
     } catch (e) {
       console.log(JSON.stringify({ what: part, outcome: `failed: ${e.message.split('\n')[0]}` }));
