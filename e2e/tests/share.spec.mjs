@@ -89,7 +89,7 @@ test('an old ?model= link is rewritten to the fragment; a committed v1 fixture l
   }
 });
 
-test('a malicious link injects nothing; a link to a hub model downloads nothing before Load, then shows the same numbers (screenshots/share-hub.png)', async ({ page, browser }) => {
+test('a malicious link injects nothing; a link to a hub model downloads nothing before Load, then shows the same numbers, and loads at once from the cache (screenshots/share-hub.png)', async ({ page, browser }) => {
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   await page.goto(`./#${fixture('xss-strings')}`);
@@ -135,5 +135,13 @@ test('a malicious link injects nothing; a link to a hub model downloads nothing 
   expect(after.map((r) => r.token)).toEqual(before.map((r) => r.token));
   after.forEach((r, i) => expect(r.prob).toBeCloseTo(before[i].prob, 4));
   expect(hubRequests.length).toBeGreaterThan(0);
+  // Opened again in the same browser, whose cache now holds the files: it loads at once.
+  const again = await context.newPage();
+  await again.goto(link);
+  await expect(again.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 180_000 });
+  await expect(again.getByTestId('link-model')).toHaveCount(0);
+  await expect(again.getByTestId('loaded-model')).toContainText('cache');
+  const cachedTop = await top5(again);
+  expect(cachedTop.map((r) => r.token)).toEqual(before.map((r) => r.token));
   await context.close();
 });

@@ -19,7 +19,7 @@ use glassbox_core::analysis::lens::LensNorm;
 use glassbox_core::View;
 
 use crate::components::{
-    AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, InterventionList, Legend,
+    AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, HubLoad, InterventionList, Legend,
     LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel, Prediction, PromptBox,
     ScanControls, ScrubPanel, SteerPanel, TokenChips, TokenStrip, ViewTabs,
 };
@@ -48,6 +48,16 @@ pub fn App() -> impl IntoView {
         if page.url_live.get() && page.pending_link.with(Option::is_none) {
             url_state::write_fragment(&e, !first_write.get_value());
             first_write.set_value(false);
+        }
+    });
+    // A link's outside model whose files are all in this browser's cache loads at once (once
+    // the shipped model has started: one model loads at a time).
+    Effect::new(move |_| {
+        let ready = matches!(page.load.get(), LoadState::Ready { .. }) && page.hub_load.with(|h| matches!(h, HubLoad::Idle));
+        if let Some(e) = page.pending_link.get().filter(|_| ready) {
+            if share::link_model_cached(page, &e) {
+                share::load_link_model(page);
+            }
         }
     });
     // Back and Forward: the history entry's experiment.
@@ -223,13 +233,6 @@ pub fn App() -> impl IntoView {
                     outside::refresh_cached(page).await;
                 }))
             />
-            <div class="share-row">
-                <button data-testid="share-copy" disabled=move || !ready.get() on:click=move |_| share::copy_link(page)>"Copy link"</button>
-                {move || page.share_link.get().map(|(url, copied)| view! {
-                    <input type="text" readonly class="share-link" data-testid="share-link" prop:value=url.clone() />
-                    <span class="help">{if copied { "Copied: the link recomputes this view in the reader's browser." } else { "Copy the link above: it recomputes this view in the reader's browser." }}</span>
-                })}
-            </div>
             <PromptBox
                 text=page.text
                 ready=ready
@@ -240,6 +243,13 @@ pub fn App() -> impl IntoView {
                 hint=Signal::derive(move || page.model.get().map(|m| m.vocabulary_help.clone()).unwrap_or_default())
                 examples=page.entry.examples
             />
+            <div class="share-row">
+                <button data-testid="share-copy" disabled=move || !ready.get() on:click=move |_| share::copy_link(page)>"Copy link"</button>
+                {move || page.share_link.get().map(|(url, copied)| view! {
+                    <input type="text" readonly class="share-link" data-testid="share-link" prop:value=url.clone() />
+                    <span class="help">{if copied { "Copied: the link recomputes this view in the reader's browser." } else { "Copy the link above: it recomputes this view in the reader's browser." }}</span>
+                })}
+            </div>
             <Show when=has_run>
                 <section class="panel">
                     <h2>"Tokens"</h2>

@@ -101,3 +101,19 @@ pub fn load_link_model(page: Page) {
         Err(m) => page.url_notices.update(|v| v.push(m)),
     }
 }
+
+/// Whether every file of a link's outside model is already in this browser's cache (then it
+/// loads at once: nothing is downloaded).
+pub fn link_model_cached(page: Page, e: &Experiment) -> bool {
+    let cached = page.cached.get();
+    let has = |url: &str| cached.iter().any(|(u, _, _)| u == url);
+    match link_source(page, e) {
+        Ok(ModelSource::Hub { base, repo, file: Some(f), .. }) => has(&crate::hub::resolve_url(&base, &repo, &f)),
+        Ok(ModelSource::Hub { base, repo, file: None, .. }) => {
+            let url = |f: &str| crate::hub::resolve_url(&base, &repo, f);
+            has(&url("config.json")) && has(&url("tokenizer.json")) && (has(&url("model.safetensors")) || has(&url("model.safetensors.index.json")))
+        }
+        Ok(ModelSource::Url(u)) => has(&u),
+        _ => false,
+    }
+}
