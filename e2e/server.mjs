@@ -311,8 +311,16 @@ const server = createServer((req, res) => {
 
 // The same hub on a second port, answering without CORS headers: a cross-origin server that
 // refuses to be read from the page (the browser blocks the response).
+// It also plays an outside site for the embed tests: `/page?html=<base64url>` answers that HTML
+// (a blog post on another origin that embeds the explorer).
 createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+  const url = new URL(req.url, 'http://localhost');
+  const path = decodeURIComponent(url.pathname);
+  if (path === '/page') {
+    // The outside site's own page: no CSP of ours.
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(Buffer.from(url.searchParams.get('html') ?? '', 'base64url'));
+  }
   if (!path.startsWith('/hub/')) return send(res, 404, 'not found');
   const orig = res.writeHead.bind(res);
   res.writeHead = (status, headers = {}) => {

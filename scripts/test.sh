@@ -28,10 +28,16 @@ cargo clippy -p glassbox-app --target wasm32-unknown-unknown -- -D warnings
 say "native tests (CPU, parity, kernels and GPU path on lavapipe)"
 cargo test --workspace
 
-# In the test profile the tests just built (its dependencies are optimized): a release build
-# would add minutes of compiling for a run that takes about half a minute either way.
+# The binary `cargo test --workspace` just built (the test profile; its dependencies are
+# optimized). `cargo run -p glassbox-fuzz` would resolve that one package's features instead of
+# the workspace's and rebuild tokenizers, candle and the core first (6 minutes on 2 cores).
 say "fuzzing the loaders (glassbox-fuzz: 20,000 mutated inputs per target, seed ${FUZZ_SEED:-1})"
-cargo run -q -p glassbox-fuzz -- --iters 20000 --seed "${FUZZ_SEED:-1}"
+FUZZ_BIN="${CARGO_TARGET_DIR:-target}/debug/glassbox-fuzz"
+if [ -x "$FUZZ_BIN" ]; then
+  "$FUZZ_BIN" --iters 20000 --seed "${FUZZ_SEED:-1}"
+else
+  cargo run -q -p glassbox-fuzz -- --iters 20000 --seed "${FUZZ_SEED:-1}"
+fi
 
 say "WGSL under Chromium's compiler (Tint) on SwiftShader: every kernel entry point"
 node kernels/scripts/tint_check.mjs

@@ -226,6 +226,9 @@ pub struct Opening {
     pub entry: &'static ModelEntry,
     pub notices: Vec<String>,
     pub outside: Option<Experiment>,
+    /// An embed (`&widget=<kind>` in the fragment): the one widget to show, and whether it is
+    /// frozen (`&static=1`).
+    pub widget: Option<(share::Widget, bool)>,
 }
 
 /// Reads the page's link: a share fragment (`v1/...`) when there is one, else the old query
@@ -235,10 +238,11 @@ pub fn opening(fragment: Option<&str>, get: impl Fn(&str) -> Option<String>) -> 
     if let Some(f) = fragment.map(str::trim).filter(|f| !f.is_empty()) {
         match share::parse_fragment(f) {
             Ok(frag) => {
+                let widget = frag.widget.map(|w| (w, frag.frozen));
                 let e = frag.experiment;
                 match &e.model.source {
                     ModelSource::Shipped { id } => match find_model(id) {
-                        Some(entry) => return Opening { experiment: e, entry, notices, outside: None },
+                        Some(entry) => return Opening { experiment: e, entry, notices, outside: None, widget },
                         None => notices.push(format!(
                             "The link names the model \u{201c}{id}\u{201d}, which this site does not ship; showing {} instead.",
                             default_model().id
@@ -247,18 +251,18 @@ pub fn opening(fragment: Option<&str>, get: impl Fn(&str) -> Option<String>) -> 
                     _ => {
                         let entry = default_model();
                         let experiment = Experiment::new(ModelRef::shipped(entry.id), entry.default_prompt);
-                        return Opening { experiment, entry, notices, outside: Some(e) };
+                        return Opening { experiment, entry, notices, outside: Some(e), widget };
                     }
                 }
             }
             Err(e) => notices.push(format!("This link could not be opened: {e}. Showing the default view instead.")),
         }
         let entry = default_model();
-        return Opening { experiment: Experiment::new(ModelRef::shipped(entry.id), entry.default_prompt), entry, notices, outside: None };
+        return Opening { experiment: Experiment::new(ModelRef::shipped(entry.id), entry.default_prompt), entry, notices, outside: None, widget: None };
     }
     let (params, more) = parse(get);
     notices.extend(more);
-    Opening { experiment: params.experiment(), entry: params.model, notices, outside: None }
+    Opening { experiment: params.experiment(), entry: params.model, notices, outside: None, widget: None }
 }
 
 /// An outside model in words, for the notice of a link that names one.
@@ -290,6 +294,11 @@ pub fn read_fragment() -> Option<String> {
 /// The page's share link for `e`: this page's address with the experiment in the fragment (the
 /// hub base, `hub=`, stays in the query: it says where Load fetches from, not what is shown).
 pub fn share_url(e: &Experiment) -> Option<String> {
+    link_url(e, None, false)
+}
+
+/// [`share_url`] for one widget alone (an embed), optionally frozen.
+pub fn link_url(e: &Experiment, widget: Option<share::Widget>, frozen: bool) -> Option<String> {
     let window = web_sys::window()?;
     let url = web_sys::Url::new(&window.location().href().ok()?).ok()?;
     let hub = url.search_params().get("hub");
@@ -297,7 +306,7 @@ pub fn share_url(e: &Experiment) -> Option<String> {
     if let Some(h) = hub {
         url.search_params().append("hub", &h);
     }
-    url.set_hash(&share::fragment(e, None, false));
+    url.set_hash(&share::fragment(e, widget, frozen));
     Some(url.href())
 }
 

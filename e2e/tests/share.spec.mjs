@@ -92,8 +92,8 @@ test('an old ?model= link is rewritten to the fragment; a committed v1 fixture l
 test('a malicious link injects nothing; a link to a hub model downloads nothing before Load, then shows the same numbers, and loads at once from the cache (screenshots/share-hub.png)', async ({ page, browser }) => {
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  // (The fixture is an embed link, `&widget=lens&static=1`: the embed shows the notice alone.)
   await page.goto(`./#${fixture('xss-strings')}`);
-  await waitForModel(page);
   await expect(page.getByTestId('link-model')).toContainText('<img src=x onerror=alert(1)>');
   expect(await page.locator('img[src="x"]').count()).toBe(0);
   expect(await page.locator('script:not([src])').count()).toBe(0);
@@ -141,6 +141,8 @@ test('a malicious link injects nothing; a link to a hub model downloads nothing 
   await expect(again.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 180_000 });
   await expect(again.getByTestId('link-model')).toHaveCount(0);
   await expect(again.getByTestId('loaded-model')).toContainText('cache');
+  await expect(again.getByTestId('tokens')).toHaveAttribute('data-prompt', 'The cat sat on the mat');
+  await expect(again.locator('[data-testid="token"][data-pos="3"]')).toHaveClass(/selected/);
   const cachedTop = await top5(again);
   expect(cachedTop.map((r) => r.token)).toEqual(before.map((r) => r.token));
   await context.close();

@@ -5,6 +5,7 @@
 //! show and report choices through callbacks.
 
 mod causal;
+mod embed;
 mod outside;
 mod queries;
 mod run;
@@ -37,6 +38,12 @@ pub fn App() -> impl IntoView {
     let hub_base = url_state::read_param("hub").unwrap_or_else(|| hub::DEFAULT_HUB.to_string());
     let page = Page::new(opening.entry, opening.experiment, opening.notices, hub_base);
     page.pending_link.set(opening.outside);
+    let embedded = opening.widget;
+    // The widget the Embed button offers: the one on screen.
+    let embed_widget = RwSignal::new(embedded.map_or(glassbox_core::share::Widget::Attention, |(w, _)| w));
+    if let Some((w, frozen)) = embedded {
+        embed::start(page, w, frozen);
+    }
     spawn_local(run::start_shipped(page));
     spawn_local(outside::refresh_cached(page));
 
@@ -45,7 +52,7 @@ pub fn App() -> impl IntoView {
     let first_write = StoredValue::new(true);
     Effect::new(move |_| {
         let e = page.experiment.get();
-        if page.url_live.get() && page.pending_link.with(Option::is_none) {
+        if page.url_live.get() && page.pending_link.with(Option::is_none) && embedded.is_none() {
             url_state::write_fragment(&e, !first_write.get_value());
             first_write.set_value(false);
         }
@@ -203,6 +210,12 @@ pub fn App() -> impl IntoView {
         </header>
         <main>
             <Notices notices=notices />
+            {embedded.map(|_| view! {
+                <a class="made-with" data-testid="made-with" target="_blank" rel="noopener"
+                    href=move || page.experiment.with(url_state::share_url).unwrap_or_default()>
+                    "made with glassbox \u{2197} open this in the explorer"
+                </a>
+            })}
             {move || page.pending_link.get().map(|e| {
                 let what = url_state::describe_model(&e.model);
                 let host = match &e.model.source {
@@ -249,7 +262,24 @@ pub fn App() -> impl IntoView {
                     <input type="text" readonly class="share-link" data-testid="share-link" prop:value=url.clone() />
                     <span class="help">{if copied { "Copied: the link recomputes this view in the reader's browser." } else { "Copy the link above: it recomputes this view in the reader's browser." }}</span>
                 })}
+                <button data-testid="embed-show" disabled=move || !ready.get() on:click=move |_| {
+                    let w = embed_widget.get_untracked();
+                    page.embed_snippet.set(Some(share::embed_snippet(page, w)));
+                }>"Embed"</button>
+                <select data-testid="embed-widget" aria-label="widget to embed" on:change=move |ev| {
+                    if let Ok(w) = event_target_value(&ev).parse::<glassbox_core::share::Widget>() {
+                        embed_widget.set(w);
+                        page.embed_snippet.set(Some(share::embed_snippet(page, w)));
+                    }
+                }>
+                    {glassbox_core::share::Widget::ALL.into_iter().map(|w| view! { <option value=w.name() selected=move || embed_widget.get() == w>{w.name()}</option> }).collect_view()}
+                </select>
             </div>
+            {move || page.embed_snippet.get().map(|snippet| view! {
+                <label class="field wide">"Paste this into a page (plain HTML, a Markdown post that allows HTML, or a Jupyter IFrame of the iframe's address):"
+                    <textarea readonly rows="6" class="embed-snippet" data-testid="embed-snippet" prop:value=snippet></textarea>
+                </label>
+            })}
             <Show when=has_run>
                 <section class="panel">
                     <h2>"Tokens"</h2>
@@ -264,7 +294,7 @@ pub fn App() -> impl IntoView {
                         {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.view.n_tokens(), r.view.elapsed_ms, page.backend.get().unwrap_or_default()))}
                     </p>
                 </section>
-                <div class="two-col">
+                <div class="two-col w-predictions">
                     <section class="panel">
                         <h2>{move || if readout.get() { "Answer" } else { "Next-token prediction" }}</h2>
                         <Prediction
@@ -300,7 +330,7 @@ pub fn App() -> impl IntoView {
                         on_neuron=Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)))
                     />
                 })}
-                <section class="panel">
+                <section class="panel w-view">
                     <ViewTabs current=tab has_mlp=has_mlp scrubbable=Signal::derive(move || !offered_hypotheses.get().is_empty()) generates=Signal::derive(move || !readout.get()) on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
                     {move || match tab.get() {
                         View::Attention => view! {

@@ -117,3 +117,19 @@ pub fn link_model_cached(page: Page, e: &Experiment) -> bool {
         _ => false,
     }
 }
+
+/// The HTML a blog post pastes to embed `w` of the page's experiment: an iframe, or the
+/// `<glassbox-widget>` element of `glassbox-embed.js` (which sizes itself to the widget).
+pub fn embed_snippet(page: Page, w: glassbox_core::share::Widget) -> String {
+    let e = page.experiment.get_untracked();
+    let Some(iframe_src) = url_state::link_url(&e, Some(w), false) else { return String::new() };
+    let site = iframe_src.split('#').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
+    let fragment = glassbox_core::share::fragment(&e, None, false);
+    let name = w.name();
+    format!(
+        "<iframe src=\"{iframe_src}\" width=\"100%\" height=\"420\" style=\"border:0\" loading=\"lazy\" title=\"glassbox: {name}\"></iframe>\n\n\
+         <!-- or, sized to the widget (it posts its height): -->\n\
+         <script src=\"{site}glassbox-embed.js\"></script>\n\
+         <glassbox-widget experiment=\"{fragment}\" widget=\"{name}\"></glassbox-widget>\n"
+    )
+}

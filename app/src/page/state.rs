@@ -141,6 +141,8 @@ pub struct Page {
     pub pending_link: RwSignal<Option<Experiment>>,
     /// The share link shown after Copy link, and whether the clipboard took it.
     pub share_link: RwSignal<Option<(String, bool)>>,
+    /// The embed snippet shown after Embed.
+    pub embed_snippet: RwSignal<Option<String>>,
     /// The scrubbing panel's choices, its last result and whether it runs.
     pub scrub_settings: RwSignal<ScrubSettings>,
     pub scrub: RwSignal<Option<Outcome<ScrubView>>>,
@@ -209,6 +211,7 @@ impl Page {
             ablation_running: RwSignal::new(false),
             pending_link: RwSignal::new(None),
             share_link: RwSignal::new(None),
+            embed_snippet: RwSignal::new(None),
             scrub_settings: RwSignal::new(scrub_settings),
             scrub: RwSignal::new(None),
             scrub_running: RwSignal::new(false),
