@@ -109,3 +109,19 @@ export function experimentOf(url) {
   const payload = hash.slice(3).split('&')[0];
   return JSON.parse(inflateRawSync(Buffer.from(payload, 'base64url')).toString('utf8'));
 }
+
+/** The induction prompt (`inductionPrompt(seed, 10, 6)`) cut after 5 tokens of the second
+ * occurrence, and the same with the first occurrence replaced by other characters (equal token
+ * length): the clean run predicts the segment's next character (`answer`) by induction, the
+ * corrupted one cannot. The causal views' tests patch between the two. */
+export function inductionPair(seed) {
+  const p = inductionPrompt(seed, 10, 6);
+  const k = 5;
+  const used = new Set((p.segment + p.filler).split(''));
+  const other = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'.split('').filter((c) => !used.has(c));
+  return {
+    clean: `${p.segment} ${p.filler} ${p.segment.slice(0, k)}`,
+    corrupted: `${other.slice(0, p.segment.length).join('')} ${p.filler} ${p.segment.slice(0, k)}`,
+    answer: p.segment[k],
+  };
+}

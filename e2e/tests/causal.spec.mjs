@@ -4,7 +4,7 @@
 // input (prompts of different lengths, a head out of range, an empty dataset, Cancel) gives a
 // message and the page keeps working; a GPT-2 model from the hub mimic runs a resid_pre sweep.
 import { test, expect } from '@playwright/test';
-import { inductionPrompt, runPrompt, waitForModel } from './browser.mjs';
+import { inductionPair, runPrompt, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -20,22 +20,6 @@ async function patchCells(page) {
       normalized: Number(e.dataset.normalized),
     })),
   );
-}
-
-/** The induction prompt cut after `k` tokens of the second occurrence, and the same with the
- * first occurrence replaced by other characters (equal token length): the clean run predicts
- * the segment's next character by induction, the corrupted one cannot. */
-function inductionPair(seed) {
-  const p = inductionPrompt(seed, 10, 6);
-  const k = 5;
-  const used = new Set((p.segment + p.filler).split(''));
-  const other = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'.split('').filter((c) => !used.has(c));
-  const corruptSegment = other.slice(0, p.segment.length).join('');
-  return {
-    clean: `${p.segment} ${p.filler} ${p.segment.slice(0, k)}`,
-    corrupted: `${corruptSegment} ${p.filler} ${p.segment.slice(0, k)}`,
-    answer: p.segment[k],
-  };
 }
 
 test('induction model: a head-output patching sweep singles out the card\'s induction heads; a cell opens its patched run (screenshots/patching-induction.png)', async ({ page }) => {

@@ -4,19 +4,7 @@
 // the English model changes the generated text, and with the vector off the text is the unsteered
 // one for the same seed.
 import { test, expect } from '@playwright/test';
-import { inductionPrompt, runPrompt, waitForModel } from './browser.mjs';
-
-/** The induction prompt and the same with the first occurrence of the segment changed. */
-function inductionPair(seed) {
-  const p = inductionPrompt(seed, 10, 6);
-  const k = 5;
-  const used = new Set((p.segment + p.filler).split(''));
-  const other = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'.split('').filter((c) => !used.has(c));
-  return {
-    clean: `${p.segment} ${p.filler} ${p.segment.slice(0, k)}`,
-    corrupted: `${other.slice(0, p.segment.length).join('')} ${p.filler} ${p.segment.slice(0, k)}`,
-  };
-}
+import { inductionPair, runPrompt, waitForModel } from './browser.mjs';
 
 test('induction model: path patching to the induction heads\' keys singles out the previous-token head (screenshots/path-patching-induction.png)', async ({ page }) => {
   await page.goto('./?model=induction-2l&view=patching');

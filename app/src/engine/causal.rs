@@ -132,10 +132,7 @@ pub async fn patch_sweep(
             cancelled,
         )
         .await
-        .map_err(|e| match e {
-            glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
-            other => engine_failure(other),
-        })?
+        .map_err(core_fail)?
         .ok_or(RunFailure::Cancelled)?;
     let (target, distractor) = metric_tokens(&metric);
     Ok(PatchView {
@@ -149,6 +146,15 @@ pub async fn patch_sweep(
         backend: engine.backend_label(),
         path: None,
     })
+}
+
+/// A core error as the page shows it: a bad request (a head out of range, prompts of different
+/// lengths...) is the reader's to fix; anything else is the engine's.
+fn core_fail(e: glassbox_core::Error) -> RunFailure {
+    match e {
+        glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
+        other => engine_failure(other),
+    }
 }
 
 fn prefix(what: &str, e: RunFailure) -> RunFailure {
@@ -240,10 +246,7 @@ pub async fn ablation(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'s
     let at = n - 1;
     let metric = resolve_metric(engine, bundle, exp, metric, at, &prompt.ids, None).await?;
     let chunk = patch_chunk(cfg, n);
-    let result = engine.ablate(&prompt.ids, &target, ablation, &data, &metric, None, chunk).await.map_err(|e| match e {
-        glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
-        other => engine_failure(other),
-    })?;
+    let result = engine.ablate(&prompt.ids, &target, ablation, &data, &metric, None, chunk).await.map_err(core_fail)?;
     let task = match (shipped.map(|s| s.id), ablation) {
         (Some("induction-2l"), AblationKind::Zero) => Some(induction_effect(engine, bundle, &target).await?),
         _ => None,
@@ -320,10 +323,7 @@ pub async fn path_patch_sweep(
             cancelled,
         )
         .await
-        .map_err(|e| match e {
-            glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
-            other => engine_failure(other),
-        })?
+        .map_err(core_fail)?
         .ok_or(RunFailure::Cancelled)?;
     // As a layer x head grid (the MLPs in a last column): z of every head, from the corrupted
     // run into the clean one, all positions; normalised as ARENA's IOI exercise shows path
@@ -397,10 +397,7 @@ pub async fn scrub_run(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'
         };
         let data = data.get_or_insert_with(|| Dataset::new(hyp.task, seed, n));
         let opts = ScrubOptions { seed, rounds, bootstrap: 1000, chunk: patch_chunk(&bundle.cfg, data.tokens[0].len()) };
-        let result = engine.scrub(data, &hyp, &opts).await.map_err(|e| match e {
-            glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
-            other => engine_failure(other),
-        })?;
+        let result = engine.scrub(data, &hyp, &opts).await.map_err(core_fail)?;
         let stated = &card["hypotheses"][name.as_str()];
         let card_row = stated["loss_recovered"].as_f64().map(|x| (x, card["n"].as_u64().unwrap_or(0) as usize));
         rows.push(ScrubRow { result, description: hyp.description.clone(), card: card_row });
@@ -450,10 +447,7 @@ pub async fn steer_run(engine: &Engine, bundle: &ModelBundle, shipped: Option<&'
     for s in &spec.stop {
         stop.push(resolve_token(tok, cfg.d_vocab_out, s).map_err(|e| RunFailure::Prompt(format!("Stop token: {e}")))?);
     }
-    let fail = |e: glassbox_core::Error| match e {
-        glassbox_core::Error::Request(m) => prompt_fail(capitalize(&m)),
-        other => engine_failure(other),
-    };
+    let fail = core_fail;
     let steering = match &spec.vector {
         SteerVector::ActAdd { plus, minus, layer } => {
             let side = |text: &str, what: &str| -> Result<Vec<u32>, RunFailure> {

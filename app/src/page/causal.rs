@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::run::run_experiment;
-use super::state::Page;
+use super::state::{Outcome, Page};
 use crate::causal::{PatchCell, PatchView};
 use crate::engine::{RunFailure, SweepResult};
 
@@ -58,34 +58,51 @@ pub async fn run_patch(page: Page) {
 
 /// Runs the ablation panel's ablation of the prompt.
 pub async fn run_ablation(page: Page) {
-    if page.ablation_running.get_untracked() {
+    let analysis = page.ablation_settings.get_untracked().analysis();
+    run_analysis(page, analysis, page.ablation_running, page.ablation, |r| match r {
+        SweepResult::Ablation(v) => Some(*v),
+        _ => None,
+    })
+    .await
+}
+
+/// Sets the experiment's `analysis` (or shows why the panel's settings make none), asks the
+/// worker for it with `running` set meanwhile, and keeps the view `pick` takes from the answer in
+/// `outcome`, for the model generation it ran on. One at a time per panel.
+async fn run_analysis<T: Send + Sync + 'static>(
+    page: Page,
+    analysis: Result<glassbox_core::Analysis, String>,
+    running: RwSignal<bool>,
+    outcome: RwSignal<Option<Outcome<T>>>,
+    pick: fn(SweepResult) -> Option<T>,
+) {
+    if running.get_untracked() {
         return;
     }
     let Some(engine) = page.engine.get_value() else { return };
     let gen = page.model_gen.get_untracked();
-    let analysis = match page.ablation_settings.get_untracked().analysis() {
+    let analysis = match analysis {
         Ok(a) => a,
         Err(e) => {
-            page.ablation.set(Some((gen, Err(e))));
+            outcome.set(Some((gen, Err(e))));
             return;
         }
     };
     page.experiment.update(|e| e.analysis = analysis);
     let exp = page.experiment.get_untracked();
-    page.ablation_running.set(true);
+    running.set(true);
     let id = engine.next_id();
     page.sweep_id.set_value(Some(id));
     let result = engine.sweep(id, &exp, None, |_, _| {}).await;
-    page.ablation_running.set(false);
+    running.set(false);
     if page.model_gen.get_untracked() != gen {
         return;
     }
     let result = match result {
-        Ok(SweepResult::Ablation(v)) => Ok(Arc::new(*v)),
-        Ok(_) => Err("the engine answered with another sweep".to_string()),
+        Ok(r) => pick(r).map(Arc::new).ok_or_else(|| "the engine answered with another sweep".to_string()),
         Err(e) => Err(e.to_string()),
     };
-    page.ablation.set(Some((gen, result)));
+    outcome.set(Some((gen, result)));
 }
 
 /// Opens one cell of a sweep: the experiment runs with that single patch (from the prompt the
@@ -139,58 +156,20 @@ pub fn clear_interventions(page: Page) {
 
 /// Runs the scrubbing panel's hypotheses.
 pub async fn run_scrub(page: Page) {
-    if page.scrub_running.get_untracked() {
-        return;
-    }
-    let Some(engine) = page.engine.get_value() else { return };
-    let gen = page.model_gen.get_untracked();
-    let analysis = match page.scrub_settings.get_untracked().analysis() {
-        Ok(a) => a,
-        Err(e) => {
-            page.scrub.set(Some((gen, Err(e))));
-            return;
-        }
-    };
-    page.experiment.update(|e| e.analysis = analysis);
-    let exp = page.experiment.get_untracked();
-    page.scrub_running.set(true);
-    let id = engine.next_id();
-    page.sweep_id.set_value(Some(id));
-    let result = engine.sweep(id, &exp, None, |_, _| {}).await;
-    page.scrub_running.set(false);
-    if page.model_gen.get_untracked() != gen {
-        return;
-    }
-    let result = match result {
-        Ok(SweepResult::Scrub(v)) => Ok(Arc::new(*v)),
-        Ok(_) => Err("the engine answered with another sweep".to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    page.scrub.set(Some((gen, result)));
+    let analysis = page.scrub_settings.get_untracked().analysis();
+    run_analysis(page, analysis, page.scrub_running, page.scrub, |r| match r {
+        SweepResult::Scrub(v) => Some(*v),
+        _ => None,
+    })
+    .await
 }
 
 /// Generates from the prompt with and without the steering panel's vector.
 pub async fn run_steer(page: Page) {
-    if page.steer_running.get_untracked() {
-        return;
-    }
-    let Some(engine) = page.engine.get_value() else { return };
-    let gen = page.model_gen.get_untracked();
-    let spec = page.steer_settings.get_untracked();
-    page.experiment.update(|e| e.analysis = glassbox_core::Analysis::Steer(spec));
-    let exp = page.experiment.get_untracked();
-    page.steer_running.set(true);
-    let id = engine.next_id();
-    page.sweep_id.set_value(Some(id));
-    let result = engine.sweep(id, &exp, None, |_, _| {}).await;
-    page.steer_running.set(false);
-    if page.model_gen.get_untracked() != gen {
-        return;
-    }
-    let result = match result {
-        Ok(SweepResult::Steer(v)) => Ok(Arc::new(*v)),
-        Ok(_) => Err("the engine answered with another sweep".to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    page.steer.set(Some((gen, result)));
+    let analysis = Ok(glassbox_core::Analysis::Steer(page.steer_settings.get_untracked()));
+    run_analysis(page, analysis, page.steer_running, page.steer, |r| match r {
+        SweepResult::Steer(v) => Some(*v),
+        _ => None,
+    })
+    .await
 }
