@@ -3,6 +3,7 @@
 //! attention (`page/`, `components/`).
 
 mod analysis;
+mod article;
 mod bench;
 mod causal;
 mod components;
@@ -23,5 +24,9 @@ fn main() {
         return;
     }
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(page::App);
+    if article::is_article() {
+        article::mount();
+    } else {
+        leptos::mount::mount_to_body(page::App);
+    }
 }

@@ -205,6 +205,7 @@ pub fn App() -> impl IntoView {
             <div class="brand">
                 <h1>"glassbox"</h1>
                 <span class="tagline">"interpretability in your browser"</span>
+                <a class="article-link" href="article.html" data-testid="article-link">"Article: induction heads, live"</a>
             </div>
             <BackendBadge label=page.backend running=running />
         </header>
