@@ -9,6 +9,8 @@
 //          later figure in turn without waiting: navigation start to the first figure's numbers
 //          and to the last figure's, from each figure's own data-ready-ms (performance.now() when
 //          its numbers appeared); and how many times the model's weights were downloaded.
+// explorer: the peer, in the same run: the explorer opened cold on the same model, navigation
+//          start to its first prediction on screen.
 // link:    a share link to an activation patching sweep on the shipped induction model (the
 //          attention heads' outputs, every position, clean against corrupted prompt), opened
 //          cold: navigation start to the heatmap's cells on screen; the cells' values must be the
@@ -51,6 +53,18 @@ try {
     await ctx.close();
   }
   console.log(JSON.stringify({ what: 'article, cold: navigation to the first live figure and to all five (scrolled through)', first_ms: Math.round(median(first)), all_ms: Math.round(median(all)), runs: first.map((f, i) => [Math.round(f), Math.round(all[i])]), weight_downloads: downloads }));
+
+  // The peer, in the same run: the explorer's cold open to its first prediction (same model).
+  const explorer = [];
+  for (let i = 0; i < runs; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(`${base}?model=induction-2l`);
+    await page.getByTestId('top5').first().waitFor({ timeout: 180_000 });
+    explorer.push(await page.evaluate(() => performance.now()));
+    await ctx.close();
+  }
+  console.log(JSON.stringify({ what: 'peer: the explorer, cold: navigation to the first prediction (induction-2l)', median_ms: Math.round(median(explorer)), all_ms: explorer.map(Math.round) }));
 
   const pair = inductionPair(11);
   const experiment = {
