@@ -64,17 +64,23 @@ pub fn prepare(text: &str, tokenizer: &Tokenizer, n_ctx: usize) -> Result<Prepar
 }
 
 impl Cut {
-    /// The notice shown above the results.
+    /// The notice shown above the results: how much was cut, and the start of the cut text
+    /// (at most [`CUT_SHOWN`] characters, so that a long prompt does not flood the page).
     pub fn message(&self, n_ctx: usize) -> String {
+        let chars = self.cut_text.chars().count();
+        let shown: String = self.cut_text.chars().take(CUT_SHOWN).collect();
+        let text = if chars > CUT_SHOWN { format!("\u{201c}{shown}\u{2026}\u{201d} ({chars} characters)") } else { format!("\u{201c}{shown}\u{201d}") };
         format!(
-            "The prompt is {} tokens long (with <bos>) but the model's context is {n_ctx}: the last {} {} cut and not run: \u{201c}{}\u{201d}",
+            "The prompt is {} tokens long (with <bos>) but the model's context is {n_ctx}: the last {} {} cut and not run: {text}",
             self.total_tokens,
             self.cut_tokens,
             if self.cut_tokens == 1 { "token was" } else { "tokens were" },
-            self.cut_text
         )
     }
 }
+
+/// Characters of a cut prompt's tail that its notice quotes.
+pub const CUT_SHOWN: usize = 60;
 
 #[cfg(test)]
 mod tests {
@@ -84,6 +90,17 @@ mod tests {
         let mut tokens = vec!["<bos>".to_string()];
         tokens.extend(('a'..='z').map(String::from));
         Tokenizer::Vocab(glassbox_core::VocabTokenizer::chars(tokens, Some(0)))
+    }
+
+    #[test]
+    fn a_long_cut_is_quoted_only_in_part() {
+        let cut = Cut { total_tokens: 5064, cut_tokens: 5000, cut_text: "x".repeat(5000) };
+        let m = cut.message(64);
+        assert!(m.contains("the last 5000 tokens were cut"), "{m}");
+        assert!(m.contains("(5000 characters)"), "{m}");
+        assert!(m.chars().count() < 250, "{m}");
+        let short = Cut { total_tokens: 71, cut_tokens: 7, cut_text: "defghij".into() }.message(64);
+        assert!(short.ends_with("\u{201c}defghij\u{201d}"), "{short}");
     }
 
     #[test]

@@ -99,10 +99,19 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
     };
     let mut number = |key: &str, default: &str| {
         let raw = get(key)?;
-        match raw.trim().parse::<usize>() {
+        let t = raw.trim();
+        match t.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                notices.push(format!("URL parameter {key}={raw} is not a number; showing {default} instead."));
+                // Say what is wrong with it: a negative number, one too large, or no number.
+                let why = if t.starts_with('-') && t[1..].parse::<u128>().is_ok() {
+                    "is negative (positions, layers and heads count from 0)"
+                } else if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                    "is far too large"
+                } else {
+                    "is not a number"
+                };
+                notices.push(format!("URL parameter {key}={raw} {why}; showing {default} instead."));
                 None
             }
         }
@@ -420,6 +429,11 @@ mod tests {
         for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu", "view=graph", "zoom"] {
             assert!(notices.iter().any(|n| n.contains(key)), "no notice names {key}: {notices:?}");
         }
+        // Each kind of bad number in its own words.
+        assert!(notices.iter().any(|n| n.contains("layer=-1 is negative")), "{notices:?}");
+        assert!(notices.iter().any(|n| n.contains("pos=abc is not a number")), "{notices:?}");
+        let (_, notices) = parse_pairs(&[("head", "99999999999999999999999")]);
+        assert!(notices[0].contains("is far too large"), "{notices:?}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn AblationPanel(
     let top_list = |items: &[(String, f32)], testid: &'static str| {
         let li = items
             .iter()
-            .map(|(t, p)| view! { <li data-token=t.clone() data-prob=format!("{p:.6}")><code>{format!("{t:?}")}</code>" "{format!("{:.1}%", 100.0 * p)}</li> })
+            .map(|(t, p)| view! { <li data-token=t.clone() data-prob=format!("{p:.6}")><code>{super::token_label(t)}</code>" "{format!("{:.1}%", 100.0 * p)}</li> })
             .collect_view();
         view! { <ol class="top-list" data-testid=testid>{li}</ol> }
     };

@@ -61,7 +61,7 @@ pub fn LogitLens(
                                     style:--a=format!("{:.3}", tp.clamp(0.0, 1.0).sqrt())
                                     on:click=move |_| picked.set(Some((r, p)))
                                 >
-                                    {top.replace('\n', "\u{21b5}")}
+                                    {super::token_label(&top)}
                                 </td>
                             }
                         })
@@ -75,7 +75,7 @@ pub fn LogitLens(
                 let items = c
                     .top
                     .iter()
-                    .map(|(t, pr)| view! { <li data-token=t.clone() data-prob=format!("{pr:.6}")><code>{format!("{t:?}")}</code>" "{format!("{pr:.3}")}</li> })
+                    .map(|(t, pr)| view! { <li data-token=t.clone() data-prob=format!("{pr:.6}")><code>{super::token_label(t)}</code>" "{format!("{pr:.3}")}</li> })
                     .collect_view();
                 Some(view! {
                     <div class="lens-detail" data-testid="lens-detail">

@@ -55,13 +55,26 @@ pub use token_chips::TokenChips;
 pub use token_strip::TokenStrip;
 pub use view_tabs::ViewTabs;
 
-/// How a token is written in labels: `<bos>` is shortened so it fits a heatmap row.
+/// How a token is written everywhere the page shows one (chips, heatmap and lens labels, top-5
+/// tables): `<bos>` as BOS, a space as `␣`, a newline as `↵`, a tab as `→`, a carriage return as
+/// `␍`, other control characters as `<0xNN>`, and an empty token as `∅`, so that no token is ever
+/// blank. The raw text stays in the elements' data attributes and tooltips.
 pub fn token_label(t: &str) -> String {
-    if t == "<bos>" {
-        "BOS".to_string()
-    } else {
-        t.to_string()
+    match t {
+        "<bos>" => return "BOS".to_string(),
+        "" => return "\u{2205}".to_string(),
+        _ => {}
     }
+    t.chars()
+        .map(|c| match c {
+            ' ' => "\u{2423}".to_string(),
+            '\n' => "\u{21b5}".to_string(),
+            '\t' => "\u{2192}".to_string(),
+            '\r' => "\u{240d}".to_string(),
+            c if c.is_control() => format!("<0x{:02X}>", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Draws `rgba` (`w x h` pixels, 4 bytes each) onto `canvas`, which CSS scales up.
@@ -79,6 +92,20 @@ pub fn paint(canvas: &web_sys::HtmlCanvasElement, w: usize, h: usize, rgba: &[u8
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn no_token_is_shown_blank() {
+        use super::token_label;
+        assert_eq!(token_label("<bos>"), "BOS");
+        assert_eq!(token_label(" "), "\u{2423}");
+        assert_eq!(token_label(" the"), "\u{2423}the");
+        assert_eq!(token_label("\n\n"), "\u{21b5}\u{21b5}");
+        assert_eq!(token_label("\t"), "\u{2192}");
+        assert_eq!(token_label("\u{7}"), "<0x07>");
+        assert_eq!(token_label(""), "\u{2205}");
+        assert_eq!(token_label("whale"), "whale");
+        assert_eq!(token_label("<0x0A>"), "<0x0A>");
+    }
+
     /// Components receive what they show; they never reach up into the page's modules (its
     /// state, its runs) or the engine's worker.
     #[test]

@@ -33,7 +33,7 @@ pub fn Prediction(
 ) -> impl IntoView {
     let heading = move || {
         let p = pos.get();
-        let t = tokens.with(|t| t.get(p).cloned().unwrap_or_default());
+        let t = tokens.with(|t| t.get(p).map(|t| super::token_label(t)).unwrap_or_default());
         match (readout.get(), p + 1 == n_tokens.get()) {
             (false, _) => format!("After position {p} (\u{201c}{t}\u{201d}), the model predicts:"),
             (true, true) => format!("The model's answer, read at the last position ({p}, \u{201c}{t}\u{201d}):"),
@@ -53,7 +53,7 @@ pub fn Prediction(
                 view! {
                     <tr data-testid="top5" data-token=data_token data-prob=format!("{prob:.6}")>
                         <td class="rank">{rank + 1}</td>
-                        <td class="tok"><code>{tok}</code></td>
+                        <td class="tok"><code>{super::token_label(&tok)}</code></td>
                         <td class="bar-cell"><div class="bar" style:width=format!("{:.2}%", prob * 100.0)></div></td>
                         <td class="prob">{format!("{:.1}%", prob * 100.0)}</td>
                     </tr>

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-/// The prompt: a text box with a Run button (Ctrl+Enter runs too), and the messages about
+/// The prompt: a text box with a Run button (Enter runs too; Shift+Enter adds a line), and the messages about
 /// the last submitted prompt. The text stays in the box whatever happens to the run.
 #[component]
 pub fn PromptBox(
@@ -29,7 +29,8 @@ pub fn PromptBox(
     // Run stays enabled while a run is in flight: a new run supersedes the old one.
     let can_run = move || ready.get();
     let keydown = move |ev: leptos::ev::KeyboardEvent| {
-        if (ev.ctrl_key() || ev.meta_key()) && ev.key() == "Enter" {
+        // Enter runs (as in a search box); Shift+Enter types a newline.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             if can_run() {
                 on_run.run(());
@@ -59,7 +60,7 @@ pub fn PromptBox(
                 <button class="primary" data-testid="run" on:click=move |_| on_run.run(()) disabled=move || !can_run()>
                     {move || if running.get() { "Running\u{2026}" } else { "Run" }}
                 </button>
-                <span class="muted">"or Ctrl+Enter"</span>
+                <span class="muted">"or Enter (Shift+Enter for a new line)"</span>
                 <span class="examples">
                     {(!examples.is_empty()).then(|| view! { <span class="muted">"Try:"</span> })}
                     {examples
