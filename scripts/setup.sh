@@ -50,8 +50,9 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# 4. Playwright (the library only; the browser is Debian's chromium).
-if [ -f e2e/package.json ] && [ ! -d e2e/node_modules/playwright-core ]; then
+# 4. Playwright (the library only; the browser is Debian's chromium) and axe-core (the
+#    accessibility check of the e2e tests).
+if [ -f e2e/package.json ] && { [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/axe-core ]; }; then
   say "installing e2e npm dependencies"
   (cd e2e && npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund)
 fi

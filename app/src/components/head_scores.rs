@@ -74,7 +74,7 @@ pub fn HeadScores(
             view! {
                 <p class="help">{format!("Share of each head's attention where a head of that kind would look, on {on} (TransformerLens detect_head, \"mul\").")}</p>
                 <Legend label="score (share of attention)" low="0" high="1" palette="seq" />
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="scores" data-testid="head-scores">
                         <thead><tr><th>"head"</th>{headers}</tr></thead>
                         <tbody>{body}</tbody>

@@ -50,7 +50,7 @@ pub fn AttentionHeatmap(
             })
             .collect_view();
         Some(view! {
-            <div class="heatmap-wrap">
+            <div class="heatmap-wrap" tabindex="0" role="region" aria-label="Attention pattern: query tokens on rows, key tokens on columns">
                 <div class="axis-note">"keys \u{2192}"</div>
                 <div class="heatmap" data-testid="heatmap" style:--n=n.to_string()>
                     <div class="hm-row head"><div class="hm-label corner">"q \u{2193}"</div>{keys}</div>

@@ -175,7 +175,7 @@ pub fn LoadPanel(
             <div class="load-row">
                 <label>"Hub " <input data-testid="hub-base" size="28" prop:value=move || hub_base.get() on:input=move |ev| hub_base.set(event_target_value(&ev)) /></label>
                 <label>"Repository " <input data-testid="hub-repo" placeholder="owner/name" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) /></label>
-                <select data-testid="hub-format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
+                <select data-testid="hub-format" aria-label="File format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
                     <option value="gguf">"GGUF file"</option>
                     <option value="safetensors">"safetensors"</option>
                 </select>

@@ -98,7 +98,7 @@ pub fn LogitLens(
             view! {
                 <p class="help" data-testid="lens-appears" data-row=appears_row>{appears}</p>
                 <p class="help" data-testid="lens-target">{format!("Cell text: the top token. Shading: P({target:?}). Normalisation: {norm}.")}</p>
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="lens" data-testid="logit-lens">
                         <thead><tr><th></th>{header}</tr></thead>
                         <tbody>{rows}</tbody>

@@ -56,7 +56,7 @@ pub fn NeuronHeatmap(
                 .collect_view();
             view! {
                 <p class="help">{format!("The {} neurons of layer {} with the largest activation on the prompt ({}). Click a row for the neuron's page.", v.neurons.len(), v.layer, v.activation)}</p>
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="neuron-grid" data-testid="neuron-heatmap">
                         <thead><tr><th></th>{header}</tr></thead>
                         <tbody>{rows}</tbody>

@@ -90,7 +90,7 @@ pub fn PatchHeatmap(
         })
         .collect_view();
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="patch-grid" data-testid="patch-heatmap">
                 <thead><tr><th></th>{header}</tr></thead>
                 <tbody>{rows}</tbody>

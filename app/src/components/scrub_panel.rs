@@ -111,7 +111,7 @@ pub fn ScrubPanel(
             });
             view! {
                 <p class="run-meta" data-testid="scrub-summary">{meta}</p>
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="scrub-table" data-testid="scrub-table">
                         <thead><tr><th>"hypothesis"</th><th>"loss recovered"</th><th>"95% interval"</th><th>"scrubbed loss"</th><th>"model card"</th><th>"self-draws"</th></tr></thead>
                         <tbody>{rows}</tbody>
