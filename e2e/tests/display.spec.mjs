@@ -36,3 +36,40 @@ test('the space token is visible in every view; Enter runs the prompt, Shift+Ent
   await page.getByTestId('tab-lens').click();
   await expect(page.locator('table.lens th.tok-col', { hasText: SPACE }).first()).toBeVisible();
 });
+
+test('keyboard only: type and run, move the position in the token strip and the heatmap, pick a head', async ({ page }) => {
+  await page.goto('./?model=induction-2l');
+  await waitForModel(page);
+  const prompt = page.getByTestId('prompt');
+  await prompt.focus();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.type('abcdefgh 12345 abcdefgh');
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', 'abcdefgh 12345 abcdefgh');
+  // Run comes right after the prompt box.
+  await prompt.focus();
+  await page.keyboard.press('Tab');
+  await expect(page.getByTestId('run')).toBeFocused();
+  const selected = page.locator('.chip.selected');
+  await expect(selected).toHaveAttribute('data-pos', '21');
+  // The strip is one Tab stop: the chosen chip; the arrows, Home and End move it.
+  await selected.focus();
+  await page.keyboard.press('ArrowLeft');
+  await expect(selected).toHaveAttribute('data-pos', '20');
+  await expect(page.locator('.chip[data-pos="20"]')).toBeFocused();
+  await page.keyboard.press('Home');
+  await expect(selected).toHaveAttribute('data-pos', '0');
+  await page.keyboard.press('End');
+  await expect(selected).toHaveAttribute('data-pos', '21');
+  expect(await page.locator('.chip[tabindex="0"]').count()).toBe(1);
+  // The heatmap: up and down move the query row.
+  await page.locator('.heatmap-wrap').focus();
+  await page.keyboard.press('ArrowUp');
+  await expect(page.locator('.hm-row.current')).toHaveAttribute('data-q', '20');
+  await expect(selected).toHaveAttribute('data-pos', '20');
+  // A head, by Enter on its button.
+  const head = page.getByTestId('head-button').nth(1);
+  await head.focus();
+  await page.keyboard.press('Enter');
+  await expect(head).toHaveClass(/selected/);
+});

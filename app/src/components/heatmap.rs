@@ -50,7 +50,21 @@ pub fn AttentionHeatmap(
             })
             .collect_view();
         Some(view! {
-            <div class="heatmap-wrap" tabindex="0" role="region" aria-label="Attention pattern: query tokens on rows, key tokens on columns">
+            <div
+                class="heatmap-wrap"
+                tabindex="0"
+                role="region"
+                aria-label="Attention pattern: query tokens on rows, key tokens on columns; the arrow keys move the query"
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    let key = ev.key();
+                    // Up and down move the query; left and right still scroll the box.
+                    let vertical = matches!(key.as_str(), "ArrowUp" | "ArrowDown" | "Home" | "End");
+                    if let Some(q) = super::token_chips::step(&key, selected.get_untracked(), n).filter(|_| vertical) {
+                        ev.prevent_default();
+                        on_select.run(q);
+                    }
+                }
+            >
                 <div class="axis-note">"keys \u{2192}"</div>
                 <div class="heatmap" data-testid="heatmap" style:--n=n.to_string()>
                     <div class="hm-row head"><div class="hm-label corner">"q \u{2193}"</div>{keys}</div>
