@@ -8,6 +8,8 @@ mod bench;
 mod causal;
 mod components;
 mod engine;
+mod export;
+mod figures;
 mod fourier;
 mod hub;
 mod inspect;

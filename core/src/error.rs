@@ -14,6 +14,8 @@ pub enum Error {
     Cpu(String),
     #[error("GPU backend: {0}")]
     Gpu(String),
+    #[error("export: {0}")]
+    Export(String),
 }
 
 impl From<candle_core::Error> for Error {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod cpu;
 mod error;
 pub mod experiment;
+pub mod export;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_model;

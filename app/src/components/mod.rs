@@ -4,6 +4,7 @@
 mod ablation_panel;
 mod attribution_chart;
 mod backend_badge;
+mod export_bar;
 mod fourier_panel;
 mod head_grid;
 mod head_picker;
@@ -31,6 +32,7 @@ mod view_tabs;
 pub use ablation_panel::AblationPanel;
 pub use attribution_chart::AttributionChart;
 pub use backend_badge::BackendBadge;
+pub use export_bar::ExportBar;
 pub use fourier_panel::{FourierPanel, NeuronGrid};
 pub use head_grid::HeadGrid;
 pub use head_picker::HeadPicker;

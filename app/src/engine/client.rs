@@ -16,7 +16,7 @@ use gloo_events::EventListener;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
+use super::protocol::{ExportFile, ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
 use crate::inspect::{Inspection, Query};
 
 /// Something the worker reports outside of a request's reply.
@@ -129,7 +129,7 @@ impl EngineClient {
                     }
                     return;
                 }
-                Reply::Loaded { id, .. } | Reply::Ran { id, .. } | Reply::Swept { id, .. } | Reply::Inspected { id, .. } => *id,
+                Reply::Loaded { id, .. } | Reply::Ran { id, .. } | Reply::Swept { id, .. } | Reply::Inspected { id, .. } | Reply::Exported { id, .. } => *id,
             };
             s.progress.borrow_mut().remove(&id);
             if let Some(tx) = s.pending.borrow_mut().remove(&id) {
@@ -237,6 +237,15 @@ impl EngineClient {
     pub async fn inspect(&self, id: u64, experiment: &Experiment, query: Query) -> Result<Inspection, RunFailure> {
         match self.request(id, &Request::Inspect { id, experiment: experiment.clone(), query }, &[]).await {
             Ok(Reply::Inspected { result, .. }) => result,
+            Ok(other) => Err(RunFailure::Engine(format!("the engine answered {other:?}"))),
+            Err(EngineDied(why)) => Err(RunFailure::Engine(format!("The engine stopped: {why}."))),
+        }
+    }
+
+    /// The experiment's cached activations as numpy files (every hook as an `.npz`, or one).
+    pub async fn export(&self, id: u64, experiment: &Experiment, hook: Option<String>) -> Result<ExportFile, RunFailure> {
+        match self.request(id, &Request::Export { id, experiment: experiment.clone(), hook }, &[]).await {
+            Ok(Reply::Exported { result, .. }) => result,
             Ok(other) => Err(RunFailure::Engine(format!("the engine answered {other:?}"))),
             Err(EngineDied(why)) => Err(RunFailure::Engine(format!("The engine stopped: {why}."))),
         }

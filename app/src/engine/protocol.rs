@@ -35,6 +35,9 @@ pub enum Request {
     /// Compute what one inspect view shows from the last run of the experiment's prompt (run
     /// first if the worker has not run it).
     Inspect { id: u64, experiment: Experiment, query: Query },
+    /// The experiment's run (its prompt with its interventions) with every hook cached, as
+    /// numpy files (`core::export`): all hooks as an `.npz`, or one `hook` as an `.npy`.
+    Export { id: u64, experiment: Experiment, hook: Option<String> },
     /// Stop request `id` at its next step (between batches); its reply says it was cancelled.
     Cancel { id: u64 },
     /// Destroy the WebGPU device, as a lost GPU would (for the end-to-end test of the fallback).
@@ -69,6 +72,10 @@ pub enum Reply {
     Inspected {
         id: u64,
         result: Result<Inspection, RunFailure>,
+    },
+    Exported {
+        id: u64,
+        result: Result<ExportFile, RunFailure>,
     },
     /// The backend changed under the page (a lost GPU moved the model to the CPU).
     BackendChanged {
@@ -111,6 +118,17 @@ pub struct RunReply {
     pub view: RunView,
     /// The notice for a prompt longer than the context (the tail was cut).
     pub cut_notice: Option<String>,
+}
+
+/// A file made in the worker for the reader to download.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportFile {
+    /// The file name offered (`glassbox-activations.npz`, `blocks.0.attn.hook_pattern.npy`).
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// Arrays in the file.
+    pub arrays: usize,
 }
 
 /// Why a run or sweep gave no result.

@@ -29,7 +29,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use super::causal;
 use super::local::{lose_gpu_device, Engine};
-use super::protocol::{ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
+use super::protocol::{ExportFile, ModelSummary, Reply, Request, RunFailure, RunReply, SweepResult};
 use crate::analysis::{pattern_hook, RunView};
 use crate::fourier::embedding_frequency_norms;
 use crate::inspect::{activation_label, resolve_token, AttributionView, HeadsView, Inspection, LayerScan, LensView, NeuronView, NeuronsView, Query};
@@ -208,6 +208,10 @@ async fn work(state: Shared) {
                 let result = inspect(&state, &experiment, query).await;
                 post(&Reply::Inspected { id, result });
             }
+            Request::Export { id, experiment, hook } => {
+                let result = export(&state, &experiment, hook).await;
+                post(&Reply::Exported { id, result });
+            }
             Request::Cancel { .. } | Request::LoseGpu | Request::Crash => {}
         }
     }
@@ -257,7 +261,10 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
     let Some((engine, bundle, shipped)) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone(), m.shipped)) else {
         return Err(RunFailure::Engine("No model is loaded.".into()));
     };
-    let ran = match run_on(&engine, &bundle, shipped, exp).await {
+    // Every hook the inspect views read (the attention patterns among them), so that switching
+    // views does not run the model again.
+    let cache = CacheSpec::Names(hooks_needed(&bundle.cfg));
+    let ran = match run_on(&engine, &bundle, shipped, exp, cache.clone()).await {
         Err(RunFailure::Engine(e)) if engine.is_gpu() => {
             // The GPU failed mid-session (device lost, driver reset, out of memory): move to the
             // CPU with the weights already in memory, say so, and run again.
@@ -270,13 +277,36 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
                 m.engine = cpu.clone();
                 m.sweep_cpu = None;
             }
-            run_on(&cpu, &bundle, shipped, exp).await
+            run_on(&cpu, &bundle, shipped, exp, cache).await
         }
         other => other,
     };
     let (reply, ids, out) = ran?;
     state.borrow_mut().last = Some(LastRun { key: RunKey::of(exp), ids, out: Rc::new(out) });
     Ok(reply)
+}
+
+/// The experiment's run (its prompt with its interventions, as the inspect run) made again with
+/// every hook cached (or only `hook`), as numpy files: `core::export` (batch axis included).
+async fn export(state: &Shared, exp: &Experiment, hook: Option<String>) -> Result<ExportFile, RunFailure> {
+    let Some((engine, bundle, shipped)) = state.borrow().model.as_ref().map(|m| (m.engine.clone(), m.bundle.clone(), m.shipped)) else {
+        return Err(RunFailure::Engine("No model is loaded.".into()));
+    };
+    let cache = match &hook {
+        Some(h) if glassbox_core::hook_point(&bundle.cfg, h).is_none() => {
+            return Err(RunFailure::Prompt(format!("This model has no hook named \u{201c}{h}\u{201d}.")));
+        }
+        Some(h) => CacheSpec::Names(vec![h.clone()]),
+        None => CacheSpec::All,
+    };
+    let (_, _, out) = run_on(&engine, &bundle, shipped, exp, cache).await?;
+    let failed = |e: glassbox_core::Error| RunFailure::Engine(format!("The export failed: {e}"));
+    match hook {
+        Some(h) => Ok(ExportFile { bytes: glassbox_core::export::hook_npy(&out, &h).map_err(failed)?, name: glassbox_core::export::npy_name(&h), arrays: 1 }),
+        None => {
+            Ok(ExportFile { bytes: glassbox_core::export::cache_npz(&out).map_err(failed)?, name: "glassbox-activations.npz".into(), arrays: out.cache.len() })
+        }
+    }
 }
 
 /// Tokenizes a prompt for `bundle`'s model (cut to its context), checking a shipped model's
@@ -294,6 +324,7 @@ async fn run_on(
     bundle: &ModelBundle,
     shipped: Option<&'static ModelEntry>,
     exp: &Experiment,
+    cache: CacheSpec,
 ) -> Result<(RunReply, Vec<u32>, RunOutput), RunFailure> {
     let cfg = &bundle.cfg;
     let text_of = |p: Prompt| match p {
@@ -309,9 +340,6 @@ async fn run_on(
         let out = engine.run(&RunRequest::new(src.ids).with_cache(CacheSpec::Names(hooks))).await.map_err(engine_failure)?;
         sources.push((p, out));
     }
-    // Every hook the inspect views read (the attention patterns among them), so that switching
-    // views does not run the model again.
-    let cache = CacheSpec::Names(hooks_needed(cfg));
     let batch = exp
         .lower_run(prepared.ids.clone(), cache, |p, _| sources.iter().find(|(q, _)| *q == p).map(|(_, o)| o))
         .map_err(|e| RunFailure::Prompt(e.to_string()))?;

@@ -6,6 +6,7 @@
 
 mod causal;
 mod embed;
+mod export;
 mod outside;
 mod queries;
 mod run;
@@ -20,11 +21,12 @@ use glassbox_core::analysis::lens::LensNorm;
 use glassbox_core::View;
 
 use crate::components::{
-    AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, FourierPanel, HeadGrid, HeadPicker, HeadScores, HubLoad, InterventionList, Legend,
-    LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel, Prediction, PromptBox,
-    ScanControls, ScrubPanel, SteerPanel, TokenChips, TokenStrip, ViewTabs,
+    AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, ExportBar, FourierPanel, HeadGrid, HeadPicker, HeadScores, HubLoad,
+    InterventionList, Legend, LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel,
+    Prediction, PromptBox, ScanControls, ScrubPanel, SteerPanel, TokenChips, TokenStrip, ViewTabs,
 };
 use crate::engine::CpuReason;
+use crate::figures;
 use crate::hub;
 use crate::inspect::{Inspection, Query};
 use crate::models::{MODELS, MODULAR};
@@ -294,6 +296,7 @@ pub fn App() -> impl IntoView {
                     <p class="run-meta" data-testid="run-meta">
                         {move || run.get().map(|r| format!("{} tokens, forward pass in {:.0} ms on {}", r.view.n_tokens(), r.view.elapsed_ms, page.backend.get().unwrap_or_default()))}
                     </p>
+                    <export::ActivationsExport page=page />
                 </section>
                 <div class="two-col w-predictions">
                     <section class="panel">
@@ -307,6 +310,7 @@ pub fn App() -> impl IntoView {
                             n_tokens=Signal::derive(move || run.get().map_or(0, |r| r.view.n_tokens()))
                             induction_hint=Signal::derive(move || page.entry.id == "induction-2l" && shipped_view())
                         />
+                        <ExportBar view="predictions" figure=Signal::derive(move || run.get().and_then(|r| figures::predictions(&r.view, page.pos(), readout.get()))) />
                     </section>
                     <section class="panel">
                         <h2>"Heads"</h2>
@@ -330,6 +334,7 @@ pub fn App() -> impl IntoView {
                         neuron=Signal::derive(move || page.neuron())
                         on_neuron=Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)))
                     />
+                    <ExportBar view="fourier" figure=Signal::derive(move || page.model.get().and_then(|m| figures::fourier(&m.embedding_norms))) />
                 })}
                 <section class="panel w-view">
                     <ViewTabs current=tab has_mlp=has_mlp scrubbable=Signal::derive(move || !offered_hypotheses.get().is_empty()) generates=Signal::derive(move || !readout.get()) on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
@@ -341,6 +346,7 @@ pub fn App() -> impl IntoView {
                             <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
                             <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
                             <Legend label="attention weight (shading: its square root)" low="0" high="1" palette="seq" />
+                            <ExportBar view="attention" figure=Signal::derive(move || run.get().and_then(|r| figures::attention(&r.view, page.layer(), page.head()))) />
                             <h3>"Head scores"</h3>
                             <HeadScores
                                 scores=heads
@@ -354,6 +360,7 @@ pub fn App() -> impl IntoView {
                         View::Neurons => view! {
                             <h2>{move || format!("Layer {}: MLP neurons", page.layer())}</h2>
                             <NeuronHeatmap neurons=neurons tokens=tokens selected=Signal::derive(move || page.neuron()) on_neuron=select_neuron />
+                            <ExportBar view="neurons" figure=export::answer(neurons, move |v| figures::neurons(v, &tokens.get())) />
                             <NeuronPage
                                 neuron=neuron
                                 tokens=tokens
@@ -371,6 +378,7 @@ pub fn App() -> impl IntoView {
                                     />
                                 })
                             />
+                            <ExportBar view="neuron" figure=export::answer(neuron, move |v| figures::neuron(v, &tokens.get())) />
                         }.into_any(),
                         View::Lens => view! {
                             <h2>"Logit lens"</h2>
@@ -384,6 +392,7 @@ pub fn App() -> impl IntoView {
                                 incl_mid=Signal::derive(move || page.experiment.with(|e| e.view.lens_mid))
                                 on_incl_mid=Callback::new(move |b: bool| page.select(|s| s.lens_mid = b))
                             />
+                            <ExportBar view="lens" figure=export::answer(lens, move |v| figures::lens(v, &tokens.get())) />
                         }.into_any(),
                         View::Attribution => view! {
                             <h2>{move || format!("Direct logit attribution at position {}", page.pos())}</h2>
@@ -398,6 +407,7 @@ pub fn App() -> impl IntoView {
                                 center_unembed=Signal::derive(move || page.experiment.with(|e| e.view.center_unembed))
                                 on_center_unembed=Callback::new(move |b: bool| page.select(|s| s.center_unembed = b))
                             />
+                            <ExportBar view="attribution" figure=export::answer(attribution, figures::attribution) />
                         }.into_any(),
                         View::Patching => view! {
                             <h2>"Patching"</h2>
@@ -417,6 +427,7 @@ pub fn App() -> impl IntoView {
                                 on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
                                 on_cell=Callback::new(move |(v, c): (std::sync::Arc<crate::causal::PatchView>, crate::causal::PatchCell)| causal::open_cell(page, &v, c))
                             />
+                            <ExportBar view="patching" figure=export::outcome(page, page.patching, figures::patching) />
                         }.into_any(),
                         View::Ablation => view! {
                             <h2>"Ablation"</h2>
@@ -433,6 +444,7 @@ pub fn App() -> impl IntoView {
                                 on_run=Callback::new(move |()| spawn_local(causal::run_ablation(page)))
                                 on_apply=Callback::new(move |()| causal::apply_zero_ablation(page))
                             />
+                            <ExportBar view="ablation" figure=export::outcome(page, page.ablation, figures::ablation) />
                         }.into_any(),
                         View::Scrubbing => view! {
                             <h2>"Causal scrubbing"</h2>
@@ -444,6 +456,7 @@ pub fn App() -> impl IntoView {
                                 result=Signal::derive(move || page.scrub.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
                                 on_run=Callback::new(move |()| spawn_local(causal::run_scrub(page)))
                             />
+                            <ExportBar view="scrubbing" figure=export::outcome(page, page.scrub, figures::scrubbing) />
                         }.into_any(),
                         View::Steering => view! {
                             <h2>"Steering"</h2>
@@ -456,6 +469,7 @@ pub fn App() -> impl IntoView {
                                 result=Signal::derive(move || page.steer.get().filter(|(g, _)| *g == page.model_gen.get()).map(|(_, r)| r))
                                 on_run=Callback::new(move |()| spawn_local(causal::run_steer(page)))
                             />
+                            <ExportBar view="steering" figure=export::outcome(page, page.steer, figures::steering) />
                         }.into_any(),
                     }}
                 </section>
