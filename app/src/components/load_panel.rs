@@ -168,7 +168,7 @@ pub fn LoadPanel(
     };
 
     view! {
-        <section class="panel load-panel" data-testid="load-panel" on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
+        <section class="panel load-panel" id="load" data-testid="load-panel" on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
             <h2>"Load a model"</h2>
             <p class="help">"GPT-2, Llama-family (SmolLM, Qwen2, TinyLlama) and GPT-NeoX (Pythia) models, as GGUF (F16, Q8_0, Q4_0, Q4_K, Q6_K) or safetensors with tokenizer.json. Files are downloaded once, kept in this browser's cache, and run here; nothing you type leaves the page."</p>
             {move || loaded.get().map(|l| view! { <p data-testid="loaded-model">"In use: "<strong>{l}</strong></p> })}

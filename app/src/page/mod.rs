@@ -232,23 +232,14 @@ pub fn App() -> impl IntoView {
                     </div>
                 }
             })}
+            <p class="intro" data-testid="intro">
+                "A small transformer runs in this page, on WebGPU or the CPU, and you look inside it: its predictions, attention, neurons, logit lens and attributions, and causal experiments (patching, ablation, steering) that you can share as links which recompute in the reader's browser. Type a prompt below, "
+                <a href="#load">"load a model from the hub"</a>
+                ", or read "
+                <a href="article.html">"Induction heads, live"</a>
+                "."
+            </p>
             <ModelPanel entry=page.entry models=MODELS load=page.load model=page.model />
-            <LoadPanel
-                state=page.hub_load
-                hub_base=page.hub_base
-                loaded=page.loaded
-                cached=page.cached
-                on_load=Callback::new(move |src: ModelSource| spawn_local(outside::load_outside(page, src)))
-                on_cancel=Callback::new(move |()| {
-                    if let Some(a) = page.abort.get_value() {
-                        a.abort();
-                    }
-                })
-                on_delete=Callback::new(move |url: String| spawn_local(async move {
-                    hub::delete_cached(&url).await;
-                    outside::refresh_cached(page).await;
-                }))
-            />
             <PromptBox
                 text=page.text
                 ready=ready
@@ -474,6 +465,22 @@ pub fn App() -> impl IntoView {
                     }}
                 </section>
             </Show>
+            <LoadPanel
+                state=page.hub_load
+                hub_base=page.hub_base
+                loaded=page.loaded
+                cached=page.cached
+                on_load=Callback::new(move |src: ModelSource| spawn_local(outside::load_outside(page, src)))
+                on_cancel=Callback::new(move |()| {
+                    if let Some(a) = page.abort.get_value() {
+                        a.abort();
+                    }
+                })
+                on_delete=Callback::new(move |url: String| spawn_local(async move {
+                    hub::delete_cached(&url).await;
+                    outside::refresh_cached(page).await;
+                }))
+            />
         </main>
         <footer class="site-footer">
             "Everything runs in this page: the model's weights are downloaded once and nothing you type leaves your browser."
