@@ -73,3 +73,11 @@ test('keyboard only: type and run, move the position in the token strip and the 
   await page.keyboard.press('Enter');
   await expect(head).toHaveClass(/selected/);
 });
+
+test('at 390 px wide the page does not scroll sideways; wide views pan inside their own box (screenshots/explorer-390.png)', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto('./?model=english-char-3l');
+  await waitForModel(page);
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await page.screenshot({ path: 'screenshots/explorer-390.png', fullPage: true });
+});
