@@ -81,3 +81,25 @@ test('at 390 px wide the page does not scroll sideways; wide views pan inside th
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   await page.screenshot({ path: 'screenshots/explorer-390.png', fullPage: true });
 });
+
+test('dark mode follows the system and the header toggle (screenshots/explorer-light.png, explorer-dark.png)', async ({ browser }) => {
+  const context = await browser.newContext({ colorScheme: 'dark', viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto('./?model=induction-2l');
+  await waitForModel(page);
+  const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  const ink = () => page.evaluate(() => getComputedStyle(document.body).color);
+  const luminance = (rgb) => rgb.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b, 0) / 3;
+  expect(luminance(await background())).toBeLessThan(60);
+  expect(luminance(await ink())).toBeGreaterThan(180);
+  await page.screenshot({ path: 'screenshots/explorer-dark.png' });
+  // The toggle switches to light, and the pick is remembered on reload.
+  await page.getByTestId('theme-toggle').click();
+  expect(luminance(await background())).toBeGreaterThan(240);
+  await page.reload();
+  await waitForModel(page);
+  expect(luminance(await background())).toBeGreaterThan(240);
+  await expect(page.getByTestId('theme-toggle')).toHaveAttribute('aria-pressed', 'false');
+  await page.screenshot({ path: 'screenshots/explorer-light.png' });
+  await context.close();
+});

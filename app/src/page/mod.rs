@@ -23,7 +23,7 @@ use glassbox_core::View;
 use crate::components::{
     AblationPanel, AttentionHeatmap, AttributionChart, BackendBadge, Corpus, ExportBar, FourierPanel, HeadGrid, HeadPicker, HeadScores, HubLoad,
     InterventionList, Legend, LoadPanel, LoadState, LogitLens, ModelPanel, ModelSource, NeuronHeatmap, NeuronPage, Notice, NoticeKind, Notices, PatchPanel,
-    Prediction, PromptBox, ScanControls, ScrubPanel, SteerPanel, TokenChips, TokenStrip, ViewTabs,
+    Prediction, PromptBox, ScanControls, ScrubPanel, SteerPanel, ThemeToggle, TokenChips, TokenStrip, ViewTabs,
 };
 use crate::engine::CpuReason;
 use crate::figures;
@@ -209,7 +209,10 @@ pub fn App() -> impl IntoView {
                 <span class="tagline">"interpretability in your browser"</span>
                 <a class="article-link" href="article.html" data-testid="article-link">"Article: induction heads, live"</a>
             </div>
-            <BackendBadge label=page.backend running=running />
+            <div class="header-right">
+                <ThemeToggle />
+                <BackendBadge label=page.backend running=running />
+            </div>
         </header>
         <main>
             <Notices notices=notices />
