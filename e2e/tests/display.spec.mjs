@@ -103,3 +103,14 @@ test('dark mode follows the system and the header toggle (screenshots/explorer-l
   await page.screenshot({ path: 'screenshots/explorer-light.png' });
   await context.close();
 });
+
+test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model)', async ({ page }) => {
+  await page.goto('./?model=balanced-parens');
+  await waitForModel(page);
+  const first = page.getByTestId('head-button').first();
+  await expect(first).toBeVisible();
+  await expect(first.locator('.score')).toHaveCount(0);
+  await page.goto('./?model=induction-2l');
+  await waitForModel(page);
+  await expect(page.getByTestId('head-button').first().locator('.score')).toHaveText([/^prev /, /^induction /]);
+});

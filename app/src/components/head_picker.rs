@@ -4,9 +4,11 @@ use leptos::prelude::*;
 
 use crate::analysis::{induction_score, induction_targets, prev_token_score, RunView};
 
-/// Layer and head selectors. Each head's button shows two scores from the current run:
-/// how much it attends to the previous token, and how much to the token after the previous
-/// occurrence of the current one (induction), to help find the heads worth a look.
+/// Layer and head selectors. Each head's button shows the scores that mean something for the
+/// model (its card's `head_scores`; by default both) from the current run: how much it attends
+/// to the previous token (`prev`), and how much to the token after the previous occurrence of
+/// the current one (`induction`), to help find the heads worth a look. Every button carries
+/// both in its data attributes.
 #[component]
 pub fn HeadPicker(
     /// Number of layers of the model.
@@ -25,6 +27,9 @@ pub fn HeadPicker(
     /// The run whose patterns give the scores.
     #[prop(into)]
     run: Signal<Option<Arc<RunView>>>,
+    /// The scores shown: "prev", "induction".
+    #[prop(into)]
+    scores: Signal<Vec<String>>,
 ) -> impl IntoView {
     let layers = move || {
         (0..n_layers.get())
@@ -49,6 +54,9 @@ pub fn HeadPicker(
         let l = layer.get();
         let n = run.n_tokens();
         let targets = induction_targets(&run.ids);
+        let shown = scores.get();
+        let show = move |name: &str| shown.iter().any(|s| s == name);
+        let (show_prev, show_ind) = (show("prev"), show("induction"));
         let buttons = (0..run.n_heads(l))
             .map(|h| {
                 let p = run.head_pattern(l, h).unwrap_or_default();
@@ -68,8 +76,8 @@ pub fn HeadPicker(
                         on:click=move |_| on_head.run(h)
                     >
                         <span class="head-name">{format!("Head {h}")}</span>
-                        <span class="score">{format!("prev {}", fmt(prev))}</span>
-                        <span class="score">{format!("induction {}", fmt(ind))}</span>
+                        {show_prev.then(|| view! { <span class="score">{format!("prev {}", fmt(prev))}</span> })}
+                        {show_ind.then(|| view! { <span class="score">{format!("induction {}", fmt(ind))}</span> })}
                     </button>
                 }
             })

@@ -140,6 +140,16 @@ pub fn App() -> impl IntoView {
             s.rounds = card["rounds"].as_u64().map_or(s.rounds, |r| r as usize);
         });
     });
+    // The head scores that mean something for this model: its card's `head_scores` (a shipped
+    // organism's card names them; none for a task that has no previous or repeated tokens to
+    // follow), otherwise both.
+    let head_scores = Signal::derive(move || {
+        let card = page.model.get().map(|m| m.card.clone()).unwrap_or_default();
+        match card["head_scores"].as_array() {
+            Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+            None => vec!["prev".to_string(), "induction".to_string()],
+        }
+    });
     let select_neuron = Callback::new(move |n: usize| page.select(|s| s.neuron = Some(n)));
 
     // The inspect views' data, asked of the worker for the view on screen only. The tab is a
@@ -315,6 +325,7 @@ pub fn App() -> impl IntoView {
                             on_layer=Callback::new(move |l: usize| page.select(|s| s.layer = Some(l)))
                             on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h)))
                             run=Signal::derive(view_of)
+                            scores=head_scores
                         />
                     </section>
                 </div>
