@@ -12,6 +12,7 @@ use super::{now_ms, Answer, Article, HeadAblation, Status};
 use crate::analysis::{induction_score, induction_targets, RunView};
 use crate::components::{AttentionHeatmap, AttributionChart, Legend, LogitLens, TokenStrip};
 use crate::inspect::{Inspection, Query};
+use crate::page::queries::{narrow_answer as narrow, optional};
 
 /// What a `<figure data-figure="...">` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,14 +270,6 @@ pub fn LiveFigure(article: Article, kind: Kind, visible: RwSignal<bool>) -> impl
 /// `answer` when it is for `prompt`.
 fn current<T>(answer: Answer<T>, prompt: &str) -> Option<Result<Arc<T>, String>> {
     answer.filter(|(p, _)| p == prompt).map(|(_, r)| r)
-}
-
-fn narrow<T>(answer: Option<Result<Arc<Inspection>, String>>, pick: impl Fn(&Inspection) -> Option<T>) -> Option<Result<Arc<T>, String>> {
-    answer.map(|r| r.and_then(|i| pick(&i).map(Arc::new).ok_or_else(|| "the engine answered another view's data".to_string())))
-}
-
-fn optional(s: String) -> Option<String> {
-    (!s.trim().is_empty()).then_some(s)
 }
 
 /// Positions whose token an induction head can predict: the token before it occurred earlier,

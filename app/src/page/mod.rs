@@ -8,7 +8,7 @@ mod causal;
 mod embed;
 mod export;
 mod outside;
-mod queries;
+pub(crate) mod queries;
 mod run;
 mod share;
 pub mod state;

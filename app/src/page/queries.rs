@@ -56,7 +56,12 @@ pub fn narrow<T: Clone + Send + Sync + 'static>(
     answer: Signal<Option<Result<Arc<Inspection>, String>>>,
     pick: impl Fn(&Inspection) -> Option<T> + Send + Sync + 'static,
 ) -> Signal<Option<Result<Arc<T>, String>>> {
-    Signal::derive(move || answer.get().map(|r| r.and_then(|i| pick(&i).map(Arc::new).ok_or_else(|| "the engine answered another view's data".to_string()))))
+    Signal::derive(move || narrow_answer(answer.get(), &pick))
+}
+
+/// One answer as the view's own type (an error when the engine answered another view's data).
+pub fn narrow_answer<T>(answer: Option<Result<Arc<Inspection>, String>>, pick: impl Fn(&Inspection) -> Option<T>) -> Option<Result<Arc<T>, String>> {
+    answer.map(|r| r.and_then(|i| pick(&i).map(Arc::new).ok_or_else(|| "the engine answered another view's data".to_string())))
 }
 
 /// The view on screen.
