@@ -8,6 +8,8 @@ self.addEventListener('message', async (event) => {
   const exports = await bindings.default({ module_or_path: module instanceof WebAssembly.Module ? module : wasm });
   // The engine's wasm memory, in bytes (e2e tests read it to check memory under repetition).
   self.glassboxWasmBytes = () => exports.memory.buffer.byteLength;
+  // Bytes of GPU storage buffers the engine holds (weights and live tensors).
+  self.glassboxGpuBytes = () => bindings.gpu_buffer_bytes();
   bindings.worker_main();
 }, { once: true });
 

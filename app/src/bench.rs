@@ -7,7 +7,8 @@
 //! The page's own UI never calls them; `e2e/bench/browser_bench.mjs` does.
 //! `window.wasmBindings.lose_gpu_device()` destroys the WebGPU device in use, as a lost GPU
 //! would, for the end-to-end test of the fallback to the CPU; `crash_engine()` makes the engine
-//! panic in its worker, for the test of the restart.
+//! panic in its worker, for the test of the restart. `gpu_buffer_bytes()` (in the worker:
+//! `self.glassboxGpuBytes()`) reports the live GPU storage-buffer bytes, for the memory test.
 
 use glassbox_core::generate::GenerateOptions;
 use glassbox_core::RunRequest;
@@ -25,7 +26,7 @@ fn now_ms() -> f64 {
 pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: String) -> Result<JsValue, JsValue> {
     let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
     let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
-    let (engine, cpu_reason) = Engine::start(&bundle, backend == "cpu").await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu }).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     if backend == "gpu" && cpu_reason.is_some() {
         return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
     }
@@ -56,7 +57,7 @@ pub async fn bench_generate(model: String, prompt: String, new_tokens: u32, back
     let err = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
     let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
     let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
-    let (engine, cpu_reason) = Engine::start(&bundle, backend == "cpu").await.map_err(|e| err(&e))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu }).await.map_err(|e| err(&e))?;
     if backend == "gpu" && cpu_reason.is_some() {
         return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
     }
@@ -90,4 +91,11 @@ pub fn lose_gpu_device() -> bool {
 #[wasm_bindgen]
 pub fn crash_engine() -> bool {
     crate::page::state::CURRENT_ENGINE.with(|c| c.borrow().as_ref().map(|e| e.crash()).is_some())
+}
+
+/// Bytes of GPU storage buffers alive in this wasm instance (the engine's worker reads it as
+/// `self.glassboxGpuBytes()`): e2e tests check that it stays flat over many runs.
+#[wasm_bindgen]
+pub fn gpu_buffer_bytes() -> f64 {
+    glassbox_core::GpuBackend::live_buffer_bytes() as f64
 }

@@ -268,11 +268,15 @@ fn is_true(b: &bool) -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
-    /// WebGPU where it works, else the CPU.
+    /// WebGPU on a hardware adapter; the CPU where WebGPU fails or where the adapter is a
+    /// software one (slower than our CPU path).
     #[default]
     Auto,
     /// The CPU path, always.
     Cpu,
+    /// WebGPU even on a software adapter (where `Auto` picks the faster CPU path).
+    #[serde(rename = "webgpu")]
+    WebGpu,
 }
 
 impl BackendChoice {

@@ -72,6 +72,12 @@ impl GpuBackend {
         &self.ctx
     }
 
+    /// Bytes of GPU storage buffers alive in this process (weights, and tensors still held by
+    /// a run): [`GpuContext::live_buffer_bytes`].
+    pub fn live_buffer_bytes() -> u64 {
+        GpuContext::live_buffer_bytes()
+    }
+
     /// Uploads later matrices as if the device bound at most `bytes` per storage buffer
     /// (`None`: the device's own limit). Exists so that tests can split small matrices.
     pub fn set_binding_limit(&self, bytes: Option<u64>) {

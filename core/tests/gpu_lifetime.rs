@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::{Arc, Mutex, Weak};
 
-use glassbox_core::{GpuBackend, HookedTransformer, RunRequest};
+use glassbox_core::{GpuBackend, HookedTransformer, Intervention, InterventionOp, RunRequest};
 use glassbox_kernels::GpuContext;
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -61,4 +61,39 @@ fn a_destroyed_device_is_still_freed() {
     drop(gpu);
     assert!(weak.upgrade().is_none(), "the context of a destroyed device outlived its backend");
     assert_eq!(GpuContext::live_contexts(), base);
+}
+
+/// GPU memory stays bounded under repetition: 500 runs (every hook cached) leave the live
+/// storage-buffer bytes exactly where the first run left them, and dropping the model and
+/// backend returns every byte they allocated.
+#[test]
+fn five_hundred_runs_leave_gpu_buffer_bytes_where_they_were() {
+    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let f = common::fixture("gpt2-tiny");
+    let base = GpuContext::live_buffer_bytes();
+    let gpu = new_gpu();
+    let model = HookedTransformer::new(&gpu, f.cfg.clone(), &f.weights).unwrap();
+    let weights = GpuContext::live_buffer_bytes() - base;
+    assert!(weights > 0, "the model's weights are counted as live GPU buffers");
+    // Plain runs and runs with an intervention, alternately (an intervention uploads its own
+    // buffers, which must go with the run).
+    let plain = RunRequest::new(f.tokens.clone()).cache_all();
+    let ablated = plain.clone().intervene(Intervention::new("blocks.0.attn.hook_z", InterventionOp::Zero).at_head(0));
+    let mut after_first = 0;
+    for i in 0..500 {
+        let out = pollster::block_on(model.run(&gpu, if i % 2 == 0 { &plain } else { &ablated })).unwrap();
+        assert!(!out.cache.is_empty(), "run {i}: hooks were cached");
+        drop(out);
+        let live = GpuContext::live_buffer_bytes();
+        if i == 0 {
+            after_first = live;
+        } else {
+            assert_eq!(live, after_first, "run {i}: live GPU buffer bytes changed ({after_first} -> {live})");
+        }
+    }
+    // Nothing of a run outlives it: after a run, only what the model holds is alive.
+    assert_eq!(after_first - base, weights, "a run left buffers alive after its output was dropped");
+    drop(model);
+    drop(gpu);
+    assert_eq!(GpuContext::live_buffer_bytes(), base, "dropping the model and backend freed every buffer");
 }

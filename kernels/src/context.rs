@@ -10,7 +10,7 @@
 //! (`queue.write_buffer` could not change a buffer between two dispatches of one submission).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
@@ -35,11 +35,44 @@ pub enum GpuError {
     Validation(String),
 }
 
+/// Bytes of storage buffers (tensors, weights, token ids) alive in this process: added when one
+/// is created, subtracted when its last handle is dropped. Staging and uniform buffers, which
+/// live for one submission, are not counted.
+static LIVE_BUFFER_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// A storage buffer counted in [`GpuContext::live_buffer_bytes`] while it exists. Dereferences to
+/// the `wgpu::Buffer`.
+#[derive(Debug)]
+pub struct TrackedBuffer {
+    buffer: wgpu::Buffer,
+}
+
+impl TrackedBuffer {
+    fn new(buffer: wgpu::Buffer) -> Arc<TrackedBuffer> {
+        LIVE_BUFFER_BYTES.fetch_add(buffer.size(), Ordering::SeqCst);
+        Arc::new(TrackedBuffer { buffer })
+    }
+}
+
+impl std::ops::Deref for TrackedBuffer {
+    type Target = wgpu::Buffer;
+
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for TrackedBuffer {
+    fn drop(&mut self) {
+        LIVE_BUFFER_BYTES.fetch_sub(self.buffer.size(), Ordering::SeqCst);
+    }
+}
+
 /// A contiguous, row-major f32 tensor living in a GPU storage buffer.
 /// Cloning shares the buffer (an `Arc`), it does not copy data.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
-    pub buffer: Arc<wgpu::Buffer>,
+    pub buffer: Arc<TrackedBuffer>,
     pub shape: Vec<usize>,
 }
 
@@ -69,7 +102,7 @@ impl GpuTensor {
 /// A u32 storage buffer (token ids; packed bytes from [`GpuContext::upload_bytes`]).
 #[derive(Clone, Debug)]
 pub struct GpuBuffer {
-    pub buffer: Arc<wgpu::Buffer>,
+    pub buffer: Arc<TrackedBuffer>,
     /// Number of u32 elements.
     pub len: usize,
 }
@@ -204,6 +237,13 @@ impl GpuContext {
         LIVE_CONTEXTS.load(Ordering::SeqCst)
     }
 
+    /// Bytes of GPU storage buffers alive in this process (every context's tensors, weights and
+    /// token buffers; not the short-lived staging and uniform buffers). The engine reports it so
+    /// that tests can check GPU memory stays bounded over many runs and model swaps.
+    pub fn live_buffer_bytes() -> u64 {
+        LIVE_BUFFER_BYTES.load(Ordering::SeqCst)
+    }
+
     /// The largest storage buffer a kernel can bind, in bytes (the device's limit).
     pub fn max_binding_bytes(&self) -> u64 {
         self.device.limits().max_storage_buffer_binding_size
@@ -237,7 +277,7 @@ impl GpuContext {
         let n: usize = shape.iter().product();
         assert_eq!(data.len(), n, "upload: data has {} values, shape {:?} needs {n}", data.len(), shape);
         let buffer = self.storage_buffer_init("tensor", bytemuck::cast_slice(data));
-        GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec() }
+        GpuTensor { buffer: TrackedBuffer::new(buffer), shape: shape.to_vec() }
     }
 
     /// A storage buffer holding `bytes`; an empty one gets 4 zero bytes, since a zero-sized
@@ -250,7 +290,7 @@ impl GpuContext {
     /// Uploads u32 data (token ids) as a storage buffer.
     pub fn upload_u32(&self, data: &[u32]) -> GpuBuffer {
         let buffer = self.storage_buffer_init("u32 buffer", bytemuck::cast_slice(data));
-        GpuBuffer { buffer: Arc::new(buffer), len: data.len() }
+        GpuBuffer { buffer: TrackedBuffer::new(buffer), len: data.len() }
     }
 
     /// Uploads raw bytes (e.g. GGUF quantized blocks) as a u32 storage buffer, little-endian,
@@ -265,7 +305,7 @@ impl GpuContext {
             padded.resize(words * 4, 0);
             self.storage_buffer_init("byte buffer", &padded)
         };
-        GpuBuffer { buffer: Arc::new(buffer), len: words }
+        GpuBuffer { buffer: TrackedBuffer::new(buffer), len: words }
     }
 
     /// Starts recording: all ops of the returned recorder go into one command encoder, submitted
@@ -475,7 +515,7 @@ impl Recorder<'_> {
             usage: tensor_usage(),
             mapped_at_creation: false,
         });
-        GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec() }
+        GpuTensor { buffer: TrackedBuffer::new(buffer), shape: shape.to_vec() }
     }
 
     /// Records one dispatch of `kernel` in its own compute pass. `params` are u32 words (f32s

@@ -106,7 +106,7 @@ impl Recorder<'_> {
         let out = self.output(&first.shape);
         let n = first.len();
         let grid = self.ctx.grid_1d(groups_for(n, ELEMENTWISE_WG));
-        let buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &*t.buffer).collect();
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &**t.buffer).collect();
         self.dispatch(kernel(op), &[n as u32], &buffers, &[&out.buffer], grid);
         out
     }

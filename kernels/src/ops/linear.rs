@@ -108,7 +108,7 @@ impl Recorder<'_> {
             )
         };
         let dummy = self.ctx.dummy.clone();
-        let bias = b.map(|b| &*b.buffer).unwrap_or(&dummy);
+        let bias = b.map(|b| &**b.buffer).unwrap_or(&dummy);
         self.dispatch(
             id,
             &[m as u32, k as u32, n as u32, b.is_some() as u32],

@@ -194,7 +194,7 @@ impl Recorder<'_> {
         let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
         let grid = [gx, gy, super::groups_for(n, COLS_PER_WG)];
         let dummy = self.ctx.dummy.clone();
-        let bias_buf = bias.map(|b| &*b.buffer).unwrap_or(&dummy);
+        let bias_buf = bias.map(|b| &**b.buffer).unwrap_or(&dummy);
         let kernel = format
             .linear_kernel()
             .unwrap_or_else(|| panic!("linear_quant: no kernel reads {format} blocks"));
