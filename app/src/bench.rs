@@ -26,7 +26,9 @@ fn now_ms() -> f64 {
 pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: String) -> Result<JsValue, JsValue> {
     let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
     let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
-    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu }).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu })
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
     if backend == "gpu" && cpu_reason.is_some() {
         return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
     }
@@ -57,7 +59,9 @@ pub async fn bench_generate(model: String, prompt: String, new_tokens: u32, back
     let err = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
     let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
     let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
-    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu }).await.map_err(|e| err(&e))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu })
+        .await
+        .map_err(|e| err(&e))?;
     if backend == "gpu" && cpu_reason.is_some() {
         return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
     }

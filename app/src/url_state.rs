@@ -25,8 +25,8 @@ pub struct UrlParams {
     pub pos: Option<usize>,
     pub layer: Option<usize>,
     pub head: Option<usize>,
-    /// `backend=cpu`: skip WebGPU.
-    pub force_cpu: bool,
+    /// `backend=cpu` (skip WebGPU) or `backend=webgpu` (WebGPU even on a software adapter).
+    pub backend: BackendChoice,
     /// The inspect views' choices (tab, neuron, target, distractor, options); pos, layer and
     /// head are the fields above.
     pub inspect: Selection,
@@ -66,7 +66,7 @@ impl UrlParams {
     pub fn experiment(&self) -> Experiment {
         let mut e = Experiment::new(ModelRef::shipped(self.model.id), self.prompt.clone().unwrap_or_else(|| self.model.default_prompt.to_string()));
         e.view = Selection { pos: self.pos, layer: self.layer, head: self.head, ..self.inspect.clone() };
-        e.backend = if self.force_cpu { BackendChoice::Cpu } else { BackendChoice::Auto };
+        e.backend = self.backend;
         e
     }
 }
@@ -120,12 +120,13 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
     let layer = number("layer", "the last layer");
     let head = number("head", "the default head");
     let neuron = number("neuron", "neuron 0");
-    let force_cpu = match get("backend").as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("auto" | "gpu" | "webgpu") => false,
-        Some("cpu") => true,
+    let backend = match get("backend").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => BackendChoice::Auto,
+        Some("gpu" | "webgpu") => BackendChoice::WebGpu,
+        Some("cpu") => BackendChoice::Cpu,
         Some(other) => {
             notices.push(format!("URL parameter backend={other} is neither cpu nor webgpu; choosing the backend automatically."));
-            false
+            BackendChoice::Auto
         }
     };
     let mut inspect = Selection { neuron, target: get("target"), distractor: get("distractor"), ..Selection::default() };
@@ -152,7 +153,7 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (UrlParams, Vec<String>) {
             None => notices.push(format!("URL parameter opts: {flag} is not one of {}; ignored.", FLAGS.join(", "))),
         }
     }
-    (UrlParams { model, prompt: get("prompt"), pos, layer, head, force_cpu, inspect }, notices)
+    (UrlParams { model, prompt: get("prompt"), pos, layer, head, backend, inspect }, notices)
 }
 
 /// Checks a layer or head index against the model: the index when it is in range, else
@@ -352,9 +353,27 @@ mod tests {
     }
 
     #[test]
+    fn backend_names_force_either_path() {
+        for (v, want) in [
+            ("cpu", BackendChoice::Cpu),
+            ("webgpu", BackendChoice::WebGpu),
+            ("WebGPU", BackendChoice::WebGpu),
+            ("gpu", BackendChoice::WebGpu),
+            ("auto", BackendChoice::Auto),
+        ] {
+            let (p, notices) = parse_pairs(&[("backend", v)]);
+            assert_eq!((p.backend, notices.len()), (want, 0), "backend={v}");
+            assert_eq!(p.experiment().backend, want);
+        }
+    }
+
+    #[test]
     fn an_empty_query_gives_the_defaults_without_notices() {
         let (p, notices) = parse_pairs(&[]);
-        assert_eq!(p, UrlParams { model: default_model(), prompt: None, pos: None, layer: None, head: None, force_cpu: false, inspect: Selection::default() });
+        assert_eq!(
+            p,
+            UrlParams { model: default_model(), prompt: None, pos: None, layer: None, head: None, backend: BackendChoice::Auto, inspect: Selection::default() }
+        );
         assert!(notices.is_empty());
     }
 
@@ -373,7 +392,10 @@ mod tests {
         let pairs: Vec<(&str, String)> = view.pairs();
         let (p, notices) = parse(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()));
         assert!(notices.is_empty(), "{notices:?}");
-        assert_eq!((p.model.id, p.prompt.as_deref(), p.pos, p.layer, p.head, p.force_cpu), ("induction-2l", Some("ab cd"), Some(3), Some(1), Some(2), true));
+        assert_eq!(
+            (p.model.id, p.prompt.as_deref(), p.pos, p.layer, p.head, p.backend),
+            ("induction-2l", Some("ab cd"), Some(3), Some(1), Some(2), BackendChoice::Cpu)
+        );
         assert_eq!(p.inspect, inspect);
     }
 
@@ -423,7 +445,7 @@ mod tests {
     fn broken_parameters_fall_back_and_are_named() {
         let (p, notices) =
             parse_pairs(&[("model", "nope"), ("pos", "abc"), ("layer", "-1"), ("head", "2"), ("backend", "tpu"), ("view", "graph"), ("opts", "mid,zoom")]);
-        assert_eq!((p.model, p.pos, p.layer, p.head, p.force_cpu), (default_model(), None, None, Some(2), false));
+        assert_eq!((p.model, p.pos, p.layer, p.head, p.backend), (default_model(), None, None, Some(2), BackendChoice::Auto));
         assert!(p.inspect.lens_mid && p.inspect.tab.is_none());
         assert_eq!(notices.len(), 6, "{notices:?}");
         for key in ["model=nope", "pos=abc", "layer=-1", "backend=tpu", "view=graph", "zoom"] {

@@ -78,11 +78,28 @@ export async function top5(page) {
   );
 }
 
-/** One query row of the shown attention pattern: values by key position. */
+/** Clicks the attention heatmap's canvas on cell (q, k): the canvas maps the point to the cell. */
+export async function clickHeatmapCell(page, q, k = 0) {
+  const canvas = page.getByTestId('heatmap');
+  const [cell, left, top] = await canvas.evaluate((c) => [c.dataset.cell, c.dataset.left, c.dataset.top].map(Number));
+  await canvas.click({ position: { x: left + (k + 0.5) * cell, y: top + (q + 0.5) * cell } });
+}
+
+/** One query row of the shown attention pattern: values by key position. The page lists the
+ * chosen query's row as a table (for screen readers); another row is chosen by clicking it. */
 export async function patternRow(page, q) {
-  return page.locator(`.heatmap .cell[data-q="${q}"]`).evaluateAll((cells) =>
-    cells.map((c) => ({ k: Number(c.dataset.k), value: Number(c.dataset.value) })).sort((a, b) => a.k - b.k).map((c) => c.value),
-  );
+  const values = page.getByTestId('heatmap-values');
+  if ((await values.getAttribute('data-q')) !== String(q)) {
+    await clickHeatmapCell(page, q);
+    await expect(values).toHaveAttribute('data-q', String(q));
+  }
+  // The table lists the keys up to the query (later keys are masked: weight 0).
+  const n = Number(await page.getByTestId('heatmap').getAttribute('data-n'));
+  const row = new Array(n).fill(0);
+  const cells = await values.locator('tr.cell').evaluateAll((cs) => cs.map((c) => ({ k: Number(c.dataset.k), value: Number(c.dataset.value) })));
+  expect(cells.map((c) => c.k)).toEqual(Array.from({ length: q + 1 }, (_, k) => k));
+  for (const c of cells) row[c.k] = c.value;
+  return row;
 }
 
 export function argmax(values) {

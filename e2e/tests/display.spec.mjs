@@ -24,8 +24,10 @@ test('the space token is visible in every view; Enter runs the prompt, Shift+Ent
   // Token chips: the space chip shows ␣.
   const space = page.locator('[data-testid=token][data-token=" "]').first();
   await expect(space).toContainText(SPACE);
-  // The attention heatmap's key labels.
-  await expect(page.locator('.hm-label.key', { hasText: SPACE }).first()).toBeVisible();
+  // The attention heatmap's labels (drawn on its canvas from the same function) and its table
+  // of the chosen row's weights.
+  await expect(page.getByTestId('heatmap-values').locator('th', { hasText: SPACE }).first()).toBeAttached();
+  await expect(page.getByTestId('heatmap-readout')).toContainText(/query \d+ \u201c.*\u201d: most attention on key/);
   // The top-5 table after "Call me": a space is among the predictions, written ␣.
   await page.locator('[data-testid=token][data-pos="7"]').click();
   const rows = await top5(page);
@@ -65,7 +67,8 @@ test('keyboard only: type and run, move the position in the token strip and the 
   // The heatmap: up and down move the query row.
   await page.locator('.heatmap-wrap').focus();
   await page.keyboard.press('ArrowUp');
-  await expect(page.locator('.hm-row.current')).toHaveAttribute('data-q', '20');
+  await expect(page.getByTestId('heatmap-values')).toHaveAttribute('data-q', '20');
+  await expect(page.getByTestId('heatmap')).toHaveAttribute('data-selected', '20');
   await expect(selected).toHaveAttribute('data-pos', '20');
   // A head, by Enter on its button.
   const head = page.getByTestId('head-button').nth(1);

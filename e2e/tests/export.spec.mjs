@@ -6,7 +6,7 @@
 // escaped (the unit tests of app/src/export.rs cover `<img src=x onerror=...>` payloads).
 import { readFile } from 'node:fs/promises';
 import { test, expect } from '@playwright/test';
-import { inductionPair, runPrompt, waitForModel } from './browser.mjs';
+import { inductionPair, patternRow, runPrompt, waitForModel } from './browser.mjs';
 
 /** Clicks `button` inside the export bar `scope` (or a whole-page test id) and reads the download. */
 async function download(page, locator) {
@@ -90,10 +90,12 @@ test('attention view: PNG, SVG, CSV and JSON hold the pattern on screen; activat
   await runPrompt(page, pair.clean);
   await page.getByTestId('tab-attention').click();
   await page.getByTestId('head-button').nth(2).click();
-  const cells = await page.locator('.heatmap .cell').evaluateAll((cs) => cs.map((c) => ({ q: Number(c.dataset.q), k: Number(c.dataset.k), value: Number(c.dataset.value) })));
-  const n = Math.round(Math.sqrt(cells.length));
-  expect(n * n).toBe(cells.length);
-  const shown = (q, k) => cells.find((c) => c.q === q && c.k === k).value;
+  // What the page shows, row by row (each query row is read from the page's table of the
+  // chosen row, choosing each row on the canvas in turn).
+  const n = await page.getByTestId('heatmap').evaluate((c) => Number(c.dataset.n));
+  const shownRows = [];
+  for (let q = 0; q < n; q++) shownRows.push(await patternRow(page, q));
+  const shown = (q, k) => shownRows[q][k];
 
   const svg = await download(page, bar(page, 'attention', 'svg'));
   const m = svg.name.match(/^glassbox-attention-L(\d+)H(\d+)\.svg$/);

@@ -97,7 +97,7 @@ test('induction model: the head-score table ranks the induction heads of its car
 
 test('modular addition: the attribution puts the answer on the MLP and adds up to the logit, on WebGPU and on the CPU (screenshots/inspect-attribution.png)', async ({ page }) => {
   const values = {};
-  for (const backend of ['', '&backend=cpu']) {
+  for (const backend of ['&backend=webgpu', '&backend=cpu']) {
     await page.goto(`./?model=modular-addition&view=attribution${backend}`);
     await waitForModel(page);
     await expect(page.getByTestId('attr-bar').first()).toBeVisible({ timeout: 60_000 });
@@ -107,9 +107,10 @@ test('modular addition: the attribution puts the answer on the MLP and adds up t
     const b = await bars(page);
     const mlp = b.find((x) => x.label === '0_mlp_out').value;
     expect(mlp).toBeGreaterThan(0.8 * s.actual);
-    values[backend || 'gpu'] = mlp;
+    values[backend] = mlp;
   }
-  expect(Math.abs(values.gpu - values['&backend=cpu'])).toBeLessThan(1e-3 * Math.abs(values.gpu));
+  const gpu = values['&backend=webgpu'];
+  expect(Math.abs(gpu - values['&backend=cpu'])).toBeLessThan(1e-3 * Math.abs(gpu));
   // Target against a distractor: still adds up.
   await page.getByTestId('attr-distractor').fill('71');
   await page.getByTestId('attr-distractor').dispatchEvent('change');

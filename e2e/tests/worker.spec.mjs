@@ -68,7 +68,7 @@ test('Run pressed while a newly loaded model is starting shows the new model\'s 
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const text = englishPrompt(0);
-  await page.goto(`./?model=english-char-3l&hub=${encodeURIComponent(HUB)}&prompt=${encodeURIComponent(text)}`);
+  await page.goto(`./?model=english-char-3l&backend=webgpu&hub=${encodeURIComponent(HUB)}&prompt=${encodeURIComponent(text)}`);
   await waitForModel(page);
   await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', text);
   const before = await shownRun(page);

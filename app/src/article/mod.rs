@@ -139,7 +139,7 @@ impl Article {
                 let (files, _) = fetched?;
                 let client = client?;
                 self.status.set(Status::Loading("Starting the engine\u{2026}".into()));
-                let summary = client.load(&files, None, false, Some(self.entry.id.to_string())).await?;
+                let summary = client.load(&files, None, glassbox_core::BackendChoice::Auto, Some(self.entry.id.to_string())).await?;
                 Ok::<_, String>((client, summary))
             };
             match started.await {

@@ -23,7 +23,9 @@ pub fn HeadGrid(
                 let canvas = NodeRef::<Canvas>::new();
                 let pattern = run.head_pattern(l, h).map(<[f32]>::to_vec).unwrap_or_default();
                 Effect::new(move |_| {
-                    if let Some(c) = canvas.get() {
+                    let Some(c) = canvas.get() else { return };
+                    let pattern = pattern.clone();
+                    super::on_next_frame(move || {
                         let rgba: Vec<u8> = pattern
                             .iter()
                             .flat_map(|&v| {
@@ -33,7 +35,7 @@ pub fn HeadGrid(
                             })
                             .collect();
                         super::paint(&c, n, n, &rgba);
-                    }
+                    });
                 });
                 view! {
                     <button

@@ -81,14 +81,33 @@ pub fn token_label(t: &str) -> String {
         .collect()
 }
 
+/// The canvas's 2D context, asked for as one written pixel by pixel (`willReadFrequently`):
+/// the browser keeps it in memory instead of on the GPU, where every `putImageData` was an
+/// upload (on a software GL, as in headless Chromium, a slow one).
+pub fn context_2d(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderingContext2d> {
+    use wasm_bindgen::JsCast;
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"willReadFrequently".into(), &true.into());
+    canvas.get_context_with_context_options("2d", &options).ok()??.dyn_into().ok()
+}
+
+/// Runs `f` once, in the next animation frame: views that draw on a canvas paint there, not in
+/// the task that changed their data (a run's answer, a click), which stays short.
+pub fn on_next_frame(f: impl FnOnce() + 'static) {
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+    let Some(window) = web_sys::window() else { return };
+    let cb = Closure::once_into_js(f);
+    let _ = window.request_animation_frame(cb.unchecked_ref());
+}
+
 /// Draws `rgba` (`w x h` pixels, 4 bytes each) onto `canvas`, which CSS scales up.
 pub fn paint(canvas: &web_sys::HtmlCanvasElement, w: usize, h: usize, rgba: &[u8]) {
-    use wasm_bindgen::{Clamped, JsCast};
+    use wasm_bindgen::Clamped;
     if w == 0 || h == 0 || rgba.len() != 4 * w * h {
         return;
     }
-    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
-    let Ok(ctx) = ctx.dyn_into::<web_sys::CanvasRenderingContext2d>() else { return };
+    let Some(ctx) = context_2d(canvas) else { return };
     if let Ok(img) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w as u32, h as u32) {
         let _ = ctx.put_image_data(&img, 0.0, 0.0);
     }

@@ -38,6 +38,12 @@ fn set_theme(theme: &str) {
     if let Some(r) = root() {
         let _ = r.set_attribute("data-theme", theme);
     }
+    // Canvas views read their colours when they paint: tell them to paint again.
+    if let Some(w) = web_sys::window() {
+        if let Ok(ev) = web_sys::Event::new("glassbox-theme") {
+            let _ = w.dispatch_event(&ev);
+        }
+    }
 }
 
 /// Whether the page is dark now: the reader's pick, or else the system's preference.

@@ -198,10 +198,16 @@ impl EngineClient {
     }
 
     /// Parses the files into a model and starts it in the worker.
-    pub async fn load(&self, files: &[(String, Vec<u8>)], quantize: Option<String>, force_cpu: bool, shipped: Option<String>) -> Result<ModelSummary, String> {
+    pub async fn load(
+        &self,
+        files: &[(String, Vec<u8>)],
+        quantize: Option<String>,
+        backend: glassbox_core::BackendChoice,
+        shipped: Option<String>,
+    ) -> Result<ModelSummary, String> {
         let id = self.next_id();
         let names = files.iter().map(|(n, _)| n.clone()).collect();
-        match self.request(id, &Request::Load { id, names, quantize, force_cpu, shipped }, files).await {
+        match self.request(id, &Request::Load { id, names, quantize, backend, shipped }, files).await {
             Ok(Reply::Loaded { result, .. }) => result,
             Ok(other) => Err(format!("the engine answered {other:?}")),
             Err(EngineDied(why)) => Err(format!("The engine stopped while loading the model: {why}.")),

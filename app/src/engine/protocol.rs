@@ -3,7 +3,7 @@
 //! `Uint8Array` on the JS side) so that a large attention pattern or neuron grid costs one copy,
 //! not one JS number per value. Model files travel beside the message as transferred buffers.
 
-use glassbox_core::{Config, Experiment};
+use glassbox_core::{BackendChoice, Config, Experiment};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::RunView;
@@ -15,13 +15,13 @@ use crate::inspect::{Inspection, Query};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Parse the files (sent beside the message, in this order of names) into a model and start
-    /// it on WebGPU, or on the CPU when `force_cpu` or when WebGPU fails.
+    /// it on the backend `backend` asks for (see [`glassbox_core::BackendChoice`]).
     Load {
         id: u64,
         names: Vec<String>,
         /// Quantize safetensors weights on load ("q8_0", "q4_0").
         quantize: Option<String>,
-        force_cpu: bool,
+        backend: BackendChoice,
         /// The shipped model these files are, if any (its prompt form and Fourier view).
         shipped: Option<String>,
     },
@@ -110,6 +110,9 @@ pub enum CpuReason {
     Forced,
     /// WebGPU failed; the message says how.
     GpuFailed(String),
+    /// The only WebGPU adapter is a software one (SwiftShader and the like), on which a forward
+    /// pass is many times slower than on our CPU path; the adapter's name.
+    SoftwareGpu(String),
 }
 
 /// A finished run of the inspect view.

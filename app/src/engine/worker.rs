@@ -21,7 +21,7 @@ use glassbox_core::analysis::neurons::{activations, check_neuron, direct_effect,
 use glassbox_core::analysis::scan::TopActivations;
 use glassbox_core::experiment::{corpus_windows, task_inputs};
 use glassbox_core::weights::MatrixRole;
-use glassbox_core::{Analysis, CacheSpec, Experiment, InterventionSpec, ModelBundle, Prompt, RunOutput, RunRequest};
+use glassbox_core::{Analysis, BackendChoice, CacheSpec, Experiment, InterventionSpec, ModelBundle, Prompt, RunOutput, RunRequest};
 use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -177,7 +177,7 @@ async fn work(state: Shared) {
         };
         let Some((req, files)) = next else { break };
         match req {
-            Request::Load { id, names, quantize, force_cpu, shipped } => {
+            Request::Load { id, names, quantize, backend, shipped } => {
                 // The model this worker held (if any) goes first: one device at a time.
                 {
                     let mut s = state.borrow_mut();
@@ -185,7 +185,7 @@ async fn work(state: Shared) {
                     s.last = None;
                     s.scans.clear();
                 }
-                let result = load(names.into_iter().zip(files).collect(), quantize, force_cpu, shipped).await;
+                let result = load(names.into_iter().zip(files).collect(), quantize, backend, shipped).await;
                 let reply = match result {
                     Ok((loaded, summary)) => {
                         state.borrow_mut().model = Some(loaded);
@@ -219,14 +219,19 @@ async fn work(state: Shared) {
 }
 
 /// Parses the files into a model and starts it.
-async fn load(files: Vec<(String, Vec<u8>)>, quantize: Option<String>, force_cpu: bool, shipped: Option<String>) -> Result<(Loaded, ModelSummary), String> {
+async fn load(
+    files: Vec<(String, Vec<u8>)>,
+    quantize: Option<String>,
+    backend: BackendChoice,
+    shipped: Option<String>,
+) -> Result<(Loaded, ModelSummary), String> {
     let quantize = match quantize.as_deref() {
         None | Some("" | "none") => None,
         Some(q) => Some(q.parse::<glassbox_core::QuantizeOnLoad>().map_err(|e| format!("{e}."))?),
     };
     let bundle = ModelBundle::from_files(&files, quantize).map_err(|e| format!("Could not read the model (the files are damaged or do not match): {e}."))?;
     drop(files);
-    let (engine, cpu_reason) = Engine::start(&bundle, force_cpu).await.map_err(|e| format!("Could not start the model: {e}."))?;
+    let (engine, cpu_reason) = Engine::start(&bundle, backend).await.map_err(|e| format!("Could not start the model: {e}."))?;
     let shipped = shipped.as_deref().and_then(find_model);
     let cfg = bundle.cfg.clone();
     let embedding_norms = match shipped {
@@ -268,7 +273,7 @@ async fn run(state: &Shared, exp: &Experiment) -> Result<RunReply, RunFailure> {
         Err(RunFailure::Engine(e)) if engine.is_gpu() => {
             // The GPU failed mid-session (device lost, driver reset, out of memory): move to the
             // CPU with the weights already in memory, say so, and run again.
-            let (cpu, _) = Engine::start(&bundle, true)
+            let (cpu, _) = Engine::start(&bundle, BackendChoice::Cpu)
                 .await
                 .map_err(|e2| RunFailure::Engine(format!("The run failed on the GPU ({e}) and the CPU could not start ({e2})")))?;
             let cpu = Rc::new(cpu);
@@ -362,7 +367,7 @@ async fn sweep_engine(state: &Shared) -> Option<(Rc<Engine>, Rc<ModelBundle>)> {
     if let Some(cpu) = cpu {
         return Some((cpu, bundle));
     }
-    match Engine::start(&bundle, true).await {
+    match Engine::start(&bundle, BackendChoice::Cpu).await {
         Ok((cpu, _)) => {
             let cpu = Rc::new(cpu);
             if let Some(m) = state.borrow_mut().model.as_mut() {

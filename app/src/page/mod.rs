@@ -55,8 +55,11 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         let e = page.experiment.get();
         if page.url_live.get() && page.pending_link.with(Option::is_none) && embedded.is_none() {
-            url_state::write_fragment(&e, !first_write.get_value());
+            let push = !first_write.get_value();
             first_write.set_value(false);
+            // In a task of its own: encoding the link and `pushState` took 5-15 ms, which
+            // belonged to no view's update (writes keep their order).
+            gloo_timers::callback::Timeout::new(0, move || url_state::write_fragment(&e, push)).forget();
         }
     });
     // A link's outside model whose files are all in this browser's cache loads at once (once
@@ -82,7 +85,9 @@ pub fn App() -> impl IntoView {
             all.push(Notice::new(NoticeKind::Warning, m));
         }
         match page.cpu_reason.get() {
-            Some(CpuReason::Forced) => all.push(Notice::new(NoticeKind::Info, "The URL asks for the CPU backend (backend=cpu): WebGPU is not used.")),
+            Some(CpuReason::Forced) => all.push(Notice::new(NoticeKind::Info, "The CPU backend was asked for (backend=cpu): WebGPU is not used.")),
+            // The badge says why; nothing is wrong.
+            Some(CpuReason::SoftwareGpu(_)) => {}
             Some(CpuReason::GpuFailed(why)) => {
                 let short = if why.contains("no GPU adapter") { "this browser offers no GPU adapter".to_string() } else { why.clone() };
                 all.push(
@@ -221,7 +226,12 @@ pub fn App() -> impl IntoView {
             </div>
             <div class="header-right">
                 <ThemeToggle />
-                <BackendBadge label=page.backend running=running />
+                <BackendBadge
+                    label=page.backend
+                    reason=page.cpu_reason
+                    running=running
+                    on_switch=Callback::new(move |gpu: bool| spawn_local(run::switch_backend(page, gpu)))
+                />
             </div>
         </header>
         <main>

@@ -31,8 +31,8 @@ pub async fn start_model(page: Page, files: Rc<ModelFiles>) -> Result<Arc<ModelS
 /// [`start_model`] in a worker already started (the first model's worker boots while its
 /// files download).
 async fn start_model_in(page: Page, client: EngineClient, files: Rc<ModelFiles>) -> Result<Arc<ModelSummary>, String> {
-    let force_cpu = page.experiment.with_untracked(|e| e.backend == BackendChoice::Cpu);
-    let summary = Arc::new(client.load(&files.files, files.quantize.clone(), force_cpu, files.shipped.clone()).await?);
+    let backend = page.experiment.with_untracked(|e| e.backend);
+    let summary = Arc::new(client.load(&files.files, files.quantize.clone(), backend, files.shipped.clone()).await?);
     let client = Rc::new(client);
     client.on_event(move |ev| on_engine_event(page, ev));
     // Switch over at once: the old engine (and its worker, and its GPU device) goes now.
@@ -77,6 +77,28 @@ async fn restart(page: Page, why: String) {
     match start_model(page, files).await {
         Ok(_) => run_experiment(page).await,
         Err(e) => page.engine_notice.set(Some(format!("The engine stopped ({why}) and could not be restarted: {e}"))),
+    }
+}
+
+/// Moves the model to the other backend (the badge's switch): the experiment records the
+/// reader's choice (so a shared link keeps it), a new engine starts on it with the same files,
+/// and the experiment runs again there. The engine in use stays until the new one is ready.
+pub async fn switch_backend(page: Page, gpu: bool) {
+    let Some(files) = page.files.get_value() else { return };
+    page.experiment.update(|e| e.backend = if gpu { BackendChoice::WebGpu } else { BackendChoice::Cpu });
+    page.backend.set(None);
+    // Same model, same prompt: the chosen position stays (a new model's first run would
+    // otherwise move it to the last token).
+    let pos = page.experiment.with_untracked(|e| e.view.pos);
+    match start_model(page, files).await {
+        Ok(_) => {
+            run_experiment(page).await;
+            let n = page.result.with_untracked(|r| r.as_ref().map_or(0, |r| r.view.n_tokens()));
+            if let Some(p) = pos.filter(|&p| p < n) {
+                page.select(|s| s.pos = Some(p));
+            }
+        }
+        Err(e) => page.engine_notice.set(Some(format!("Could not move the model to {}: {e}", if gpu { "WebGPU" } else { "the CPU" }))),
     }
 }
 
