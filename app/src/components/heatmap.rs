@@ -330,10 +330,10 @@ fn observe_width(el: &web_sys::HtmlDivElement, width: RwSignal<f64>) {
     });
 }
 
-/// Reads the palette from the canvas's computed style.
-fn palette(c: &web_sys::HtmlCanvasElement) -> Palette {
+/// Reads the palette and the text colour from the canvas's computed style (one lookup).
+fn colours(c: &web_sys::HtmlCanvasElement) -> (Palette, String) {
     let mut p = Palette::default();
-    let Some(style) = web_sys::window().and_then(|w| w.get_computed_style(c).ok().flatten()) else { return p };
+    let Some(style) = web_sys::window().and_then(|w| w.get_computed_style(c).ok().flatten()) else { return (p, "#222".into()) };
     let var = |name: &str| style.get_property_value(name).ok().and_then(|v| parse_colour(&v));
     if let Some(c) = var("--panel") {
         p.background = c;
@@ -344,15 +344,8 @@ fn palette(c: &web_sys::HtmlCanvasElement) -> Palette {
     if let Some(c) = var("--rule") {
         p.masked = c;
     }
-    p
-}
-
-fn ink(c: &web_sys::HtmlCanvasElement) -> String {
-    web_sys::window()
-        .and_then(|w| w.get_computed_style(c).ok().flatten())
-        .and_then(|s| s.get_property_value("color").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "#222".into())
+    let ink = style.get_property_value("color").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "#222".into());
+    (p, ink)
 }
 
 thread_local! {
@@ -396,8 +389,7 @@ fn paint(
     let _ = style.set_property("height", &format!("{h}px"));
     let _ = ctx.scale(dpr, dpr);
     ctx.set_font(&font);
-    let colours = palette(c);
-    let ink = ink(c);
+    let (colours, ink) = colours(c);
 
     // The cells: one pixel each on a scratch canvas, scaled up without smoothing.
     let scratch = SCRATCH.with(|s| s.borrow_mut().get_or_insert_with(|| new_canvas().expect("a canvas element")).clone());
