@@ -55,6 +55,14 @@ const types = {
   '.ico': 'image/x-icon',
 };
 
+function statOrNull(path) {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
 function send(res, status, body, headers = {}) {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...(cspOn ? { 'content-security-policy': CSP } : {}), ...headers });
   res.end(body);
@@ -299,14 +307,20 @@ const server = createServer((req, res) => {
     return send(res, 404, `not found: ${path}`);
   }
   if (st.isDirectory()) return send(res, 301, '', { location: `${url.pathname}/${url.search}` });
+  // A precompressed copy (scripts/precompress.mjs) when the browser accepts it, as a static
+  // host with precompressed files would serve it.
+  const accepts = String(req.headers['accept-encoding'] ?? '');
+  const encoding = ['br', 'gzip'].find((e) => accepts.includes(e) && statOrNull(`${file}.${e === 'br' ? 'br' : 'gz'}`));
+  const sent = encoding ? `${file}.${encoding === 'br' ? 'br' : 'gz'}` : file;
   res.writeHead(200, {
     'content-type': types[extname(file)] ?? 'application/octet-stream',
-    'content-length': st.size,
+    'content-length': statSync(sent).size,
     'cache-control': 'no-cache',
+    ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
     ...(cspOn ? { 'content-security-policy': CSP } : {}),
   });
   if (req.method === 'HEAD') return res.end();
-  createReadStream(file).pipe(res);
+  createReadStream(sent).pipe(res);
 });
 
 // The same hub on a second port, answering without CORS headers: a cross-origin server that

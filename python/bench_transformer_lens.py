@@ -103,7 +103,6 @@ def main() -> int:
         refactor_factored_attn_matrices=False,
     )
     tl.eval()
-    del hf
 
     gen = torch.Generator().manual_seed(0)
     for n in lengths:
@@ -130,6 +129,29 @@ def main() -> int:
             "torch_threads": torch.get_num_threads(),
             "device": args.device,
             # other processes competing for the CPU make these numbers meaningless
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }), flush=True)
+    # The same weights with no hooks: Hugging Face transformers' own forward pass (logits only),
+    # the peer of glassbox with nothing cached (BENCH_NO_CACHE=1).
+    gen = torch.Generator().manual_seed(0)
+    for n in lengths:
+        toks = torch.randint(0, hf_cfg.vocab_size, (1, n), generator=gen).to(args.device)
+        times = []
+        with torch.no_grad():
+            for r in range(args.warmup + args.runs):
+                t0 = time.perf_counter()
+                hf(toks).logits
+                dt = (time.perf_counter() - t0) * 1000.0
+                if r >= args.warmup:
+                    times.append(dt)
+        print(json.dumps({
+            "impl": "transformers",
+            "n_tokens": n,
+            "median_ms": round(statistics.median(times), 3),
+            "min_ms": round(min(times), 3),
+            "runs": args.runs,
+            "torch_threads": torch.get_num_threads(),
+            "device": args.device,
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }), flush=True)
     return 0

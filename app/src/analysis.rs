@@ -12,6 +12,29 @@ pub fn pattern_hook(l: usize) -> String {
     format!("blocks.{l}.attn.hook_pattern")
 }
 
+/// The positions a view draws: every position, or with `pad` (a padded model's padding token)
+/// every position but the padding, keeping the last one (where such a model's readout is).
+pub fn shown_positions(ids: &[u32], pad: Option<u32>) -> Vec<usize> {
+    let last = ids.len().saturating_sub(1);
+    (0..ids.len()).filter(|&p| pad != Some(ids[p]) || p == last).collect()
+}
+
+/// The rows and columns `shown` of an `n x n` pattern, row-major; empty when it is not `n x n`.
+pub fn sub_pattern(pattern: &[f32], n: usize, shown: &[usize]) -> Vec<f32> {
+    if pattern.len() != n * n || shown.iter().any(|&p| p >= n) {
+        return Vec::new();
+    }
+    if shown.len() == n {
+        return pattern.to_vec();
+    }
+    shown.iter().flat_map(|&q| shown.iter().map(move |&k| pattern[q * n + k])).collect()
+}
+
+/// Where position `pos` is among `shown`; a hidden position maps to the last shown one before it.
+pub fn shown_index(shown: &[usize], pos: usize) -> usize {
+    shown.iter().rposition(|&p| p <= pos).unwrap_or(0)
+}
+
 /// One layer's attention pattern `[head, query, key]`, row-major.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Pattern {
@@ -118,6 +141,22 @@ pub fn prev_token_score(pattern: &[f32], n: usize) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padding_is_hidden_but_the_readout_position_stays() {
+        // <bos> ( ) <pad> <pad> <pad>, pad = 9
+        let ids = [0, 1, 2, 9, 9, 9];
+        assert_eq!(shown_positions(&ids, Some(9)), vec![0, 1, 2, 5]);
+        assert_eq!(shown_positions(&ids, None), (0..6).collect::<Vec<_>>());
+        let pattern: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        // rows 0, 1, 2, 5 x the same columns
+        assert_eq!(sub_pattern(&pattern, 6, &[0, 2, 5]), vec![0.0, 2.0, 5.0, 12.0, 14.0, 17.0, 30.0, 32.0, 35.0]);
+        assert_eq!(sub_pattern(&pattern, 6, &(0..6).collect::<Vec<_>>()), pattern);
+        assert!(sub_pattern(&pattern, 5, &[0]).is_empty());
+        assert_eq!(shown_index(&[0, 1, 2, 5], 5), 3);
+        assert_eq!(shown_index(&[0, 1, 2, 5], 4), 2); // a hidden pad: the last shown before it
+        assert_eq!(shown_index(&[0, 1, 2, 5], 0), 0);
+    }
 
     #[test]
     fn induction_targets_follow_the_most_recent_earlier_occurrence() {

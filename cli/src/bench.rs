@@ -80,10 +80,13 @@ fn bench_on<B: Backend>(
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();
-        let req = if std::env::var("BENCH_NO_CACHE").is_ok() { RunRequest::new(tokens) } else { RunRequest::new(tokens).cache_all() };
-        for _ in 0..2 {
-            pollster::block_on(model.run(b, &req))?;
-        }
+        let cache = std::env::var("BENCH_NO_CACHE").is_err();
+        let req = if cache { RunRequest::new(tokens).cache_all() } else { RunRequest::new(tokens) };
+        // Two warm-up runs; the second counts the GPU dispatches of one forward pass (0 on the CPU).
+        pollster::block_on(model.run(b, &req))?;
+        let d0 = glassbox_core::GpuBackend::dispatch_count();
+        pollster::block_on(model.run(b, &req))?;
+        let dispatches = glassbox_core::GpuBackend::dispatch_count() - d0;
         let mut times: Vec<f64> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
@@ -92,7 +95,7 @@ fn bench_on<B: Backend>(
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
         let median = *times.get(runs / 2).ok_or("--runs must be at least 1")?;
-        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs}}}", median);
+        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"cache\":{cache},\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs},\"dispatches\":{dispatches}}}", median);
     }
     Ok(())
 }

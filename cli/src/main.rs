@@ -47,6 +47,11 @@ use clap::{Parser, Subcommand};
 use glassbox_core::{CpuBackend, HookedTransformer, ModelBundle, RunRequest};
 
 use analyze::{NormArg, SortArg};
+
+/// mimalloc reuses freed tensor memory; glibc's allocator mapped and zeroed every large tensor
+/// afresh (see cli/Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use bench::{BenchBackend, BenchQuant};
 use patch::{ByArg, KindArg, MetricArg, WhatArg};
 

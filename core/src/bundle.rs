@@ -98,6 +98,14 @@ impl Tokenizer {
         }
     }
 
+    /// The token prompts are padded with, for a model that reads a fixed length.
+    pub fn pad_id(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Vocab(t) => t.pad_to.and(t.pad),
+            Tokenizer::Hf(_) => None,
+        }
+    }
+
     /// Pads ids to the fixed length a readout model reads (no-op otherwise).
     pub fn pad(&self, ids: &mut Vec<u32>) {
         if let Tokenizer::Vocab(t) = self {

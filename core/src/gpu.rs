@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use glassbox_kernels::{GpuContext, GpuTensor, QuantTensor, Recorder};
+use glassbox_kernels::{GpuAdapter, GpuContext, GpuTensor, QuantTensor, Recorder};
 
 use crate::backend::Backend;
 use crate::tensor::HostTensor;
@@ -62,7 +62,12 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Requests a GPU adapter and device. Fails (with the reason) where there is no WebGPU.
     pub async fn new() -> Result<GpuBackend> {
-        let ctx = Arc::new(GpuContext::new().await?);
+        Self::with_adapter(GpuAdapter::request().await?).await
+    }
+
+    /// A device on an adapter already requested (and judged worth using: `GpuAdapter::is_software`).
+    pub async fn with_adapter(adapter: GpuAdapter) -> Result<GpuBackend> {
+        let ctx = Arc::new(GpuContext::with_adapter(adapter).await?);
         Ok(GpuBackend { ctx, recorder: RefCell::new(None), binding_limit: std::cell::Cell::new(None) })
     }
 
@@ -76,6 +81,11 @@ impl GpuBackend {
     /// a run): [`GpuContext::live_buffer_bytes`].
     pub fn live_buffer_bytes() -> u64 {
         GpuContext::live_buffer_bytes()
+    }
+
+    /// Compute dispatches recorded so far in this process: [`GpuContext::dispatch_count`].
+    pub fn dispatch_count() -> u64 {
+        GpuContext::dispatch_count()
     }
 
     /// Uploads later matrices as if the device bound at most `bytes` per storage buffer

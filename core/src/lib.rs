@@ -37,7 +37,7 @@ pub use cpu::CpuBackend;
 pub use error::{Error, Result};
 pub use experiment::{Analysis, BackendChoice, Experiment, InterventionSpec, ModelRef, ModelSource, Prompt, Selection, SpecOp, SteerSpec, SteerVector, View};
 pub use generate::{generate, GenerateOptions, Generation, KvCache, SteerAt, Steering};
-pub use glassbox_kernels::QuantFormat;
+pub use glassbox_kernels::{GpuAdapter, QuantFormat};
 pub use gpu::GpuBackend;
 pub use hf_tokenizer::HfTokenizer;
 pub use hooks::{hook_names, hook_point, hook_points, HookKind, HookPoint};

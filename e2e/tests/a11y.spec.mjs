@@ -1,11 +1,11 @@
 // Accessibility (issue 12): axe-core (from npm, injected through the DevTools protocol, which the
 // page's Content-Security-Policy does not govern) on the explorer for every shipped model, after
-// its first run, and on the article once its figures are live: no serious or critical violation
-// of WCAG 2 A/AA.
+// its first run and on every view tab the model offers, and on the article once its figures are
+// live: no serious or critical violation of WCAG 2 A/AA.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { test, expect } from '@playwright/test';
-import { waitForModel } from './browser.mjs';
+import { openLoadPanel, waitForModel } from './browser.mjs';
 
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -21,6 +21,17 @@ for (const model of ['induction-2l', 'modular-addition', 'balanced-parens', 'eng
     await page.goto(`./?model=${model}`);
     await waitForModel(page);
     expect(await axe(page)).toEqual([]);
+    // Every view tab this model offers, each as a reader first opens it (with the load panel's
+    // fields shown in the last one).
+    const tabs = page.locator('[role="tablist"] [data-testid^="tab-"]');
+    const ids = await tabs.evaluateAll((els) => els.map((e) => e.dataset.testid));
+    expect(ids.length).toBeGreaterThan(3);
+    for (const id of ids) {
+      await page.getByTestId(id).click();
+      await expect(page.getByTestId(id)).toHaveAttribute('aria-selected', 'true');
+      if (id === ids[ids.length - 1]) await openLoadPanel(page);
+      expect((await axe(page)).map((v) => `${id}: ${v}`)).toEqual([]);
+    }
   });
 }
 

@@ -56,6 +56,13 @@ export function inductionPrompt(seed, segLen = 12, fillLen = 8) {
   };
 }
 
+/** Shows the load panel's fields (collapsed behind its button by default); a no-op when open. */
+export async function openLoadPanel(page) {
+  const toggle = page.getByTestId('load-open');
+  if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  await expect(page.getByTestId('hub-repo')).toBeVisible();
+}
+
 /** Waits until the model is loaded and the first run is shown. */
 export async function waitForModel(page) {
   await expect(page.getByTestId('loaded')).toBeVisible({ timeout: 180_000 });

@@ -4,7 +4,7 @@
 // input (prompts of different lengths, a head out of range, an empty dataset, Cancel) gives a
 // message and the page keeps working; a GPT-2 model from the hub mimic runs a resid_pre sweep.
 import { test, expect } from '@playwright/test';
-import { inductionPair, runPrompt, waitForModel } from './browser.mjs';
+import { inductionPair, runPrompt, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -170,6 +170,7 @@ test('English model: Cancel stops a large sweep between chunks and the next one 
 test('a GPT-2 model loaded from the hub mimic runs a resid_pre sweep (screenshots/patching-gpt2.png)', async ({ page }) => {
   await page.goto(`./?hub=${encodeURIComponent(HUB)}`);
   await waitForModel(page);
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-gpt2-gguf');
   await page.getByTestId('hub-format').selectOption('gguf');
   await page.getByTestId('hub-file').fill('model-q8_0.gguf');

@@ -2,12 +2,13 @@
 // GPU device and memory) when the model is replaced; a crash inside the engine restarts it
 // with the same model and experiment, and the page keeps working.
 import { test, expect } from '@playwright/test';
-import { runPrompt, top5, waitForModel } from './browser.mjs';
+import { runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
 
 async function loadGguf(page) {
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-gpt2-gguf');
   await page.getByTestId('hub-format').selectOption('gguf');
   await page.getByTestId('hub-file').fill('model-q8_0.gguf');
@@ -15,6 +16,7 @@ async function loadGguf(page) {
 }
 
 async function loadSafetensors(page) {
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-llama');
   await page.getByTestId('hub-format').selectOption('safetensors');
   await page.getByTestId('load-button').click();

@@ -4,7 +4,7 @@
 // the progress bar; the browser cache with the network blocked; bad files, while the model in
 // use keeps working.
 import { test, expect } from '@playwright/test';
-import { recordRequests, runPrompt, top5, waitForModel } from './browser.mjs';
+import { recordRequests, runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -23,6 +23,7 @@ async function watchProgress(page) {
 }
 
 async function loadHub(page, repo, file) {
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill(repo);
   if (file) {
     await page.getByTestId('hub-format').selectOption('gguf');
@@ -90,6 +91,7 @@ test('loads a GGUF model and a safetensors model from the hub by repo id; the br
   await expect(page.getByTestId('loaded-model')).toContainText('GPT-2');
 
   // Delete removes a cached file.
+  await openLoadPanel(page);
   await gg.getByTestId('cached-delete').click();
   await expect(page.locator('[data-testid="cached-entry"][data-url$="model-q8_0.gguf"]')).toHaveCount(0);
   await expect(entries).toHaveCount(3);
@@ -128,6 +130,7 @@ test('a truncated file, a missing file and a bad repo id show errors; the model 
   expect((await top5(page)).map((r) => r.token)).toEqual(before.map((r) => r.token));
   // A suggested model fills the fields; nothing is downloaded until Load is pressed.
   const requests = recordRequests(page);
+  await openLoadPanel(page);
   await page.getByTestId('load-panel').locator('summary', { hasText: 'Suggested models' }).click();
   await page.getByTestId('curated-entry').first().click();
   await expect(page.getByTestId('hub-repo')).toHaveValue('QuantFactory/gpt2-GGUF');
@@ -157,6 +160,7 @@ test('a download that drops halfway resumes with a Range request; a local file l
   const viaHub = await top5(page);
 
   // The same model from a file on this computer.
+  await openLoadPanel(page);
   await page.getByTestId('load-file').setInputFiles('hub/glassbox-test/tiny-gpt2-gguf/model-q8_0.gguf');
   await expect(page.getByTestId('loaded-model')).toContainText('from the local file model-q8_0.gguf', { timeout: 120_000 });
   await runPrompt(page, 'The whale was white');
@@ -209,6 +213,7 @@ test('Cancel stops a download; a hub that refuses cross-origin reads (CORS) is n
   await expect(page.getByTestId('cached-entry')).toHaveCount(0);
 
   // The same hub on another origin without CORS headers: the browser refuses the response.
+  await openLoadPanel(page);
   await page.getByTestId('hub-base').fill(HUB_NO_CORS);
   await loadHub(page, 'glassbox-test/tiny-gpt2-gguf', 'model-q8_0.gguf');
   await expect(page.getByTestId('load-error')).toContainText('refused the request or could not be reached', { timeout: 30_000 });
@@ -243,6 +248,7 @@ test('a sharded safetensors repo quantized to Q8_0 on load, a GGUF by URL, and a
   await page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
 
   // No model.safetensors (404): the index and its shards instead, quantized on load.
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-llama-sharded');
   await page.getByTestId('hub-format').selectOption('safetensors');
   await page.getByTestId('hub-quantize').selectOption('q8_0');
@@ -256,6 +262,7 @@ test('a sharded safetensors repo quantized to Q8_0 on load, a GGUF by URL, and a
 
   // Any URL of a GGUF file.
   const url = `${HUB}/glassbox-test/tiny-gpt2-gguf/resolve/main/model-q8_0.gguf`;
+  await openLoadPanel(page);
   await page.getByTestId('load-url').fill(url);
   await page.getByTestId('load-url-button').click();
   await expect(page.getByTestId('loaded-model')).toContainText('GPT-2', { timeout: 120_000 });

@@ -4,7 +4,7 @@
 // from pixels. Each test records the page's long tasks (PerformanceObserver) while the views
 // compute and prints the longest (BENCHMARKS.md reports them; timings are not asserted).
 import { test, expect } from '@playwright/test';
-import { experimentOf, runPrompt, waitForModel } from './browser.mjs';
+import { experimentOf, runPrompt, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -192,6 +192,7 @@ test('English model: a layer\'s neurons on the prompt, a neuron page with its di
 test('a GPT-2 model from the hub mimic: the token strip, attention, head scores, neurons, logit lens and attribution all render (screenshots/inspect-gpt2-*.png)', async ({ page }) => {
   await page.goto('./?hub=' + encodeURIComponent(HUB));
   await waitForModel(page);
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-gpt2-gguf');
   await page.getByTestId('hub-format').selectOption('gguf');
   await page.getByTestId('hub-file').fill('model-q8_0.gguf');

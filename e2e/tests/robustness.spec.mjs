@@ -4,7 +4,7 @@
 // crate would panic on. In each case the model in use keeps answering and the load panel is
 // usable again.
 import { test, expect } from '@playwright/test';
-import { clickHeatmapCell, recordRequests, runPrompt, top5, waitForModel } from './browser.mjs';
+import { clickHeatmapCell, recordRequests, runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -20,6 +20,7 @@ async function watchViolations(page) {
 }
 
 async function loadHub(page, repo, file) {
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill(repo);
   if (file) {
     await page.getByTestId('hub-format').selectOption('gguf');
@@ -152,6 +153,7 @@ test('a hub chosen by the link is named with its host, and nothing is downloaded
   await expect(page.getByTestId('hub-base')).toHaveValue(HUB_OTHER);
   const requests = recordRequests(page);
   // The suggested models say where they would come from.
+  await openLoadPanel(page);
   await page.getByTestId('load-panel').locator('summary', { hasText: 'Suggested models' }).click();
   await expect(page.getByTestId('curated-host')).toHaveText(`Downloaded from ${other}`);
 
@@ -162,6 +164,7 @@ test('a hub chosen by the link is named with its host, and nothing is downloaded
   expect(requests.filter((u) => u.includes(other))).toEqual([]);
 
   // Confirmed: now it downloads (this hub sends no CORS headers, so the browser refuses it).
+  await openLoadPanel(page);
   await page.getByTestId('load-button').click();
   await expect(error).toContainText('refused the request or could not be reached', { timeout: 30_000 });
   expect(requests.some((u) => u.includes(other))).toBe(true);

@@ -5,7 +5,7 @@
 // and downloads nothing before; broken and malicious links open the default view and inject nothing.
 import { readFileSync } from 'node:fs';
 import { test, expect } from '@playwright/test';
-import { experimentOf, runPrompt, top5, waitForModel } from './browser.mjs';
+import { experimentOf, runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -102,6 +102,7 @@ test('a malicious link injects nothing; a link to a hub model downloads nothing 
   // A model from the hub mimic, a prompt and a selection.
   await page.goto(`./?hub=${encodeURIComponent(HUB)}`);
   await waitForModel(page);
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill('glassbox-test/tiny-gpt2-gguf');
   await page.getByTestId('hub-format').selectOption('gguf');
   await page.getByTestId('hub-file').fill('model-q8_0.gguf');

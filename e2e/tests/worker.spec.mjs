@@ -2,7 +2,7 @@
 // with other runs and with typing. These are written against the behaviour the Web Worker
 // engine brings; a build whose engine runs on the page's thread fails them (see each test).
 import { test, expect } from '@playwright/test';
-import { runPrompt, top5, waitForModel } from './browser.mjs';
+import { runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -21,6 +21,7 @@ function englishPrompt(i) {
 }
 
 async function loadHub(page, repo) {
+  await openLoadPanel(page);
   await page.getByTestId('hub-repo').fill(repo);
   await page.getByTestId('hub-format').selectOption('safetensors');
   await page.getByTestId('load-button').click();

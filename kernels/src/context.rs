@@ -132,6 +132,9 @@ pub struct GpuContext {
 
 /// Contexts created and not yet dropped, in this process.
 static LIVE_CONTEXTS: AtomicUsize = AtomicUsize::new(0);
+/// Compute dispatches recorded in this process (every context), for the dispatches-per-forward-
+/// pass figure (`glassbox bench --backend gpu`, BENCHMARKS.md).
+static DISPATCHES: AtomicU64 = AtomicU64::new(0);
 
 impl Drop for GpuContext {
     fn drop(&mut self) {
@@ -145,14 +148,20 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-impl GpuContext {
-    /// Requests an adapter and device and compiles every kernel.
+/// An adapter, before any device exists: enough to decide whether to use it (a software
+/// adapter is slower than the CPU path; the app then never creates a device on it).
+pub struct GpuAdapter {
+    adapter: wgpu::Adapter,
+    info: wgpu::AdapterInfo,
+}
+
+impl GpuAdapter {
+    /// Requests an adapter.
     ///
     /// Backends: natively any backend compiled in (Vulkan here), overridable with the
     /// `WGPU_BACKEND` environment variable (e.g. `WGPU_BACKEND=vulkan` for lavapipe); on wasm32 the
-    /// browser's WebGPU. Limits are the WebGPU defaults, except the storage-buffer binding size
-    /// and buffer size, raised to the adapter's when larger.
-    pub async fn new() -> Result<GpuContext, GpuError> {
+    /// browser's WebGPU.
+    pub async fn request() -> Result<GpuAdapter, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
@@ -170,6 +179,39 @@ impl GpuContext {
             ))
         })?;
         let info = adapter.get_info();
+        Ok(GpuAdapter { adapter, info })
+    }
+
+    /// Whether the adapter runs on the CPU (SwiftShader, lavapipe, WARP).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The adapter's name, as [`GpuContext::adapter_name`].
+    pub fn name(&self) -> String {
+        adapter_name(&self.info)
+    }
+}
+
+/// The adapter's name, or (where the browser gives none) its backend and device type.
+fn adapter_name(info: &wgpu::AdapterInfo) -> String {
+    if info.name.is_empty() {
+        format!("{:?} adapter ({:?})", info.backend, info.device_type)
+    } else {
+        info.name.clone()
+    }
+}
+
+impl GpuContext {
+    /// Requests an adapter and device and compiles every kernel.
+    pub async fn new() -> Result<GpuContext, GpuError> {
+        Self::with_adapter(GpuAdapter::request().await?).await
+    }
+
+    /// A device on `adapter`, with every kernel compiled. Limits are the WebGPU defaults, except
+    /// the storage-buffer binding size and buffer size, raised to the adapter's when larger.
+    pub async fn with_adapter(adapter: GpuAdapter) -> Result<GpuContext, GpuError> {
+        let GpuAdapter { adapter, info } = adapter;
 
         let adapter_limits = adapter.limits();
         let mut limits = wgpu::Limits::default();
@@ -244,6 +286,11 @@ impl GpuContext {
         LIVE_BUFFER_BYTES.load(Ordering::SeqCst)
     }
 
+    /// Compute dispatches recorded so far in this process (empty grids are not dispatched).
+    pub fn dispatch_count() -> u64 {
+        DISPATCHES.load(Ordering::Relaxed)
+    }
+
     /// The largest storage buffer a kernel can bind, in bytes (the device's limit).
     pub fn max_binding_bytes(&self) -> u64 {
         self.device.limits().max_storage_buffer_binding_size
@@ -252,11 +299,7 @@ impl GpuContext {
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.7, 256 bits)"; on the web the browser's
     /// adapter description (may be empty there, then a generic description).
     pub fn adapter_name(&self) -> String {
-        if self.info.name.is_empty() {
-            format!("{:?} adapter ({:?})", self.info.backend, self.info.device_type)
-        } else {
-            self.info.name.clone()
-        }
+        adapter_name(&self.info)
     }
 
     /// Full adapter information (backend, device type, driver).
@@ -546,5 +589,6 @@ impl Recorder<'_> {
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        DISPATCHES.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -30,7 +30,7 @@ mod context;
 mod format;
 pub mod ops;
 
-pub use context::{GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder, TrackedBuffer};
+pub use context::{GpuAdapter, GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder, TrackedBuffer};
 pub use format::{QuantFormat, UnknownFormat};
 pub use ops::linear::LinearKernel;
 pub use ops::linear_quant::QuantTensor;

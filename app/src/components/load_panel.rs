@@ -3,6 +3,10 @@
 //! with their download sizes; the download's progress (bytes, rate, time left) with Cancel; the
 //! files kept in the browser's cache, with their sizes and Delete. The component only collects
 //! choices and shows state; `app.rs` loads (and keeps the model in use until the new one works).
+//!
+//! Collapsed by default behind its "Load a model…" button (a disclosure: `aria-expanded`), so
+//! that the shipped models' views come first; the model in use and a download's progress or
+//! error stay visible while it is closed. Dropping a file on it still loads the file.
 
 use crate::hub::{size, CURATED};
 use leptos::prelude::*;
@@ -41,6 +45,8 @@ pub fn LoadPanel(
     state: RwSignal<HubLoad>,
     /// The hub base URL (a text field; the URL's `hub=` sets it).
     hub_base: RwSignal<String>,
+    /// Whether the fields are shown (the button toggles it; the page's "load a model" link opens it).
+    open: RwSignal<bool>,
     /// "name (family, format)" of the outside model in use, if any.
     #[prop(into)]
     loaded: Signal<Option<String>>,
@@ -169,45 +175,52 @@ pub fn LoadPanel(
 
     view! {
         <section class="panel load-panel" id="load" data-testid="load-panel" on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
-            <h2>"Load a model"</h2>
-            <p class="help">"GPT-2, Llama-family (SmolLM, Qwen2, TinyLlama) and GPT-NeoX (Pythia) models, as GGUF (F16, Q8_0, Q4_0, Q4_K, Q6_K) or safetensors with tokenizer.json. Files are downloaded once, kept in this browser's cache, and run here; nothing you type leaves the page."</p>
+            <div class="load-head">
+                <h2>"Load a model"</h2>
+                <button class="load-toggle" data-testid="load-open" aria-controls="load-body" aria-expanded=move || open.get().to_string() on:click=move |_| open.update(|o| *o = !*o)>
+                    {move || if open.get() { "Close" } else { "Load a model\u{2026}" }}
+                </button>
+            </div>
             {move || loaded.get().map(|l| view! { <p data-testid="loaded-model">"In use: "<strong>{l}</strong></p> })}
-            <div class="load-row">
-                <label>"Hub " <input data-testid="hub-base" size="28" prop:value=move || hub_base.get() on:input=move |ev| hub_base.set(event_target_value(&ev)) /></label>
-                <label>"Repository " <input data-testid="hub-repo" placeholder="owner/name" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) /></label>
-                <select data-testid="hub-format" aria-label="File format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
-                    <option value="gguf">"GGUF file"</option>
-                    <option value="safetensors">"safetensors"</option>
-                </select>
-                <Show when=move || format.get() == "gguf">
-                    <label>"File " <input data-testid="hub-file" placeholder="model-q8_0.gguf" prop:value=move || file.get() on:input=move |ev| file.set(event_target_value(&ev)) /></label>
-                </Show>
-                <Show when=move || format.get() == "safetensors">
-                    <label>"Quantize on load " <select data-testid="hub-quantize" on:change=move |ev| quantize.set(event_target_value(&ev))>
-                        <option value="none">"no"</option>
-                        <option value="q8_0">"Q8_0"</option>
-                        <option value="q4_0">"Q4_0"</option>
-                    </select></label>
-                </Show>
-                <button data-testid="load-button" on:click=load_hub disabled=busy>"Load"</button>
-            </div>
-            <div class="load-row">
-                <label>"or a URL " <input data-testid="load-url" size="48" placeholder="https://.../model.gguf" prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev)) /></label>
-                <button data-testid="load-url-button" on:click=load_url disabled=busy>"Load URL"</button>
-                <label>"or a file " <input type="file" accept=".gguf" data-testid="load-file" on:change=on_pick /></label>
-                <span class="help">"(or drop a .gguf file here)"</span>
-            </div>
             {status}
-            <details>
-                <summary>"Suggested models (download sizes are approximate)"</summary>
-                // Where a suggestion downloads from is always named (a link can set the hub).
-                <p class="help" data-testid="curated-host">{move || format!("Downloaded from {}", crate::hub::host_of(&hub_base.get()))}</p>
-                <ul class="curated">{curated}</ul>
-            </details>
-            <details open=move || !cached.get().is_empty()>
-                <summary>{move || format!("Cached in this browser ({})", cached.get().len())}</summary>
-                <ul class="cached" data-testid="cached-list">{cached_rows}</ul>
-            </details>
+            <div id="load-body" class="load-body" hidden=move || !open.get()>
+                <p class="help">"GPT-2, Llama-family (SmolLM, Qwen2, TinyLlama) and GPT-NeoX (Pythia) models, as GGUF (F16, Q8_0, Q4_0, Q4_K, Q6_K) or safetensors with tokenizer.json. Files are downloaded once, kept in this browser's cache, and run here; nothing you type leaves the page."</p>
+                <div class="load-row">
+                    <label>"Hub " <input data-testid="hub-base" size="28" prop:value=move || hub_base.get() on:input=move |ev| hub_base.set(event_target_value(&ev)) /></label>
+                    <label>"Repository " <input data-testid="hub-repo" placeholder="owner/name" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) /></label>
+                    <select data-testid="hub-format" aria-label="File format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
+                        <option value="gguf">"GGUF file"</option>
+                        <option value="safetensors">"safetensors"</option>
+                    </select>
+                    <Show when=move || format.get() == "gguf">
+                        <label>"File " <input data-testid="hub-file" placeholder="model-q8_0.gguf" prop:value=move || file.get() on:input=move |ev| file.set(event_target_value(&ev)) /></label>
+                    </Show>
+                    <Show when=move || format.get() == "safetensors">
+                        <label>"Quantize on load " <select data-testid="hub-quantize" on:change=move |ev| quantize.set(event_target_value(&ev))>
+                            <option value="none">"no"</option>
+                            <option value="q8_0">"Q8_0"</option>
+                            <option value="q4_0">"Q4_0"</option>
+                        </select></label>
+                    </Show>
+                    <button data-testid="load-button" on:click=load_hub disabled=busy>"Load"</button>
+                </div>
+                <div class="load-row">
+                    <label>"or a URL " <input data-testid="load-url" size="48" placeholder="https://.../model.gguf" prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev)) /></label>
+                    <button data-testid="load-url-button" on:click=load_url disabled=busy>"Load URL"</button>
+                    <label>"or a file " <input type="file" accept=".gguf" data-testid="load-file" on:change=on_pick /></label>
+                    <span class="help">"(or drop a .gguf file here)"</span>
+                </div>
+                <details>
+                    <summary>"Suggested models (download sizes are approximate)"</summary>
+                    // Where a suggestion downloads from is always named (a link can set the hub).
+                    <p class="help" data-testid="curated-host">{move || format!("Downloaded from {}", crate::hub::host_of(&hub_base.get()))}</p>
+                    <ul class="curated">{curated}</ul>
+                </details>
+                <details open=move || !cached.get().is_empty()>
+                    <summary>{move || format!("Cached in this browser ({})", cached.get().len())}</summary>
+                    <ul class="cached" data-testid="cached-list">{cached_rows}</ul>
+                </details>
+            </div>
         </section>
     }
 }

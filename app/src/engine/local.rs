@@ -14,7 +14,7 @@ use glassbox_core::analysis::scrubbing::{self, CausalVariable, Dataset, Hypothes
 use glassbox_core::generate::{self, GenerateOptions, Generation, Steering};
 use glassbox_core::tasks::induction_heldout_accuracy_with;
 use glassbox_core::Intervention;
-use glassbox_core::{Backend, BackendChoice, BatchRequest, CpuBackend, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
+use glassbox_core::{Backend, BackendChoice, BatchRequest, CpuBackend, GpuAdapter, GpuBackend, HookedTransformer, ModelBundle, Result, RunOutput, RunRequest};
 
 pub use super::protocol::CpuReason;
 
@@ -45,10 +45,16 @@ impl Engine {
         let reason = if choice == BackendChoice::Cpu {
             CpuReason::Forced
         } else {
-            match Self::start_gpu(bundle).await {
-                Ok(engine) if choice == BackendChoice::WebGpu || !engine.is_software_gpu() => return Ok((engine, None)),
-                // Dropped here: the software device and its buffers go before the CPU starts.
-                Ok(engine) => CpuReason::SoftwareGpu(engine.backend_label()),
+            match GpuAdapter::request().await {
+                // A software adapter (SwiftShader) is judged before any device or pipeline is
+                // made on it: compiling the pipelines alone took seconds of the cold load.
+                Ok(adapter) if choice == BackendChoice::Auto && adapter.is_software() => {
+                    CpuReason::SoftwareGpu(tidy_adapter_name(&format!("WebGPU ({})", adapter.name())))
+                }
+                Ok(adapter) => match Self::start_gpu(bundle, adapter).await {
+                    Ok(engine) => return Ok((engine, None)),
+                    Err(e) => CpuReason::GpuFailed(e.to_string()),
+                },
                 Err(e) => CpuReason::GpuFailed(e.to_string()),
             }
         };
@@ -57,8 +63,8 @@ impl Engine {
         Ok((Engine::Cpu { backend, model }, Some(reason)))
     }
 
-    async fn start_gpu(bundle: &ModelBundle) -> Result<Engine> {
-        let backend = Rc::new(GpuBackend::new().await?);
+    async fn start_gpu(bundle: &ModelBundle, adapter: GpuAdapter) -> Result<Engine> {
+        let backend = Rc::new(GpuBackend::with_adapter(adapter).await?);
         let model = HookedTransformer::new(&*backend, bundle.cfg.clone(), &bundle.weights)?;
         // One tiny run builds the pipelines and proves the device computes, so that a GPU that
         // fails here falls back to the CPU instead of failing the user's first prompt.

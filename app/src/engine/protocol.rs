@@ -95,6 +95,8 @@ pub struct ModelSummary {
     pub vocabulary_help: String,
     /// The model answers through named outputs (a classifier's classes), not next tokens.
     pub has_readout: bool,
+    /// The padding token of a model that pads every prompt to a fixed length (balanced-parens).
+    pub pad: Option<u32>,
     /// The backend's label for the badge ("WebGPU (software adapter)", "CPU").
     pub backend: String,
     /// Why the model is on the CPU, when it is.

@@ -249,6 +249,7 @@ async fn load(
         card: bundle.card.clone(),
         vocabulary_help,
         has_readout: bundle.tokenizer.outputs().is_some(),
+        pad: bundle.tokenizer.pad_id(),
         backend: engine.backend_label(),
         cpu_reason,
         embedding_norms,

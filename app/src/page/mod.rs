@@ -109,6 +109,26 @@ pub fn App() -> impl IntoView {
     let predictions = Signal::derive(move || run.get().and_then(|r| r.view.top5.get(page.pos()).cloned()).unwrap_or_default());
     let pattern = Memo::new(move |_| run.get().and_then(|r| r.view.head_pattern(page.layer(), page.head()).map(<[f32]>::to_vec)).unwrap_or_default());
     let select_pos = Callback::new(move |p: usize| page.select(|s| s.pos = Some(p)));
+    // The attention heatmap hides a padded model's padding (all but the last position, where
+    // its readout is) unless the reader shows it: `shown` are the positions it draws.
+    let show_padding = RwSignal::new(false);
+    let pad = Signal::derive(move || page.model.get().and_then(|m| m.pad));
+    let shown = Memo::new(move |_| {
+        let pad = if show_padding.get() { None } else { pad.get() };
+        run.with(|r| r.as_ref().map(|r| crate::analysis::shown_positions(&r.view.ids, pad)).unwrap_or_default())
+    });
+    let n_hidden = Signal::derive(move || run.with(|r| r.as_ref().map_or(0, |r| r.view.n_tokens())).saturating_sub(shown.with(Vec::len)));
+    let heat_tokens = Signal::derive(move || shown.with(|sh| tokens.with(|t| sh.iter().filter_map(|&p| t.get(p).cloned()).collect::<Vec<_>>())));
+    let heat_pattern = Signal::derive(move || {
+        let n = tokens.with(Vec::len);
+        shown.with(|sh| pattern.with(|pat| crate::analysis::sub_pattern(pat, n, sh)))
+    });
+    let heat_selected = Signal::derive(move || shown.with(|sh| crate::analysis::shown_index(sh, pos.get())));
+    let heat_select = Callback::new(move |i: usize| {
+        if let Some(p) = shown.with_untracked(|sh| sh.get(i).copied()) {
+            select_pos.run(p);
+        }
+    });
     let readout = Signal::derive(move || page.model.get().is_some_and(|m| m.has_readout));
     let running = Signal::derive(move || page.running());
     let shipped_view = move || page.loaded.get().is_none();
@@ -257,7 +277,15 @@ pub fn App() -> impl IntoView {
             })}
             <p class="intro" data-testid="intro">
                 "A small transformer runs in this page, on WebGPU or the CPU, and you look inside it: its predictions, attention, neurons, logit lens and attributions, and causal experiments (patching, ablation, steering) that you can share as links which recompute in the reader's browser. Type a prompt below, "
-                <a href="#load">"load a model from the hub"</a>
+                // Opens the load panel and scrolls to it without changing the URL's fragment (which
+                // holds the page's state).
+                <a href="#load" on:click=move |ev: leptos::ev::MouseEvent| {
+                    ev.prevent_default();
+                    page.load_open.set(true);
+                    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("load")) {
+                        el.scroll_into_view();
+                    }
+                }>"load a model from the hub"</a>
                 ", or read "
                 <a href="article.html">"Induction heads, live"</a>
                 "."
@@ -359,7 +387,13 @@ pub fn App() -> impl IntoView {
                             <HeadGrid run=Signal::derive(view_of) layer=layer head=head on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h))) />
                             <h3>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h3>
                             <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
-                            <AttentionHeatmap tokens=tokens pattern=pattern selected=pos on_select=select_pos />
+                            <AttentionHeatmap tokens=heat_tokens pattern=heat_pattern selected=heat_selected on_select=heat_select />
+                            {move || (pad.get().is_some() && (show_padding.get() || n_hidden.get() > 0)).then(|| view! {
+                                <label class="help pad-toggle">
+                                    <input type="checkbox" data-testid="show-padding" prop:checked=move || show_padding.get() on:change=move |ev| show_padding.set(event_target_checked(&ev)) />
+                                    {move || if show_padding.get() { "Show padding positions".to_string() } else { format!("Show padding positions ({} hidden; the readout at the last position stays)", n_hidden.get()) }}
+                                </label>
+                            })}
                             <Legend label="attention weight (shading: its square root)" low="0" high="1" palette="seq" />
                             <ExportBar view="attention" figure=Signal::derive(move || run.get().and_then(|r| figures::attention(&r.view, page.layer(), page.head()))) />
                             <h3>"Head scores"</h3>
@@ -492,6 +526,7 @@ pub fn App() -> impl IntoView {
             <LoadPanel
                 state=page.hub_load
                 hub_base=page.hub_base
+                open=page.load_open
                 loaded=page.loaded
                 cached=page.cached
                 on_load=Callback::new(move |src: ModelSource| spawn_local(outside::load_outside(page, src)))

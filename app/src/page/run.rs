@@ -102,12 +102,34 @@ pub async fn switch_backend(page: Page, gpu: bool) {
     }
 }
 
-/// Loads the URL's shipped model, starts it and runs the first prompt.
+/// A User Timing mark (`performance.mark`): the cold-load breakdown in BENCHMARKS.md reads
+/// them (`e2e/bench/browser_bench.mjs`). Marks cost nothing a reader sees.
+fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark(name);
+    }
+}
+
+/// Loads the URL's shipped model, starts it and runs the first prompt. Marks the cold load's
+/// phases: `glassbox:start` (the page's wasm is running), `glassbox:model-fetched`,
+/// `glassbox:worker-ready` (the engine's worker has compiled its wasm), `glassbox:engine-ready`
+/// (weights on the backend, pipelines compiled), `glassbox:first-run` (the first result set).
 pub async fn start_shipped(page: Page) {
+    mark("glassbox:start");
     let t0 = js_sys::Date::now();
     let entry = page.entry;
     // The engine's worker boots while the files download.
-    let (fetched, client) = futures_util::future::join(fetch_shipped(entry, move |p| page.load.set(LoadState::Loading(Some(p)))), EngineClient::spawn()).await;
+    let fetch = async move {
+        let r = fetch_shipped(entry, move |p| page.load.set(LoadState::Loading(Some(p)))).await;
+        mark("glassbox:model-fetched");
+        r
+    };
+    let spawn = async {
+        let r = EngineClient::spawn().await;
+        mark("glassbox:worker-ready");
+        r
+    };
+    let (fetched, client) = futures_util::future::join(fetch, spawn).await;
     let (files, bytes) = match fetched {
         Ok(f) => f,
         Err(e) => return page.load.set(LoadState::Failed(format!("Could not load the model \u{201c}{}\u{201d}: {e}", entry.id))),
@@ -122,6 +144,7 @@ pub async fn start_shipped(page: Page) {
         Ok(s) => s,
         Err(e) => return page.load.set(LoadState::Failed(format!("Could not start the model \u{201c}{}\u{201d}: {e}", entry.id))),
     };
+    mark("glassbox:engine-ready");
     // The URL's layer and head are checked against the model; the default layer is the last
     // (in the shipped induction model, where the induction heads are).
     let cfg = &summary.cfg;
@@ -135,6 +158,7 @@ pub async fn start_shipped(page: Page) {
     });
     page.load.set(LoadState::Ready { bytes, seconds: (js_sys::Date::now() - t0) / 1000.0 });
     run_experiment(page).await;
+    mark("glassbox:first-run");
     page.url_live.set(true);
     // A link to a causal view recomputes it.
     super::share::run_analysis(page);

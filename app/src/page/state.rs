@@ -156,6 +156,8 @@ pub struct Page {
     /// one runs).
     pub hub_load: RwSignal<HubLoad>,
     pub hub_base: RwSignal<String>,
+    /// Whether the load panel's fields are shown (it starts collapsed behind its button).
+    pub load_open: RwSignal<bool>,
     /// "name (family, format)" of the outside model in use; None while a shipped one is.
     pub loaded: RwSignal<Option<String>>,
     pub cached: RwSignal<Vec<(String, u64, String)>>,
@@ -220,6 +222,7 @@ impl Page {
             steer_running: RwSignal::new(false),
             hub_load: RwSignal::new(HubLoad::Idle),
             hub_base: RwSignal::new(hub_base),
+            load_open: RwSignal::new(false),
             loaded: RwSignal::new(None),
             cached: RwSignal::new(Vec::new()),
             abort: StoredValue::new_local(None),
