@@ -8,9 +8,26 @@
 # Activation patching (issue 10): `glassbox patch --what resid_pre` (layer x position, batched,
 # shared prefix) against TransformerLens's get_act_patch_resid_pre, same weights and tokens:
 #   scripts/bench.sh patch [tokens=16]
+# The native GPU path (issue 13), in under 5 minutes on lavapipe: the same GPT-2-small-shaped
+# model, every hook cached, with the dispatches per forward pass, and the CPU path beside it:
+#   scripts/bench.sh gpu [tokens=16,64] [runs=3]
+# (on a machine with a real GPU, WGPU_BACKEND picks its Vulkan/Metal/DX12 adapter).
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = gpu ]; then
+  TOKENS="${2:-16,64}"; RUNS="${3:-3}"
+  MODEL=/tmp/gpt2-small-random
+  cargo build --release -q -p glassbox-cli
+  if [ ! -f "$MODEL/model.safetensors" ]; then
+    python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
+  fi
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  WGPU_BACKEND="${WGPU_BACKEND:-vulkan}" ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend gpu
+  ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend cpu
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 if [ "${1:-}" = patch ]; then
   N="${2:-16}"
   MODEL=/tmp/gpt2-small-random
