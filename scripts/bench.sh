@@ -10,13 +10,14 @@
 #   scripts/bench.sh patch [tokens=16]
 # The native GPU path (issue 13), in under 5 minutes on lavapipe: the same GPT-2-small-shaped
 # model, every hook cached, with the dispatches per forward pass, and the CPU path beside it:
-#   scripts/bench.sh gpu [tokens=16,64] [runs=3]
+#   scripts/bench.sh gpu [tokens=16,32] [runs=3]
 # (on a machine with a real GPU, WGPU_BACKEND picks its Vulkan/Metal/DX12 adapter).
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = gpu ]; then
-  TOKENS="${2:-16,64}"; RUNS="${3:-3}"
+  TOKENS="${2:-16,32}"; RUNS="${3:-3}"
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
   MODEL=/tmp/gpt2-small-random
   cargo build --release -q -p glassbox-cli
   if [ ! -f "$MODEL/model.safetensors" ]; then
