@@ -107,24 +107,33 @@ test('dark mode follows the system and the header toggle (screenshots/explorer-l
   await context.close();
 });
 
-test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the heatmap', async ({ page }) => {
+test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the token chips and the heatmap', async ({ page }) => {
   await page.goto('./?model=balanced-parens');
   await waitForModel(page);
   const first = page.getByTestId('head-button').first();
   await expect(first).toBeVisible();
   await expect(first.locator('.score')).toHaveCount(0);
-  // Its prompts are padded to 41 tokens: the heatmap hides the padding but keeps the last
-  // position (the readout); the reader can show it.
-  const chips = await page.getByTestId('token').count();
-  expect(chips).toBe(41);
+  // Its prompts are padded to 41 tokens: the token chips and the heatmap hide the padding but
+  // keep the last position (the readout, chosen); the arrow keys skip the hidden positions; the
+  // reader can show them.
   const heatmap = page.getByTestId('heatmap');
   const shown = Number(await heatmap.getAttribute('data-n'));
   expect(shown).toBeLessThan(20);
+  await expect(page.getByTestId('token')).toHaveCount(shown);
+  const readout = page.locator('[data-testid="token"][data-pos="40"]');
+  await expect(readout).toHaveClass(/selected/);
+  await readout.focus();
+  await page.keyboard.press('ArrowLeft');
+  await expect(page.locator(`[data-testid="token"][data-pos="${shown - 2}"]`)).toHaveClass(/selected/);
+  await page.keyboard.press('ArrowRight');
+  await expect(readout).toHaveClass(/selected/);
   await expect(page.getByTestId('show-padding').locator('..')).toContainText(`${41 - shown} hidden`);
   await page.getByTestId('show-padding').check();
   await expect(heatmap).toHaveAttribute('data-n', '41');
+  await expect(page.getByTestId('token')).toHaveCount(41);
   await page.getByTestId('show-padding').uncheck();
   await expect(heatmap).toHaveAttribute('data-n', String(shown));
+  await expect(page.getByTestId('token')).toHaveCount(shown);
   await page.goto('./?model=induction-2l');
   await waitForModel(page);
   await expect(page.getByTestId('head-button').first().locator('.score')).toHaveText([/^prev /, /^induction /]);

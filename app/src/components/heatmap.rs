@@ -203,7 +203,8 @@ pub fn AttentionHeatmap(
         let key = ev.key();
         // Up and down move the query; left and right still scroll the box.
         let vertical = matches!(key.as_str(), "ArrowUp" | "ArrowDown" | "Home" | "End");
-        if let Some(q) = super::token_chips::step(&key, selected.get_untracked(), n).filter(|_| vertical) {
+        let rows: Vec<usize> = (0..n).collect();
+        if let Some(q) = super::token_chips::step(&key, selected.get_untracked(), &rows).filter(|_| vertical) {
             ev.prevent_default();
             on_select.run(q);
         }

@@ -1,7 +1,9 @@
 use leptos::prelude::*;
 
 /// The prompt's tokens as chips; clicking one chooses that position. The strip is one Tab stop
-/// (the chosen chip): the arrow keys, Home and End move the position.
+/// (the chosen chip): the arrow keys, Home and End move the position. Only the positions in
+/// `shown` get a chip (a padded model's padding is hidden unless the reader shows it); each chip
+/// keeps its true position (`data-pos`).
 #[component]
 pub fn TokenChips(
     /// Token strings, the BOS token first.
@@ -10,6 +12,9 @@ pub fn TokenChips(
     /// The prompt these tokens came from (exposed as `data-prompt` for tests and tools).
     #[prop(into)]
     prompt: Signal<String>,
+    /// The positions drawn, in order (every position of an unpadded prompt).
+    #[prop(into)]
+    shown: Signal<Vec<usize>>,
     /// The chosen position.
     #[prop(into)]
     selected: Signal<usize>,
@@ -17,10 +22,11 @@ pub fn TokenChips(
     on_select: Callback<usize>,
 ) -> impl IntoView {
     move || {
-        let chips = tokens
-            .get()
-            .into_iter()
-            .enumerate()
+        let all = tokens.get();
+        let positions = shown.get();
+        let chips = positions
+            .iter()
+            .filter_map(|&p| all.get(p).cloned().map(|t| (p, t)))
             .map(|(p, t)| {
                 view! {
                     <button
@@ -40,9 +46,8 @@ pub fn TokenChips(
                 }
             })
             .collect_view();
-        let n = tokens.with(Vec::len);
         let keydown = move |ev: leptos::ev::KeyboardEvent| {
-            let Some(p) = step(&ev.key(), selected.get_untracked(), n) else { return };
+            let Some(p) = step(&ev.key(), selected.get_untracked(), &positions) else { return };
             ev.prevent_default();
             on_select.run(p);
             // Keep the focus on the chosen chip (the strip's one Tab stop).
@@ -59,16 +64,14 @@ pub fn TokenChips(
     }
 }
 
-/// The position a key moves to from `p` among `n` (arrows by one, Home and End to the ends).
-pub fn step(key: &str, p: usize, n: usize) -> Option<usize> {
-    if n == 0 {
-        return None;
-    }
-    let last = n - 1;
+/// The position a key moves to from `p` among the drawn positions `shown` (arrows to the
+/// previous or next drawn one, Home and End to the ends).
+pub fn step(key: &str, p: usize, shown: &[usize]) -> Option<usize> {
+    let (&first, &last) = (shown.first()?, shown.last()?);
     Some(match key {
-        "ArrowLeft" | "ArrowUp" => p.saturating_sub(1),
-        "ArrowRight" | "ArrowDown" => (p + 1).min(last),
-        "Home" => 0,
+        "ArrowLeft" | "ArrowUp" => shown.iter().rev().find(|&&q| q < p).copied().unwrap_or(first),
+        "ArrowRight" | "ArrowDown" => shown.iter().find(|&&q| q > p).copied().unwrap_or(last),
+        "Home" => first,
         "End" => last,
         _ => return None,
     })
@@ -80,13 +83,25 @@ mod tests {
 
     #[test]
     fn keys_move_the_position_within_the_prompt() {
-        assert_eq!(step("ArrowLeft", 3, 10), Some(2));
-        assert_eq!(step("ArrowLeft", 0, 10), Some(0));
-        assert_eq!(step("ArrowRight", 9, 10), Some(9));
-        assert_eq!(step("ArrowDown", 4, 10), Some(5));
-        assert_eq!(step("Home", 4, 10), Some(0));
-        assert_eq!(step("End", 4, 10), Some(9));
-        assert_eq!(step("a", 4, 10), None);
-        assert_eq!(step("End", 0, 0), None);
+        let all: Vec<usize> = (0..10).collect();
+        assert_eq!(step("ArrowLeft", 3, &all), Some(2));
+        assert_eq!(step("ArrowLeft", 0, &all), Some(0));
+        assert_eq!(step("ArrowRight", 9, &all), Some(9));
+        assert_eq!(step("ArrowDown", 4, &all), Some(5));
+        assert_eq!(step("Home", 4, &all), Some(0));
+        assert_eq!(step("End", 4, &all), Some(9));
+        assert_eq!(step("a", 4, &all), None);
+        assert_eq!(step("End", 0, &[]), None);
+    }
+
+    #[test]
+    fn keys_skip_hidden_padding() {
+        // <bos> ( ) then padding to 9, whose last position (the readout) stays.
+        let shown = [0, 1, 2, 9];
+        assert_eq!(step("ArrowRight", 2, &shown), Some(9));
+        assert_eq!(step("ArrowLeft", 9, &shown), Some(2));
+        assert_eq!(step("ArrowLeft", 5, &shown), Some(2)); // from a hidden position (a link's)
+        assert_eq!(step("End", 0, &shown), Some(9));
+        assert_eq!(step("Home", 9, &shown), Some(0));
     }
 }

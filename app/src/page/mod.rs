@@ -109,8 +109,8 @@ pub fn App() -> impl IntoView {
     let predictions = Signal::derive(move || run.get().and_then(|r| r.view.top5.get(page.pos()).cloned()).unwrap_or_default());
     let pattern = Memo::new(move |_| run.get().and_then(|r| r.view.head_pattern(page.layer(), page.head()).map(<[f32]>::to_vec)).unwrap_or_default());
     let select_pos = Callback::new(move |p: usize| page.select(|s| s.pos = Some(p)));
-    // The attention heatmap hides a padded model's padding (all but the last position, where
-    // its readout is) unless the reader shows it: `shown` are the positions it draws.
+    // The token chips and the attention heatmap hide a padded model's padding (all but the last
+    // position, where its readout is) unless the reader shows it: `shown` are the positions drawn.
     let show_padding = RwSignal::new(false);
     let pad = Signal::derive(move || page.model.get().and_then(|m| m.pad));
     let shown = Memo::new(move |_| {
@@ -329,7 +329,13 @@ pub fn App() -> impl IntoView {
                 <section class="panel">
                     <h2>"Tokens"</h2>
                     <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
-                    <TokenChips tokens=tokens prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
+                    <TokenChips tokens=tokens shown=shown prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
+                    {move || (pad.get().is_some() && (show_padding.get() || n_hidden.get() > 0)).then(|| view! {
+                        <label class="help pad-toggle">
+                            <input type="checkbox" data-testid="show-padding" prop:checked=move || show_padding.get() on:change=move |ev| show_padding.set(event_target_checked(&ev)) />
+                            {move || if show_padding.get() { "Show padding positions".to_string() } else { format!("Show padding positions ({} hidden; the readout at the last position stays)", n_hidden.get()) }}
+                        </label>
+                    })}
                     <TokenStrip tokens=tokens loss=Signal::derive(move || run.get().map(|r| r.view.loss.clone()).unwrap_or_default()) />
                     <InterventionList
                         interventions=Signal::derive(move || page.experiment.with(|e| e.interventions.clone()))
@@ -388,12 +394,6 @@ pub fn App() -> impl IntoView {
                             <h3>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h3>
                             <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
                             <AttentionHeatmap tokens=heat_tokens pattern=heat_pattern selected=heat_selected on_select=heat_select />
-                            {move || (pad.get().is_some() && (show_padding.get() || n_hidden.get() > 0)).then(|| view! {
-                                <label class="help pad-toggle">
-                                    <input type="checkbox" data-testid="show-padding" prop:checked=move || show_padding.get() on:change=move |ev| show_padding.set(event_target_checked(&ev)) />
-                                    {move || if show_padding.get() { "Show padding positions".to_string() } else { format!("Show padding positions ({} hidden; the readout at the last position stays)", n_hidden.get()) }}
-                                </label>
-                            })}
                             <Legend label="attention weight (shading: its square root)" low="0" high="1" palette="seq" />
                             <ExportBar view="attention" figure=Signal::derive(move || run.get().and_then(|r| figures::attention(&r.view, page.layer(), page.head()))) />
                             <h3>"Head scores"</h3>
