@@ -310,8 +310,9 @@ const server = createServer((req, res) => {
   // A precompressed copy (scripts/precompress.mjs) when the browser accepts it, as a static
   // host with precompressed files would serve it.
   const accepts = String(req.headers['accept-encoding'] ?? '');
-  const encoding = ['br', 'gzip'].find((e) => accepts.includes(e) && statOrNull(`${file}.${e === 'br' ? 'br' : 'gz'}`));
-  const sent = encoding ? `${file}.${encoding === 'br' ? 'br' : 'gz'}` : file;
+  const suffix = { br: '.br', gzip: '.gz' };
+  const encoding = Object.keys(suffix).find((e) => accepts.includes(e) && statOrNull(file + suffix[e]));
+  const sent = encoding ? file + suffix[encoding] : file;
   res.writeHead(200, {
     'content-type': types[extname(file)] ?? 'application/octet-stream',
     'content-length': statSync(sent).size,

@@ -104,56 +104,40 @@ def main() -> int:
     )
     tl.eval()
 
-    gen = torch.Generator().manual_seed(0)
-    for n in lengths:
-        toks = torch.randint(0, hf_cfg.vocab_size, (1, n), generator=gen).to(args.device)
-        times = []
-        with torch.no_grad():
-            for r in range(args.warmup + args.runs):
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                _, cache = tl.run_with_cache(toks)
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                dt = (time.perf_counter() - t0) * 1000.0
-                del cache
-                if r >= args.warmup:
-                    times.append(dt)
-        print(json.dumps({
-            "impl": "transformer_lens",
-            "n_tokens": n,
-            "median_ms": round(statistics.median(times), 3),
-            "min_ms": round(min(times), 3),
-            "runs": args.runs,
-            "torch_threads": torch.get_num_threads(),
-            "device": args.device,
-            # other processes competing for the CPU make these numbers meaningless
-            "loadavg_1m": round(os.getloadavg()[0], 2),
-        }), flush=True)
+    def timed(impl, forward):
+        """Times `forward(tokens)` at every length (random tokens, seed 0) and prints one row each."""
+        gen = torch.Generator().manual_seed(0)
+        for n in lengths:
+            toks = torch.randint(0, hf_cfg.vocab_size, (1, n), generator=gen).to(args.device)
+            times = []
+            with torch.no_grad():
+                for r in range(args.warmup + args.runs):
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    out = forward(toks)
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    dt = (time.perf_counter() - t0) * 1000.0
+                    del out
+                    if r >= args.warmup:
+                        times.append(dt)
+            print(json.dumps({
+                "impl": impl,
+                "n_tokens": n,
+                "median_ms": round(statistics.median(times), 3),
+                "min_ms": round(min(times), 3),
+                "runs": args.runs,
+                "torch_threads": torch.get_num_threads(),
+                "device": args.device,
+                # other processes competing for the CPU make these numbers meaningless
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }), flush=True)
+
+    timed("transformer_lens", tl.run_with_cache)
     # The same weights with no hooks: Hugging Face transformers' own forward pass (logits only),
     # the peer of glassbox with nothing cached (BENCH_NO_CACHE=1).
-    gen = torch.Generator().manual_seed(0)
-    for n in lengths:
-        toks = torch.randint(0, hf_cfg.vocab_size, (1, n), generator=gen).to(args.device)
-        times = []
-        with torch.no_grad():
-            for r in range(args.warmup + args.runs):
-                t0 = time.perf_counter()
-                hf(toks).logits
-                dt = (time.perf_counter() - t0) * 1000.0
-                if r >= args.warmup:
-                    times.append(dt)
-        print(json.dumps({
-            "impl": "transformers",
-            "n_tokens": n,
-            "median_ms": round(statistics.median(times), 3),
-            "min_ms": round(min(times), 3),
-            "runs": args.runs,
-            "torch_threads": torch.get_num_threads(),
-            "device": args.device,
-            "loadavg_1m": round(os.getloadavg()[0], 2),
-        }), flush=True)
+    timed("transformers", lambda toks: hf(toks).logits)
     return 0
 
 

@@ -15,14 +15,18 @@
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = gpu ]; then
-  TOKENS="${2:-16,32}"; RUNS="${3:-3}"
-  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-  MODEL=/tmp/gpt2-small-random
+MODEL=/tmp/gpt2-small-random
+# The CLI, and the random GPT-2-small-shaped model (saved once by the TransformerLens script).
+build_and_model() {
   cargo build --release -q -p glassbox-cli
   if [ ! -f "$MODEL/model.safetensors" ]; then
     python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
   fi
+}
+if [ "${1:-}" = gpu ]; then
+  TOKENS="${2:-16,32}"; RUNS="${3:-3}"
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+  build_and_model
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   WGPU_BACKEND="${WGPU_BACKEND:-vulkan}" ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend gpu
   ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend cpu
@@ -31,12 +35,8 @@ if [ "${1:-}" = gpu ]; then
 fi
 if [ "${1:-}" = patch ]; then
   N="${2:-16}"
-  MODEL=/tmp/gpt2-small-random
   OUT=$(mktemp)
-  cargo build --release -q -p glassbox-cli
-  if [ ! -f "$MODEL/model.safetensors" ]; then
-    python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
-  fi
+  build_and_model
   # The random GPT-2 has no tokenizer: glassbox labels the grid with the BPE fixture's (1000 ids;
   # the prompts' ids are drawn below 1000).
   cp fixtures/tokenizers/gpt2-bpe/tokenizer.json "$MODEL/"
@@ -62,13 +62,9 @@ PY
 fi
 if [ "${1:-}" = scan ]; then
   LAYER="${2:-5}"; CHARS="${3:-8000}"; WINDOW="${4:-128}"; BATCH="${5:-8}"
-  MODEL=/tmp/gpt2-small-random
   CORPUS=/tmp/glassbox-scan-corpus.txt
   OUT=$(mktemp)
-  cargo build --release -q -p glassbox-cli
-  if [ ! -f "$MODEL/model.safetensors" ]; then
-    python3 python/bench_transformer_lens.py --out "$MODEL" --tokens 16 --runs 1 --warmup 0 >/dev/null
-  fi
+  build_and_model
   # The random GPT-2 has no tokenizer: both sides read the byte-level BPE fixture (1000 ids,
   # all inside GPT-2's 50257).
   cp fixtures/tokenizers/gpt2-bpe/tokenizer.json "$MODEL/"
@@ -100,7 +96,6 @@ PY
 fi
 TOKENS="${1:-16,64,256}"
 RUNS="${2:-10}"
-MODEL=/tmp/gpt2-small-random
 OUT=$(mktemp)
 cargo build --release -q -p glassbox-cli
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no)"

@@ -47,13 +47,13 @@ use clap::{Parser, Subcommand};
 use glassbox_core::{CpuBackend, HookedTransformer, ModelBundle, RunRequest};
 
 use analyze::{NormArg, SortArg};
+use bench::{BenchBackend, BenchQuant};
+use patch::{ByArg, KindArg, MetricArg, WhatArg};
 
 /// mimalloc reuses freed tensor memory; glibc's allocator mapped and zeroed every large tensor
 /// afresh (see cli/Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use bench::{BenchBackend, BenchQuant};
-use patch::{ByArg, KindArg, MetricArg, WhatArg};
 
 /// What a command returns: a failure prints `error: ...` and exits with 1.
 pub(crate) type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
