@@ -137,7 +137,12 @@ pub fn AttentionHeatmap(
     selected: Signal<usize>,
     /// Called with a query position when its row is clicked.
     on_select: Callback<usize>,
+    /// The prompt position of each row and column, for the text a reader sees, when the grid
+    /// shows only some positions (a padded model's padding hidden); by default row i is i.
+    #[prop(into, optional)]
+    positions: Option<Signal<Vec<usize>>>,
 ) -> impl IntoView {
+    let at = move |i: usize| positions.and_then(|p| p.with(|p| p.get(i).copied())).unwrap_or(i);
     let canvas = NodeRef::<Canvas>::new();
     let wrap = NodeRef::<Div>::new();
     let hover = RwSignal::new(None::<(usize, usize)>);
@@ -219,13 +224,13 @@ pub fn AttentionHeatmap(
         }
         let quote = |i: usize| format!("\u{201c}{}\u{201d}", token_label(&tokens[i]));
         match hover.get() {
-            Some((q, k)) if k > q => format!("query {q} {} \u{2192} key {k} {}: masked (a query sees only keys up to itself)", quote(q), quote(k)),
-            Some((q, k)) => format!("query {q} {} \u{2192} key {k} {}: {:.3}", quote(q), quote(k), pattern[q * n + k]),
+            Some((q, k)) if k > q => format!("query {} {} \u{2192} key {} {}: masked (a query sees only keys up to itself)", at(q), quote(q), at(k), quote(k)),
+            Some((q, k)) => format!("query {} {} \u{2192} key {} {}: {:.3}", at(q), quote(q), at(k), quote(k), pattern[q * n + k]),
             None => {
                 let q = selected.get().min(n - 1);
                 let row = &pattern[q * n..q * n + q + 1];
                 let (k, v) = row.iter().copied().enumerate().fold((0, f32::MIN), |best, (k, v)| if v > best.1 { (k, v) } else { best });
-                format!("query {q} {}: most attention on key {k} {} ({v:.3}). Hover a cell for its weight.", quote(q), quote(k))
+                format!("query {} {}: most attention on key {} {} ({v:.3}). Hover a cell for its weight.", at(q), quote(q), at(k), quote(k))
             }
         }
     };
@@ -245,7 +250,7 @@ pub fn AttentionHeatmap(
                 let v = pattern[q * n + k];
                 view! {
                     <tr class="cell" data-k=k data-value=format!("{v:.6}")>
-                        <th scope="row">{format!("key {k} {}", token_label(&tokens[k]))}</th>
+                        <th scope="row">{format!("key {} {}", at(k), token_label(&tokens[k]))}</th>
                         <td>{format!("{v:.3}")}</td>
                     </tr>
                 }
@@ -255,7 +260,7 @@ pub fn AttentionHeatmap(
             // A table will not shrink to the 1 px box of `sr-only`: its wrapper does.
             <div class="sr-only">
             <table class="hm-values" data-testid="heatmap-values" data-q=q>
-                <caption>{format!("Attention from query {q} \u{201c}{}\u{201d} to each key up to it", token_label(&tokens[q]))}</caption>
+                <caption>{format!("Attention from query {} \u{201c}{}\u{201d} to each key up to it", at(q), token_label(&tokens[q]))}</caption>
                 <thead><tr><th scope="col">"key"</th><th scope="col">"weight"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>

@@ -118,8 +118,8 @@ pub fn App() -> impl IntoView {
         run.with(|r| r.as_ref().map(|r| crate::analysis::shown_positions(&r.view.ids, pad)).unwrap_or_default())
     });
     let n_hidden = Signal::derive(move || run.with(|r| r.as_ref().map_or(0, |r| r.view.n_tokens())).saturating_sub(shown.with(Vec::len)));
-    let heat_tokens = Signal::derive(move || shown.with(|sh| tokens.with(|t| sh.iter().filter_map(|&p| t.get(p).cloned()).collect::<Vec<_>>())));
-    let heat_pattern = Signal::derive(move || {
+    let heat_tokens = Memo::new(move |_| shown.with(|sh| tokens.with(|t| sh.iter().filter_map(|&p| t.get(p).cloned()).collect::<Vec<_>>())));
+    let heat_pattern = Memo::new(move |_| {
         let n = tokens.with(Vec::len);
         shown.with(|sh| pattern.with(|pat| crate::analysis::sub_pattern(pat, n, sh)))
     });
@@ -393,7 +393,7 @@ pub fn App() -> impl IntoView {
                             <HeadGrid run=Signal::derive(view_of) layer=layer head=head on_head=Callback::new(move |h: usize| page.select(|s| s.head = Some(h))) />
                             <h3>{move || format!("Attention pattern: layer {}, head {}", page.layer(), page.head())}</h3>
                             <p class="help">"Each row is a query position, each column a key position it can attend to; darker means more attention. The chosen position's row is outlined; click a row to choose it. Hover a cell for its exact weight."</p>
-                            <AttentionHeatmap tokens=heat_tokens pattern=heat_pattern selected=heat_selected on_select=heat_select />
+                            <AttentionHeatmap tokens=heat_tokens pattern=heat_pattern selected=heat_selected on_select=heat_select positions=shown />
                             <Legend label="attention weight (shading: its square root)" low="0" high="1" palette="seq" />
                             <ExportBar view="attention" figure=Signal::derive(move || run.get().and_then(|r| figures::attention(&r.view, page.layer(), page.head()))) />
                             <h3>"Head scores"</h3>
