@@ -3,7 +3,8 @@
 //! TransformerLens's `run_with_cache` on the same weights (python/bench_transformer_lens.py).
 //! `--quant q8_0|q4_0` quantizes the matrices on load (as the app's quantize-on-load does): the
 //! GPU backend keeps them quantized; the CPU backend dequantizes them (it is the f32 reference).
-//! Any family `config.json` works (GPT-2, Llama, Qwen2, GPT-NeoX).
+//! Any family `config.json` works (GPT-2, Llama, Qwen2, GPT-NeoX). `--unfused` runs the GPU
+//! backend's fused steps as the ops they fuse (the dispatch count before they were fused).
 
 use std::path::Path;
 use std::time::Instant;
@@ -52,7 +53,7 @@ impl std::fmt::Display for BenchQuant {
     }
 }
 
-pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, quant: BenchQuant) -> Result<(), Box<dyn std::error::Error>> {
+pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, quant: BenchQuant, unfused: bool) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let mut weights = from_hf_tensors(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
     if quant != BenchQuant::F32 {
@@ -63,7 +64,8 @@ pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, q
         BenchBackend::Cpu => bench_on(&CpuBackend, &format!("cpu {quant}"), &cfg, &weights, counts, runs),
         BenchBackend::Gpu => {
             let gpu = pollster::block_on(GpuBackend::new())?;
-            let name = format!("gpu:{} {quant}", gpu.adapter_name());
+            gpu.set_fused(!unfused);
+            let name = format!("gpu:{} {quant}{}", gpu.adapter_name(), if unfused { " unfused" } else { "" });
             bench_on(&gpu, &name, &cfg, &weights, counts, runs)
         }
     }

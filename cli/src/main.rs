@@ -3,7 +3,7 @@
 //!   glassbox train-induction [--out DIR] [--steps N] [--seed S] [--lr LR]   train the shipped induction model
 //!   glassbox eval-induction [--model DIR]                           its held-out accuracy
 //!   glassbox eval-organism [--model DIR]                            a shipped organism's card metric, recomputed
-//!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0]
+//!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0] [--unfused]
 //!   glassbox run [--model DIR|FILE.gguf] [--prompt TEXT]            top-5 predictions per position
 //!   glassbox steer --model M --prompt TEXT (--plus TEXT --minus TEXT --layer L | --neuron L.N) [--coeff C]
 //!                  [--max-new N --temperature T --top-p P --seed S]   unsteered and steered continuations (ActAdd)
@@ -112,6 +112,10 @@ enum Command {
         /// Quantize the matrices on load (f32 keeps them as they are).
         #[arg(long, value_enum, default_value_t = BenchQuant::F32)]
         quant: BenchQuant,
+        /// GPU: run each fused step (norm + weight, attention, matmul + activation / residual
+        /// sum) as the separate ops it fuses, one dispatch each, for comparison.
+        #[arg(long)]
+        unfused: bool,
     },
     /// Continue a prompt twice, without and with a steering vector (ActAdd: the difference of
     /// two prompts' resid_pre at a layer, added at the prompt's first positions; or an MLP
@@ -514,7 +518,7 @@ fn main() {
         Command::TrainInduction { out, steps, seed, lr } => train::train_induction(&out, steps, seed, lr),
         Command::EvalInduction { model } => eval_induction(&model),
         Command::EvalOrganism { model } => eval_organism(&model),
-        Command::Bench { model, tokens, runs, backend, quant } => bench::bench(&model, &tokens, runs as usize, backend, quant),
+        Command::Bench { model, tokens, runs, backend, quant, unfused } => bench::bench(&model, &tokens, runs as usize, backend, quant, unfused),
         Command::Steer { model, prompt, plus, minus, layer, neuron, coeff, max_new, temperature, top_p, seed, stop, json } => {
             steer::steer_cmd(steer::SteerArgs {
                 model: &model,

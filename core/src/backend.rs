@@ -5,6 +5,7 @@
 //! encoder; nothing runs until [`Backend::read`], which submits once and awaits the read-back.
 //! On the CPU they compute eagerly and `read` only copies out.
 
+use crate::config::{ActFn, Normalization};
 use crate::tensor::HostTensor;
 use crate::weights::{HostMatrix, MatrixRole};
 use crate::Result;
@@ -95,6 +96,60 @@ pub trait Backend {
     /// (so that zeroing or replacing a masked `-inf` score gives a number, not NaN).
     fn affine(&self, x: &Self::Tensor, mul: &Self::Tensor, add: &Self::Tensor) -> Result<Self::Tensor>;
 
+    // Fused steps: a few of the ops above that the forward pass runs back to back. Each default
+    // composes those ops (the CPU backend keeps it: the reference); a backend may compute them in
+    // one pass (the GPU: one dispatch each) as long as every value it returns equals the
+    // composition's. The model calls one only where no intervention sits between its steps, and
+    // still passes every tensor it returns through that tensor's hook.
+
+    /// The norm (`layer_norm` or `rms_norm`) and then its weight and bias (`scale_shift`):
+    /// returns (scale `[rows, 1]`, normalized `[rows, d]`, normalized * w + b `[rows, d]`).
+    fn norm_scale_shift(
+        &self,
+        norm: Normalization,
+        x: &Self::Tensor,
+        eps: f32,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        unfused::norm_scale_shift(self, norm, x, eps, w, b)
+    }
+
+    /// The activation `act`, elementwise (`gelu_new`, `gelu` or `silu`).
+    fn act(&self, act: ActFn, x: &Self::Tensor) -> Result<Self::Tensor> {
+        match act {
+            ActFn::GeluNew => self.gelu_new(x),
+            ActFn::Gelu => self.gelu(x),
+            ActFn::Silu => self.silu(x),
+        }
+    }
+
+    /// `linear` and then its activation: returns (pre = x @ w + b, act(pre)).
+    fn linear_act(&self, x: &Self::Tensor, w: &Self::Matrix, b: Option<&Self::Tensor>, act: ActFn) -> Result<(Self::Tensor, Self::Tensor)> {
+        unfused::linear_act(self, x, w, b, act)
+    }
+
+    /// `linear` added into the residual stream: returns (out = x @ w + b, resid + out).
+    fn linear_add(&self, x: &Self::Tensor, w: &Self::Matrix, b: Option<&Self::Tensor>, resid: &Self::Tensor) -> Result<(Self::Tensor, Self::Tensor)> {
+        unfused::linear_add(self, x, w, b, resid)
+    }
+
+    /// `attn_scores`, `softmax` and `attn_z` in a row: returns (scores, pattern, z) with the
+    /// shapes those give.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        n_batch: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        unfused::attention(self, q, k, v, n_batch, n_heads, n_kv_heads, d_head)
+    }
+
     // Incremental decoding (`generate.rs`): one sequence whose earlier positions' keys and
     // values are cached. The full forward pass does not use these.
 
@@ -125,4 +180,62 @@ pub trait Backend {
 
     /// Finishes all recorded work and copies the tensors out, in order.
     async fn read(&self, tensors: &[&Self::Tensor]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The fused steps of [`Backend`] as the ops they fuse, one after the other: the trait's
+/// defaults, and what a backend that overrides one runs where it cannot fuse (a quantized
+/// matrix, say).
+pub mod unfused {
+    use super::Backend;
+    use crate::config::{ActFn, Normalization};
+    use crate::Result;
+
+    /// [`Backend::norm_scale_shift`]: the norm, then `scale_shift`.
+    pub fn norm_scale_shift<B: Backend + ?Sized>(
+        be: &B,
+        norm: Normalization,
+        x: &B::Tensor,
+        eps: f32,
+        w: &B::Tensor,
+        b: Option<&B::Tensor>,
+    ) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
+        let (scale, normalized) = match norm {
+            Normalization::LayerNorm => be.layer_norm(x, eps)?,
+            Normalization::RmsNorm => be.rms_norm(x, eps)?,
+        };
+        let out = be.scale_shift(&normalized, w, b)?;
+        Ok((scale, normalized, out))
+    }
+
+    /// [`Backend::linear_act`]: `linear`, then the activation.
+    pub fn linear_act<B: Backend + ?Sized>(be: &B, x: &B::Tensor, w: &B::Matrix, b: Option<&B::Tensor>, act: ActFn) -> Result<(B::Tensor, B::Tensor)> {
+        let pre = be.linear(x, w, b)?;
+        let post = be.act(act, &pre)?;
+        Ok((pre, post))
+    }
+
+    /// [`Backend::linear_add`]: `linear`, then `add` into the residual.
+    pub fn linear_add<B: Backend + ?Sized>(be: &B, x: &B::Tensor, w: &B::Matrix, b: Option<&B::Tensor>, resid: &B::Tensor) -> Result<(B::Tensor, B::Tensor)> {
+        let out = be.linear(x, w, b)?;
+        let sum = be.add(resid, &out)?;
+        Ok((out, sum))
+    }
+
+    /// [`Backend::attention`]: `attn_scores`, `softmax`, `attn_z`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention<B: Backend + ?Sized>(
+        be: &B,
+        q: &B::Tensor,
+        k: &B::Tensor,
+        v: &B::Tensor,
+        n_batch: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
+        let scores = be.attn_scores(q, k, n_batch, n_heads, n_kv_heads, d_head)?;
+        let pattern = be.softmax(&scores)?;
+        let z = be.attn_z(&pattern, v, n_batch, n_heads, n_kv_heads, d_head)?;
+        Ok((scores, pattern, z))
+    }
 }

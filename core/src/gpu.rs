@@ -9,9 +9,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use glassbox_kernels::{GpuAdapter, GpuContext, GpuTensor, QuantTensor, Recorder};
+use glassbox_kernels::{Epilogue, GpuAdapter, GpuContext, GpuTensor, NormKind, QuantTensor, Recorder};
 
-use crate::backend::Backend;
+use crate::backend::{unfused, Backend};
+use crate::config::{ActFn, Normalization};
 use crate::tensor::HostTensor;
 use crate::weights::{HostMatrix, MatrixRole};
 use crate::{Error, Result};
@@ -57,6 +58,8 @@ pub struct GpuBackend {
     recorder: RefCell<Option<Recorder<'static>>>,
     /// A smaller storage-binding limit than the device's, for tests of split matrices.
     binding_limit: std::cell::Cell<Option<u64>>,
+    /// Whether the fused steps run as one kernel each (the default) or as the ops they fuse.
+    fused: std::cell::Cell<bool>,
 }
 
 impl GpuBackend {
@@ -68,7 +71,7 @@ impl GpuBackend {
     /// A device on an adapter already requested (and judged worth using: `GpuAdapter::is_software`).
     pub async fn with_adapter(adapter: GpuAdapter) -> Result<GpuBackend> {
         let ctx = Arc::new(GpuContext::with_adapter(adapter).await?);
-        Ok(GpuBackend { ctx, recorder: RefCell::new(None), binding_limit: std::cell::Cell::new(None) })
+        Ok(GpuBackend { ctx, recorder: RefCell::new(None), binding_limit: std::cell::Cell::new(None), fused: std::cell::Cell::new(true) })
     }
 
     /// The context (device, queue, pipelines). Dropping the backend drops its reference;
@@ -92,6 +95,14 @@ impl GpuBackend {
     /// (`None`: the device's own limit). Exists so that tests can split small matrices.
     pub fn set_binding_limit(&self, bytes: Option<u64>) {
         self.binding_limit.set(bytes);
+    }
+
+    /// Whether the fused steps (`Backend::norm_scale_shift`, `attention`, `linear_act`,
+    /// `linear_add`) run as one kernel each (`true`, the default) or as the ops they fuse, one
+    /// dispatch each (`false`: what the pass recorded before they were fused; tests and
+    /// `glassbox bench --unfused` compare the two).
+    pub fn set_fused(&self, fused: bool) {
+        self.fused.set(fused);
     }
 
     pub fn adapter_name(&self) -> String {
@@ -300,6 +311,65 @@ impl Backend for GpuBackend {
 
     fn affine(&self, x: &GpuTensor, mul: &GpuTensor, add: &GpuTensor) -> Result<GpuTensor> {
         Ok(self.record(|r| r.affine(x, mul, add)))
+    }
+
+    fn norm_scale_shift(
+        &self,
+        norm: Normalization,
+        x: &GpuTensor,
+        eps: f32,
+        w: &GpuTensor,
+        b: Option<&GpuTensor>,
+    ) -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+        if !self.fused.get() {
+            return unfused::norm_scale_shift(self, norm, x, eps, w, b);
+        }
+        let kind = match norm {
+            Normalization::LayerNorm => NormKind::LayerNorm,
+            Normalization::RmsNorm => NormKind::RmsNorm,
+        };
+        Ok(self.record(|r| r.norm_scale_shift(kind, x, eps, w, b)))
+    }
+
+    /// One matmul that also writes the activation, for a dense f32 matrix (quantized and split
+    /// ones run the two ops).
+    fn linear_act(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, act: ActFn) -> Result<(GpuTensor, GpuTensor)> {
+        match w {
+            GpuMatrix::Dense(w) if self.fused.get() => {
+                let epilogue = match act {
+                    ActFn::GeluNew => Epilogue::GeluNew,
+                    ActFn::Gelu => Epilogue::Gelu,
+                    ActFn::Silu => Epilogue::Silu,
+                };
+                Ok(self.record(|r| r.linear_epilogue(x, w, b, epilogue)))
+            }
+            _ => unfused::linear_act(self, x, w, b, act),
+        }
+    }
+
+    /// One matmul that also writes the residual sum, for a dense f32 matrix (quantized and split
+    /// ones run the two ops).
+    fn linear_add(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, resid: &GpuTensor) -> Result<(GpuTensor, GpuTensor)> {
+        match w {
+            GpuMatrix::Dense(w) if self.fused.get() => Ok(self.record(|r| r.linear_epilogue(x, w, b, Epilogue::Add(resid)))),
+            _ => unfused::linear_add(self, x, w, b, resid),
+        }
+    }
+
+    fn attention(
+        &self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        n_batch: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+        if !self.fused.get() {
+            return unfused::attention(self, q, k, v, n_batch, n_heads, n_kv_heads, d_head);
+        }
+        Ok(self.record(|r| r.attention(q, k, v, n_batch, n_heads, n_kv_heads, d_head)))
     }
 
     /// Gathers rows `offset..` of the table with the embedding kernel.

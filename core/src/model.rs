@@ -8,9 +8,13 @@
 //! same stream (GPT-NeoX's parallel block), then the final norm and the unembedding. Every
 //! intermediate value passes through [`Hooks::hook`], which applies the run's interventions and
 //! keeps what the run asked to cache. Hook names come from `hooks.rs`.
+//!
+//! Where no intervention sits on the value between two steps ([`Hooks::is_plain`]), the pass asks
+//! the backend for both at once (`Backend::norm_scale_shift`, `attention`, `linear_act`,
+//! `linear_add`: one GPU dispatch each); every value is still hooked, and equals the two steps'.
 
 use crate::backend::Backend;
-use crate::config::{ActFn, Config, Normalization};
+use crate::config::{Config, Normalization};
 use crate::hooks::HookPoint;
 use crate::run::{BatchRequest, HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
@@ -60,6 +64,17 @@ impl<'r, B: Backend> Hooks<'r, B> {
         }
         self.next += 1;
         Ok(x)
+    }
+
+    /// Whether hook point `name`, still ahead in this pass, has no intervention: then nothing
+    /// changes its value, and the backend may fuse the step that makes it with the step that
+    /// reads it (the hook still sees, and may cache, the value). Panics if `name` is not ahead.
+    fn is_plain(&self, name: &str) -> bool {
+        let i = self.plan.hooks[self.next..]
+            .iter()
+            .position(|(p, _, _)| p.name == name)
+            .unwrap_or_else(|| panic!("is_plain: {name} is not ahead in the hook list"));
+        self.affines[self.next + i].is_none()
     }
 }
 
@@ -242,74 +257,122 @@ impl<B: Backend> HookedTransformer<B> {
             Some(slot) => Some(crate::generate::append_kv(backend, slot, &k, &v)?),
             None => None,
         };
-        let scores = match &cached {
-            None => backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?,
-            Some((k_all, _)) => backend.attn_scores_cached(&q, k_all, n_heads, n_kv_heads, d_head)?,
-        };
-        let scores = h.hook(backend, &name("attn.hook_attn_scores"), scores)?; // [head, query, key]
-        let pattern = h.hook(backend, &name("attn.hook_pattern"), backend.softmax(&scores)?)?; // [head, query, key]
-        let z = match &cached {
-            None => backend.attn_z(&pattern, &v, n_batch, n_heads, n_kv_heads, d_head)?,
-            Some((_, v_all)) => backend.attn_z_cached(&pattern, v_all, n_heads, n_kv_heads, d_head)?,
+        let (scores_hook, pattern_hook) = (name("attn.hook_attn_scores"), name("attn.hook_pattern"));
+        let z = if cached.is_none() && h.is_plain(&scores_hook) && h.is_plain(&pattern_hook) {
+            // Nothing changes the scores or the pattern in between: scores, softmax and z in one step.
+            let (scores, pattern, z) = backend.attention(&q, &k, &v, n_batch, n_heads, n_kv_heads, d_head)?;
+            h.hook(backend, &scores_hook, scores)?; // [head, query, key]
+            h.hook(backend, &pattern_hook, pattern)?; // [head, query, key]
+            z
+        } else {
+            let scores = match &cached {
+                None => backend.attn_scores(&q, &k, n_batch, n_heads, n_kv_heads, d_head)?,
+                Some((k_all, _)) => backend.attn_scores_cached(&q, k_all, n_heads, n_kv_heads, d_head)?,
+            };
+            let scores = h.hook(backend, &scores_hook, scores)?; // [head, query, key]
+            let pattern = h.hook(backend, &pattern_hook, backend.softmax(&scores)?)?; // [head, query, key]
+            match &cached {
+                None => backend.attn_z(&pattern, &v, n_batch, n_heads, n_kv_heads, d_head)?,
+                Some((_, v_all)) => backend.attn_z_cached(&pattern, v_all, n_heads, n_kv_heads, d_head)?,
+            }
         };
         let z = h.hook(backend, &name("attn.hook_z"), z)?; // [pos, head, d_head]
-        let attn_out = h.hook(backend, &name("hook_attn_out"), backend.linear(&z, &w.W_O, w.b_O.as_ref())?)?; // [pos, d_model]
+                                                           // resid_pre + hook_attn_out: resid_mid, or (attention-only) resid_post.
+        let resid_attn = self.add_projection(backend, h, &name("hook_attn_out"), &z, &w.W_O, w.b_O.as_ref(), &resid_pre)?; // [pos, d_model]
 
         let Some(mlp) = &w.mlp else {
             // Attention-only: there is no resid_mid.
-            return h.hook(backend, &name("hook_resid_post"), backend.add(&resid_pre, &attn_out)?);
+            return h.hook(backend, &name("hook_resid_post"), resid_attn);
         };
         if cfg.parallel_attn_mlp {
-            // GPT-NeoX: the MLP reads resid_pre too, and both outputs are added at once.
-            let mlp_out = self.mlp(backend, h, l, mlp, &resid_pre)?;
-            let sum = backend.add(&backend.add(&resid_pre, &attn_out)?, &mlp_out)?;
+            // GPT-NeoX: the MLP reads resid_pre too; resid_post = resid_pre + attn_out + mlp_out.
+            let sum = self.mlp(backend, h, l, mlp, &resid_pre, &resid_attn)?;
             return h.hook(backend, &name("hook_resid_post"), sum); // [pos, d_model]
         }
-        let resid_mid = h.hook(backend, &name("hook_resid_mid"), backend.add(&resid_pre, &attn_out)?)?; // [pos, d_model]
-        let mlp_out = self.mlp(backend, h, l, mlp, &resid_mid)?;
-        h.hook(backend, &name("hook_resid_post"), backend.add(&resid_mid, &mlp_out)?)
-        // [pos, d_model]
+        let resid_mid = h.hook(backend, &name("hook_resid_mid"), resid_attn)?; // [pos, d_model]
+        let resid_post = self.mlp(backend, h, l, mlp, &resid_mid, &resid_mid)?;
+        h.hook(backend, &name("hook_resid_post"), resid_post) // [pos, d_model]
     }
 
-    /// The MLP with the norm before it: `resid -> hook_mlp_out`. Plain: `act(x W_in + b_in)`;
-    /// gated (SwiGLU): `act(x W_gate) * (x W_in)` with both halves hooked, as TransformerLens.
-    fn mlp(&self, backend: &B, h: &mut Hooks<'_, B>, l: usize, w: &MlpWeights<B::Tensor, B::Matrix>, resid: &B::Tensor) -> Result<B::Tensor> {
+    /// `resid + hook(x W + b)`: an output projection (`hook_attn_out`, `hook_mlp_out`) added into
+    /// the residual stream, as one step where no intervention changes the projection.
+    #[allow(clippy::too_many_arguments)]
+    fn add_projection(
+        &self,
+        backend: &B,
+        h: &mut Hooks<'_, B>,
+        hook: &str,
+        x: &B::Tensor,
+        w: &B::Matrix,
+        b: Option<&B::Tensor>,
+        resid: &B::Tensor,
+    ) -> Result<B::Tensor> {
+        if h.is_plain(hook) {
+            let (out, sum) = backend.linear_add(x, w, b, resid)?;
+            h.hook(backend, hook, out)?;
+            return Ok(sum);
+        }
+        let out = h.hook(backend, hook, backend.linear(x, w, b)?)?;
+        backend.add(resid, &out)
+    }
+
+    /// The MLP with the norm before it, reading `input`, its output `hook_mlp_out` added to `resid`
+    /// (returned). Plain: `act(x W_in + b_in)`; gated (SwiGLU): `act(x W_gate) * (x W_in)` with
+    /// both halves hooked, as TransformerLens.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp(
+        &self,
+        backend: &B,
+        h: &mut Hooks<'_, B>,
+        l: usize,
+        w: &MlpWeights<B::Tensor, B::Matrix>,
+        input: &B::Tensor,
+        resid: &B::Tensor,
+    ) -> Result<B::Tensor> {
         let name = |s: &str| format!("blocks.{l}.{s}");
-        let x = self.norm(backend, h, &name("ln2"), resid, &w.ln2_w, w.ln2_b.as_ref())?; // [pos, d_model]
+        let act = self.cfg.act_fn;
+        let x = self.norm(backend, h, &name("ln2"), input, &w.ln2_w, w.ln2_b.as_ref())?; // [pos, d_model]
         let post = match &w.W_gate {
             Some(w_gate) => {
                 let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, w_gate, None)?)?; // [pos, d_mlp]
                 let pre_linear = h.hook(backend, &name("mlp.hook_pre_linear"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?; // [pos, d_mlp]
-                backend.mul(&self.act(backend, &pre)?, &pre_linear)?
+                backend.mul(&backend.act(act, &pre)?, &pre_linear)?
+            }
+            None if h.is_plain(&name("mlp.hook_pre")) => {
+                // Nothing changes hook_pre: the activation in the same step as the matmul.
+                let (pre, post) = backend.linear_act(&x, &w.W_in, w.b_in.as_ref(), act)?;
+                h.hook(backend, &name("mlp.hook_pre"), pre)?; // [pos, d_mlp]
+                post
             }
             None => {
                 let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?; // [pos, d_mlp]
-                self.act(backend, &pre)?
+                backend.act(act, &pre)?
             }
         };
         let post = h.hook(backend, &name("mlp.hook_post"), post)?; // [pos, d_mlp]
-        h.hook(backend, &name("hook_mlp_out"), backend.linear(&post, &w.W_out, w.b_out.as_ref())?)
+        self.add_projection(backend, h, &name("hook_mlp_out"), &post, &w.W_out, w.b_out.as_ref(), resid)
         // [pos, d_model]
-    }
-
-    fn act(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
-        match self.cfg.act_fn {
-            ActFn::GeluNew => backend.gelu_new(x),
-            ActFn::Gelu => backend.gelu(x),
-            ActFn::Silu => backend.silu(x),
-        }
     }
 
     /// The norm `ln` (`ln1`, `ln2`, `ln_final`: LayerNorm or RMSNorm) with its two hooks, as
     /// TransformerLens 3: `hook_scale` `[pos, 1]`, then `hook_normalized` `[pos, d_model]` before
     /// the weight (and LayerNorm's bias).
+    /// Where nothing changes `hook_normalized`, the norm and its weight are one step.
     fn norm(&self, backend: &B, h: &mut Hooks<'_, B>, ln: &str, x: &B::Tensor, w: &B::Tensor, b: Option<&B::Tensor>) -> Result<B::Tensor> {
-        let (scale, normalized) = match self.cfg.normalization {
-            Normalization::LayerNorm => backend.layer_norm(x, self.cfg.eps)?,
-            Normalization::RmsNorm => backend.rms_norm(x, self.cfg.eps)?,
+        let (scale_hook, normalized_hook) = (format!("{ln}.hook_scale"), format!("{ln}.hook_normalized"));
+        let (norm, eps) = (self.cfg.normalization, self.cfg.eps);
+        if h.is_plain(&normalized_hook) {
+            let (scale, normalized, out) = backend.norm_scale_shift(norm, x, eps, w, b)?;
+            h.hook(backend, &scale_hook, scale)?;
+            h.hook(backend, &normalized_hook, normalized)?;
+            return Ok(out);
+        }
+        let (scale, normalized) = match norm {
+            Normalization::LayerNorm => backend.layer_norm(x, eps)?,
+            Normalization::RmsNorm => backend.rms_norm(x, eps)?,
         };
-        h.hook(backend, &format!("{ln}.hook_scale"), scale)?;
-        let normalized = h.hook(backend, &format!("{ln}.hook_normalized"), normalized)?;
+        h.hook(backend, &scale_hook, scale)?;
+        let normalized = h.hook(backend, &normalized_hook, normalized)?;
         backend.scale_shift(&normalized, w, b)
     }
 

@@ -33,12 +33,15 @@ pub mod ops;
 pub use context::{GpuAdapter, GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder, TrackedBuffer};
 pub use format::{QuantFormat, UnknownFormat};
 pub use ops::linear::LinearKernel;
+pub use ops::linear_epilogue::Epilogue;
 pub use ops::linear_quant::QuantTensor;
+pub use ops::norm_scale_shift::NormKind;
 
 /// The CPU reference of every op, under one roof.
 pub mod cpu {
     pub use crate::ops::add::add_cpu;
     pub use crate::ops::affine::affine_cpu;
+    pub use crate::ops::attention::attention_cpu;
     pub use crate::ops::attn_scores::attn_scores_cpu;
     pub use crate::ops::attn_scores_cached::attn_scores_cached_cpu;
     pub use crate::ops::attn_z::attn_z_cpu;
@@ -50,12 +53,14 @@ pub mod cpu {
     pub use crate::ops::gelu_new::gelu_new_cpu;
     pub use crate::ops::layer_norm::layer_norm_cpu;
     pub use crate::ops::linear::linear_cpu;
+    pub use crate::ops::linear_epilogue::{linear_epilogue_cpu, EpilogueCpu};
     pub use crate::ops::linear_q4_k::{dequantize_q4_k, linear_q4_k_cpu};
     pub use crate::ops::linear_q6_k::{dequantize_q6_k, linear_q6_k_cpu};
     pub use crate::ops::linear_quant::{
         dequantize_q4_0, dequantize_q8_0, linear_q4_0_cpu, linear_q8_0_cpu, linear_quant_cpu, quantize, quantize_q4_0, quantize_q8_0,
     };
     pub use crate::ops::mul::mul_cpu;
+    pub use crate::ops::norm_scale_shift::norm_scale_shift_cpu;
     pub use crate::ops::rms_norm::rms_norm_cpu;
     pub use crate::ops::rotary::{rotary_cpu, rotary_tables};
     pub use crate::ops::scale_shift::scale_shift_cpu;

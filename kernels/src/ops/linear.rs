@@ -8,7 +8,8 @@
 //! row-block one without (m < 64, and CPU adapters, where it measured several times faster).
 //! [`LinearKernel::Auto`] picks; [`Recorder::linear_with`] forces one.
 //!
-//! Not: a batched matmul, no transposed operands (w must be `[k, n]`), no activation fused in,
+//! Not: a batched matmul, no transposed operands (w must be `[k, n]`), no activation or residual
+//! sum fused in (that is `linear_epilogue`, the same loops with a second output),
 //! no f16 or quantized weights. Accumulates in f32, sequentially over k.
 
 use crate::ops::KernelDef;
@@ -82,31 +83,7 @@ impl Recorder<'_> {
             None => shape.push(n),
         }
         let y = self.output(&shape);
-        let row_block = match kernel {
-            LinearKernel::Tiled => false,
-            LinearKernel::RowBlock => true,
-            LinearKernel::Auto => m < TILE_M as usize || self.ctx.is_cpu_adapter(),
-        };
-        let (id, grid) = if row_block {
-            // x: row blocks (consecutive workgroups share columns of w), y: column blocks.
-            (
-                LINEAR_ROWS,
-                [
-                    super::groups_for(m, ROWS_R),
-                    super::groups_for(n, COLS_PER_WG),
-                    1,
-                ],
-            )
-        } else {
-            (
-                LINEAR,
-                [
-                    super::groups_for(n, TILE_N),
-                    super::groups_for(m, TILE_M),
-                    1,
-                ],
-            )
-        };
+        let (id, grid) = if self.row_block(m, kernel) { (LINEAR_ROWS, row_block_grid(m, n)) } else { (LINEAR, tiled_grid(m, n)) };
         let dummy = self.ctx.dummy.clone();
         let bias = b.map(|b| &**b.buffer).unwrap_or(&dummy);
         self.dispatch(
@@ -118,6 +95,28 @@ impl Recorder<'_> {
         );
         y
     }
+}
+
+impl Recorder<'_> {
+    /// Whether `kernel` means the row-block kernel for `m` rows here.
+    pub(crate) fn row_block(&self, m: usize, kernel: LinearKernel) -> bool {
+        match kernel {
+            LinearKernel::Tiled => false,
+            LinearKernel::RowBlock => true,
+            LinearKernel::Auto => m < TILE_M as usize || self.ctx.is_cpu_adapter(),
+        }
+    }
+}
+
+/// The row-block kernel's grid for `[m, n]`: x walks row blocks (consecutive workgroups share
+/// columns of w), y column blocks.
+pub(crate) fn row_block_grid(m: usize, n: usize) -> [u32; 3] {
+    [super::groups_for(m, ROWS_R), super::groups_for(n, COLS_PER_WG), 1]
+}
+
+/// The tiled kernel's grid for `[m, n]`.
+pub(crate) fn tiled_grid(m: usize, n: usize) -> [u32; 3] {
+    [super::groups_for(n, TILE_N), super::groups_for(m, TILE_M), 1]
 }
 
 /// CPU reference. x `[m, k]`, w `[k, n]`, b `[n]` -> `[m, n]`; sums over k in order, then adds b.

@@ -28,6 +28,7 @@ ops! {
     attn_scores_cached,
     attn_z,
     attn_z_cached,
+    attention,
     concat_cols,
     embed,
     embed_quant,
@@ -35,10 +36,12 @@ ops! {
     gelu_new,
     layer_norm,
     linear,
+    linear_epilogue,
     linear_q4_k,
     linear_q6_k,
     linear_quant,
     mul,
+    norm_scale_shift,
     rms_norm,
     rotary,
     scale_shift,
@@ -53,6 +56,8 @@ pub(crate) enum Wgsl {
     Source(&'static str),
     /// Rendered from the elementwise template with the op's expression.
     Elementwise(&'static elementwise::Elementwise),
+    /// Assembled by a function of the op's (a module plus WGSL helpers shared with other ops).
+    Composed(fn() -> String),
 }
 
 impl Wgsl {
@@ -61,6 +66,7 @@ impl Wgsl {
         match self {
             Wgsl::Source(s) => Cow::Borrowed(s),
             Wgsl::Elementwise(op) => Cow::Owned(op.render()),
+            Wgsl::Composed(f) => Cow::Owned(f()),
         }
     }
 }
@@ -82,6 +88,11 @@ impl KernelDef {
     /// A kernel whose WGSL is a whole module.
     pub(crate) const fn new(entry: &'static str, wgsl: &'static str, n_inputs: u32, n_outputs: u32) -> KernelDef {
         KernelDef { entry, wgsl: Wgsl::Source(wgsl), n_inputs, n_outputs }
+    }
+
+    /// A kernel whose WGSL a function assembles.
+    pub(crate) const fn composed(entry: &'static str, wgsl: fn() -> String, n_inputs: u32, n_outputs: u32) -> KernelDef {
+        KernelDef { entry, wgsl: Wgsl::Composed(wgsl), n_inputs, n_outputs }
     }
 }
 
