@@ -3,7 +3,7 @@
 // (Chromium's WGSL compiler) on a real WebGPU adapter (SwiftShader in headless Chromium),
 // creates a pipeline for every entry point,
 // and runs a few numerical smoke checks where Tint and naga could differ (-inf from a uniform,
-// softmax of -inf, gelu_new at large |x|, both linear kernels with odd sizes, the quantized
+// softmax of -inf, the fused attention, gelu_new at large |x|, both linear kernels with odd sizes, the quantized
 // linears on GGUF Q8_0 / Q4_0 blocks).
 //
 // The Rust tests (kernels/tests/ops.rs) cover correctness with naga; this covers Tint.
@@ -176,6 +176,24 @@ const result = await page.evaluate(async (shaders) => {
     }
     check('softmax: masked entries exactly 0', zeroOk, pv.slice(0, pos).join(','));
     check('softmax: rows sum to 1', sumOk);
+
+    // attention (fused): the scores and pattern above, and z, from one dispatch per query row
+    // (-inf through the uniform; each invocation reads back its own storage writes).
+    const v = Array.from({ length: pos * width }, rand);
+    const fs = empty(nh * pos * pos), fp = empty(nh * pos * pos), fz = empty(pos * width);
+    const aParams = [nh * pos, pos, nh, nh, dh, 0xff800000, f2u(Math.sqrt(dh))];
+    const aBufs = [storage(q), storage(k), storage(v), fs, fp, fz];
+    const as = await run('attention', aParams, aBufs, [nh * pos, 1, 1], fs, nh * pos * pos);
+    const ap = await run('attention', aParams, aBufs, [nh * pos, 1, 1], fp, nh * pos * pos);
+    const az = await run('attention', aParams, aBufs, [nh * pos, 1, 1], fz, pos * width);
+    const zref = [];
+    for (let i = 0; i < pos; i++) for (let h = 0; h < nh; h++) for (let e = 0; e < dh; e++) {
+      let acc = 0; for (let j = 0; j < pos; j++) acc += pv[(h * pos + i) * pos + j] * v[j * width + h * dh + e];
+      zref.push(acc);
+    }
+    check('attention: scores equal attn_scores', as.every((x, i) => x === s[i]), as.slice(0, pos).join(','));
+    check('attention: pattern equals softmax', close(ap, pv, 1e-6), ap.slice(0, pos).join(','));
+    check('attention: z', close(az, zref, 1e-5), az.slice(0, dh).join(','));
 
     // gelu_new at large |x|: finite, y = x or 0.
     const gx = [-1e4, -100, -20, -1, 0, 1, 20, 100, 1e4];
