@@ -277,7 +277,8 @@ impl<B: Backend> HookedTransformer<B> {
             }
         };
         let z = h.hook(backend, &name("attn.hook_z"), z)?; // [pos, head, d_head]
-                                                           // resid_pre + hook_attn_out: resid_mid, or (attention-only) resid_post.
+
+        // resid_pre + hook_attn_out: resid_mid, or (attention-only) resid_post.
         let resid_attn = self.add_projection(backend, h, &name("hook_attn_out"), &z, &w.W_O, w.b_O.as_ref(), &resid_pre)?; // [pos, d_model]
 
         let Some(mlp) = &w.mlp else {
@@ -356,8 +357,8 @@ impl<B: Backend> HookedTransformer<B> {
 
     /// The norm `ln` (`ln1`, `ln2`, `ln_final`: LayerNorm or RMSNorm) with its two hooks, as
     /// TransformerLens 3: `hook_scale` `[pos, 1]`, then `hook_normalized` `[pos, d_model]` before
-    /// the weight (and LayerNorm's bias).
-    /// Where nothing changes `hook_normalized`, the norm and its weight are one step.
+    /// the weight (and LayerNorm's bias). Where nothing changes `hook_normalized`, the norm and
+    /// its weight are one step.
     fn norm(&self, backend: &B, h: &mut Hooks<'_, B>, ln: &str, x: &B::Tensor, w: &B::Tensor, b: Option<&B::Tensor>) -> Result<B::Tensor> {
         let (scale_hook, normalized_hook) = (format!("{ln}.hook_scale"), format!("{ln}.hook_normalized"));
         let (norm, eps) = (self.cfg.normalization, self.cfg.eps);
