@@ -30,6 +30,17 @@ pub fn sub_pattern(pattern: &[f32], n: usize, shown: &[usize]) -> Vec<f32> {
     shown.iter().flat_map(|&q| shown.iter().map(move |&k| pattern[q * n + k])).collect()
 }
 
+/// The columns of a positions grid of `n_pos` columns: the `shown` positions in range, or every
+/// position when none is given (or when `shown` is of another prompt and keeps none).
+pub fn columns(shown: &[usize], n_pos: usize) -> Vec<usize> {
+    let cols: Vec<usize> = shown.iter().copied().filter(|&p| p < n_pos).collect();
+    if cols.is_empty() {
+        (0..n_pos).collect()
+    } else {
+        cols
+    }
+}
+
 /// Where position `pos` is among `shown`; a hidden position maps to the last shown one before it.
 pub fn shown_index(shown: &[usize], pos: usize) -> usize {
     shown.iter().rposition(|&p| p <= pos).unwrap_or(0)
@@ -156,6 +167,11 @@ mod tests {
         assert_eq!(shown_index(&[0, 1, 2, 5], 5), 3);
         assert_eq!(shown_index(&[0, 1, 2, 5], 4), 2); // a hidden pad: the last shown before it
         assert_eq!(shown_index(&[0, 1, 2, 5], 0), 0);
+        // A grid's columns: the shown positions it has, or all of them.
+        assert_eq!(columns(&[0, 1, 2, 5], 6), vec![0, 1, 2, 5]);
+        assert_eq!(columns(&[0, 1, 2, 5], 3), vec![0, 1, 2]);
+        assert_eq!(columns(&[], 3), vec![0, 1, 2]);
+        assert_eq!(columns(&[7, 8], 3), vec![0, 1, 2]);
     }
 
     #[test]

@@ -107,7 +107,7 @@ test('dark mode follows the system and the header toggle (screenshots/explorer-l
   await context.close();
 });
 
-test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the token chips and the heatmap', async ({ page }) => {
+test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the token chips, the heatmap, the neuron grid and the logit lens', async ({ page }) => {
   await page.goto('./?model=balanced-parens');
   await waitForModel(page);
   const first = page.getByTestId('head-button').first();
@@ -134,6 +134,16 @@ test('head buttons show only the scores the model card says mean something (none
   await page.getByTestId('show-padding').uncheck();
   await expect(heatmap).toHaveAttribute('data-n', String(shown));
   await expect(page.getByTestId('token')).toHaveCount(shown);
+  // The neuron grid and the logit lens have a column per shown position too, the readout last.
+  await page.getByTestId('tab-neurons').click();
+  const neuronRow = page.getByTestId('neuron-row').first();
+  await expect(neuronRow.locator('td')).toHaveCount(shown);
+  await page.getByTestId('tab-lens').click();
+  const lensRow = page.getByTestId('lens-cell').filter({ has: page.locator(':scope[data-row="0"]') });
+  await expect(lensRow).toHaveCount(shown);
+  await expect(lensRow.last()).toHaveAttribute('data-pos', '40');
+  await page.getByTestId('show-padding').check();
+  await expect(lensRow).toHaveCount(41);
   await page.goto('./?model=induction-2l');
   await waitForModel(page);
   await expect(page.getByTestId('head-button').first().locator('.score')).toHaveText([/^prev /, /^induction /]);

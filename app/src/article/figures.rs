@@ -215,6 +215,7 @@ pub fn LiveFigure(article: Article, kind: Kind, visible: RwSignal<bool>) -> impl
                 <LogitLens
                     lens=lens
                     tokens=tokens
+                    shown={Vec::<usize>::new()}
                     target=lens_target
                     on_target=Callback::new(move |t| lens_target.set(t))
                     cached_scale=lens_cached

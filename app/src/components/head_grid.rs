@@ -25,7 +25,7 @@ pub fn HeadGrid(
                 Effect::new(move |_| {
                     let Some(c) = canvas.get() else { return };
                     let pattern = pattern.clone();
-                    super::on_next_frame(move || {
+                    super::after_next_frame(move || {
                         let rgba: Vec<u8> = pattern
                             .iter()
                             .flat_map(|&v| {

@@ -165,8 +165,9 @@ pub fn AttentionHeatmap(
             observe_width(&w, box_width);
         }
     });
-    // Paint in the next animation frame, not in the task that changed the data: a run's
-    // answer, a head click or a hover only schedule it, and several changes paint once.
+    // Paint in a task right after the next frame, not in the task that changed the data nor in
+    // the frame that renders the rest of the page: a run's answer, a head click or a hover only
+    // schedule it, and several changes paint once.
     let frame = StoredValue::new(0u64);
     Effect::new(move |_| {
         repaint.track();
@@ -180,7 +181,7 @@ pub fn AttentionHeatmap(
         }
         let id = frame.get_value().wrapping_add(1);
         frame.set_value(id);
-        super::on_next_frame(move || {
+        super::after_next_frame(move || {
             // A newer change scheduled its own paint.
             if frame.try_get_value() != Some(id) {
                 return;

@@ -12,6 +12,10 @@ use crate::inspect::LensView;
 pub fn LogitLens(
     #[prop(into)] lens: Signal<Option<Result<Arc<LensView>, String>>>,
     #[prop(into)] tokens: Signal<Vec<String>>,
+    /// The positions drawn as columns (a padded model's padding hidden); every position when
+    /// empty.
+    #[prop(into)]
+    shown: Signal<Vec<usize>>,
     /// The target token as typed (empty: the model's prediction at the last position).
     #[prop(into)]
     target: Signal<String>,
@@ -27,11 +31,14 @@ pub fn LogitLens(
         Some(Err(e)) => view! { <p class="error" data-testid="lens-error">{e}</p> }.into_any(),
         Some(Ok(v)) => {
             let tokens = tokens.get();
+            let cols = crate::analysis::columns(&shown.get(), v.n_pos);
             let target = v.target.clone().unwrap_or_default();
-            let header = tokens
+            let header = cols
                 .iter()
-                .enumerate()
-                .map(|(p, t)| view! { <th class="tok-col" title=format!("position {p}: {t}")>{super::token_label(t)}</th> })
+                .map(|&p| {
+                    let t = tokens.get(p).cloned().unwrap_or_default();
+                    view! { <th class="tok-col" title=format!("position {p}: {t}")>{super::token_label(&t)}</th> }
+                })
                 .collect_view();
             let v2 = v.clone();
             let rows = v
@@ -39,8 +46,9 @@ pub fn LogitLens(
                 .iter()
                 .enumerate()
                 .map(|(r, label)| {
-                    let cells = (0..v.n_pos)
-                        .map(|p| {
+                    let cells = cols
+                        .iter()
+                        .map(|&p| {
                             let c = v.cell(r, p).cloned();
                             let (top, top_p) = c.as_ref().and_then(|c| c.top.first().cloned()).unwrap_or_default();
                             let (tp, rank) = c.as_ref().and_then(|c| c.target).unwrap_or((0.0, u32::MAX));

@@ -11,6 +11,10 @@ use crate::inspect::NeuronsView;
 pub fn NeuronHeatmap(
     #[prop(into)] neurons: Signal<Option<Result<Arc<NeuronsView>, String>>>,
     #[prop(into)] tokens: Signal<Vec<String>>,
+    /// The positions drawn as columns (a padded model's padding hidden); every position when
+    /// empty.
+    #[prop(into)]
+    shown: Signal<Vec<usize>>,
     #[prop(into)] selected: Signal<usize>,
     on_neuron: Callback<usize>,
 ) -> impl IntoView {
@@ -24,15 +28,23 @@ pub fn NeuronHeatmap(
         Some(Ok(v)) => {
             let tokens = tokens.get();
             let s = scale.get();
-            let header = tokens.iter().map(|t| view! { <th class="tok-col" title=t.clone()>{super::token_label(t)}</th> }).collect_view();
+            let cols = crate::analysis::columns(&shown.get(), v.n_pos);
+            let header = cols
+                .iter()
+                .map(|&p| {
+                    let t = tokens.get(p).cloned().unwrap_or_default();
+                    view! { <th class="tok-col" title=t.clone()>{super::token_label(&t)}</th> }
+                })
+                .collect_view();
             let rows = v
                 .neurons
                 .iter()
                 .enumerate()
                 .map(|(i, &n)| {
                     let n = n as usize;
-                    let cells = (0..v.n_pos)
-                        .map(|p| {
+                    let cells = cols
+                        .iter()
+                        .map(|&p| {
                             let a = v.acts[i * v.n_pos + p];
                             let t = tokens.get(p).cloned().unwrap_or_default();
                             view! {

@@ -3,7 +3,8 @@ use leptos::prelude::*;
 /// The prompt's tokens as chips; clicking one chooses that position. The strip is one Tab stop
 /// (the chosen chip): the arrow keys, Home and End move the position. Only the positions in
 /// `shown` get a chip (a padded model's padding is hidden unless the reader shows it); each chip
-/// keeps its true position (`data-pos`).
+/// keeps its true position (`data-pos`, which the stylesheet also draws under the token: one
+/// element per chip).
 #[component]
 pub fn TokenChips(
     /// Token strings, the BOS token first.
@@ -40,8 +41,7 @@ pub fn TokenChips(
                         tabindex=move || if selected.get() == p { "0" } else { "-1" }
                         on:click=move |_| on_select.run(p)
                     >
-                        <span class="tok">{super::token_label(&t)}</span>
-                        <span class="idx">{p}</span>
+                        {super::token_label(&t)}
                     </button>
                 }
             })

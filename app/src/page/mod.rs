@@ -57,9 +57,11 @@ pub fn App() -> impl IntoView {
         if page.url_live.get() && page.pending_link.with(Option::is_none) && embedded.is_none() {
             let push = !first_write.get_value();
             first_write.set_value(false);
-            // In a task of its own: encoding the link and `pushState` took 5-15 ms, which
-            // belonged to no view's update (writes keep their order).
-            gloo_timers::callback::Timeout::new(0, move || url_state::write_fragment(&e, push)).forget();
+            // In a task of its own after the next frame: encoding the link and `pushState` took
+            // 5-15 ms, which belonged to no view's update, and a `pushState` before the frame
+            // made the browser restyle the rebuilt page inside it (28 ms at 128 tokens).
+            // Writes keep their order.
+            crate::components::after_next_frame(move || url_state::write_fragment(&e, push));
         }
     });
     // A link's outside model whose files are all in this browser's cache loads at once (once
@@ -408,7 +410,7 @@ pub fn App() -> impl IntoView {
                         }.into_any(),
                         View::Neurons => view! {
                             <h2>{move || format!("Layer {}: MLP neurons", page.layer())}</h2>
-                            <NeuronHeatmap neurons=neurons tokens=tokens selected=Signal::derive(move || page.neuron()) on_neuron=select_neuron />
+                            <NeuronHeatmap neurons=neurons tokens=tokens shown=shown selected=Signal::derive(move || page.neuron()) on_neuron=select_neuron />
                             <ExportBar view="neurons" figure=export::answer(neurons, move |v| figures::neurons(v, &tokens.get())) />
                             <NeuronPage
                                 neuron=neuron
@@ -434,6 +436,7 @@ pub fn App() -> impl IntoView {
                             <LogitLens
                                 lens=lens
                                 tokens=tokens
+                                shown=shown
                                 target=queries::text(page, |s| s.target.clone())
                                 on_target=Callback::new(move |t: String| page.select(|s| s.target = queries::optional(t)))
                                 cached_scale=Signal::derive(move || page.experiment.with(|e| e.view.lens_cached_scale))
