@@ -1,7 +1,9 @@
 //! An in-page benchmark for BENCHMARKS.md, exported to JavaScript (trunk puts the exports on
 //! `window.wasmBindings`): `await window.wasmBindings.bench_forward("induction-2l", prompt,
 //! runs, "gpu" | "cpu")` loads the model, runs `runs` forward passes with every hook cached
-//! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON.
+//! on that backend after two warm-up runs, and returns the median and minimum in ms as JSON;
+//! `bench_forward_url(base, files, prompt, runs, backend)` does the same on a model fetched
+//! from a URL (the GPT-2-small-shaped model of the e2e server's hub mimic).
 //! `bench_generate(model, prompt, new_tokens, backend, use_cache)` times greedy generation
 //! (`glassbox_core::generate`) with or without the KV cache and returns tokens per second.
 //! The page's own UI never calls them; `e2e/bench/browser_bench.mjs` does.
@@ -26,13 +28,34 @@ fn now_ms() -> f64 {
 pub async fn bench_forward(model: String, prompt: String, runs: u32, backend: String) -> Result<JsValue, JsValue> {
     let entry = find_model(&model).ok_or_else(|| JsValue::from_str(&format!("unknown model {model}")))?;
     let (bundle, _) = load_bundle(entry, |_| {}).await.map_err(|e| JsValue::from_str(&e))?;
-    let (engine, cpu_reason) = Engine::start(&bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu })
+    time_forward(&bundle, &prompt, runs, &backend).await
+}
+
+/// [`bench_forward`] on a model from a URL: `files` (comma-separated names) are fetched from
+/// `base` (for example `http://127.0.0.1:4199/hub/glassbox-test/gpt2-small-random/resolve/main`
+/// and `config.json,model.safetensors,tokenizer.json`): the GPT-2-small-shaped model of the
+/// wasm-against-native comparison.
+#[wasm_bindgen]
+pub async fn bench_forward_url(base: String, files: String, prompt: String, runs: u32, backend: String) -> Result<JsValue, JsValue> {
+    let mut fetched = Vec::new();
+    for name in files.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let bytes = crate::loader::fetch_bytes(&format!("{}/{name}", base.trim_end_matches('/')), |_, _| {}).await.map_err(|e| JsValue::from_str(&e))?;
+        fetched.push((name.to_string(), bytes));
+    }
+    let bundle = glassbox_core::ModelBundle::from_files(&fetched, None).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    time_forward(&bundle, &prompt, runs, &backend).await
+}
+
+/// `runs` forward passes with every hook cached after two warm-up runs: the median and the
+/// minimum in ms, as JSON.
+async fn time_forward(bundle: &glassbox_core::ModelBundle, prompt: &str, runs: u32, backend: &str) -> Result<JsValue, JsValue> {
+    let (engine, cpu_reason) = Engine::start(bundle, if backend == "cpu" { glassbox_core::BackendChoice::Cpu } else { glassbox_core::BackendChoice::WebGpu })
         .await
         .map_err(|e| JsValue::from_str(&e.to_string()))?;
     if backend == "gpu" && cpu_reason.is_some() {
         return Err(JsValue::from_str("WebGPU is unavailable in this browser"));
     }
-    let tokens = bundle.tokenizer.encode(&prompt).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let tokens = bundle.tokenizer.encode(prompt).map_err(|e| JsValue::from_str(&e.to_string()))?;
     let req = RunRequest::new(tokens.clone()).cache_all();
     let mut times = Vec::with_capacity(runs as usize);
     for i in 0..runs + 2 {

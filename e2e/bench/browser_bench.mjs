@@ -49,6 +49,18 @@ try {
         console.log(JSON.stringify({ what: `forward pass, every hook cached, in Chromium (cpu), ${model}`, ...JSON.parse(json) }));
       }
     }
+    // The GPT-2-small-shaped model of the server's hub mimic (random weights, a 1000-token BPE
+    // vocabulary). The native side: `curl` its three files into a folder and run
+    // `glassbox bench --model <folder> --tokens N --backend cpu` (GLASSBOX_GPT2_LENGTHS, about
+    // so many tokens, default 16,64,128; 3 runs each, as a pass takes seconds here).
+    const hub = `${base}hub/glassbox-test/gpt2-small-random/resolve/main`;
+    for (const n of (process.env.GLASSBOX_GPT2_LENGTHS ?? '16,64,128').split(',').map(Number)) {
+      // Byte-level BPE makes about a token per 3 characters of this text; the result says how
+      // many tokens ran (the native side takes that count).
+      const prompt = text.repeat(8).slice(0, 3 * n);
+      const json = await page.evaluate(([h, p]) => window.wasmBindings.bench_forward_url(h, 'config.json,model.safetensors,tokenizer.json', p, 3, 'cpu'), [hub, prompt]);
+      console.log(JSON.stringify({ what: 'forward pass, every hook cached, in Chromium (cpu), gpt2-small-random', ...JSON.parse(json) }));
+    }
     await browser.close();
     process.exit(0);
   }

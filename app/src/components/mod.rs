@@ -110,7 +110,8 @@ pub fn on_next_frame(f: impl FnOnce() + 'static) {
 pub fn after_next_frame(f: impl FnOnce() + 'static) {
     use std::cell::Cell;
     use std::rc::Rc;
-    let once: Rc<Cell<Option<Box<dyn FnOnce()>>>> = Rc::new(Cell::new(Some(Box::new(f))));
+    type Once = Rc<Cell<Option<Box<dyn FnOnce()>>>>;
+    let once: Once = Rc::new(Cell::new(Some(Box::new(f))));
     let fallback = once.clone();
     on_next_frame(move || {
         gloo_timers::callback::Timeout::new(0, move || {
