@@ -15,6 +15,9 @@ pub struct PatchView {
     pub result: PatchResult,
     /// The two prompts' tokens (equal lengths).
     pub clean: Vec<String>,
+    /// The clean prompt's ids (a padded model's padding is hidden from position columns).
+    #[serde(default)]
+    pub clean_ids: Vec<u32>,
     pub corrupted: Vec<String>,
     /// The metric in words (`logit("B") - logit("C") at position 7`).
     pub metric: String,
@@ -524,6 +527,7 @@ mod tests {
                 batches: 1,
             },
             clean: vec!["<bos>".into(), "a".into(), "b".into()],
+            clean_ids: vec![0, 1, 2],
             corrupted: vec!["<bos>".into(), "c".into(), "b".into()],
             metric: String::new(),
             target: None,

@@ -107,7 +107,7 @@ test('dark mode follows the system and the header toggle (screenshots/explorer-l
   await context.close();
 });
 
-test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the token chips, the heatmap, the neuron grid and the logit lens', async ({ page }) => {
+test('head buttons show only the scores the model card says mean something (none for balanced parentheses; prev and induction for the induction model); padding is hidden from the token chips, the heatmap, the neuron grid, the logit lens and a patching sweep by position', async ({ page }) => {
   await page.goto('./?model=balanced-parens');
   await waitForModel(page);
   const first = page.getByTestId('head-button').first();
@@ -144,6 +144,19 @@ test('head buttons show only the scores the model card says mean something (none
   await expect(lensRow.last()).toHaveAttribute('data-pos', '40');
   await page.getByTestId('show-padding').check();
   await expect(lensRow).toHaveCount(41);
+  await page.getByTestId('show-padding').uncheck();
+  // So does a patching sweep by position (resid_pre: layers x positions).
+  await page.getByTestId('tab-patching').click();
+  await page.getByTestId('corrupted-prompt').fill('(()(())(');
+  await page.getByTestId('patch-component').selectOption('resid_pre');
+  await page.getByTestId('patch-by').selectOption('pos');
+  await page.getByTestId('patch-run').click();
+  await expect(page.getByTestId('patch-summary')).toContainText('patched runs', { timeout: 120_000 });
+  const patchRow = page.locator('[data-testid="patch-cell"][data-layer="0"]');
+  await expect(patchRow).toHaveCount(shown);
+  await expect(patchRow.last()).toHaveAttribute('data-pos', '40');
+  await page.getByTestId('show-padding').check();
+  await expect(patchRow).toHaveCount(41);
   await page.goto('./?model=induction-2l');
   await waitForModel(page);
   await expect(page.getByTestId('head-button').first().locator('.score')).toHaveText([/^prev /, /^induction /]);

@@ -17,16 +17,25 @@ pub fn PatchHeatmap(
     raw: Signal<bool>,
     #[prop(into)] picked: Signal<Option<PatchCell>>,
     on_cell: Callback<PatchCell>,
+    /// A padded model's padding token: its positions get no column (the last position, where
+    /// the readout is, stays).
+    #[prop(optional_no_strip)]
+    pad: Option<u32>,
 ) -> impl IntoView {
     let grid = view.grid();
+    let cols: Vec<usize> = if grid.cols_are_positions && pad.is_some() && view.clean_ids.len() == grid.cols {
+        crate::analysis::columns(&crate::analysis::shown_positions(&view.clean_ids, pad), grid.cols)
+    } else {
+        (0..grid.cols).collect()
+    };
     let path = view.path.is_some();
     // Small grids (layer x head, a layer per row) carry their values as text too.
     let with_text = grid.rows * grid.cols <= 160 && !grid.cols_are_positions;
     let r = &view.result;
     let raw_scale = r.values.iter().copied().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    let header = grid
-        .col_labels
+    let header = cols
         .iter()
+        .map(|&col| &grid.col_labels[col])
         .map(|c| {
             let shown = if grid.cols_are_positions { super::token_label(c.split_once(' ').map_or(c.as_str(), |x| x.1)) } else { c.clone() };
             view! { <th class="tok-col" title=c.clone()>{shown}</th> }
@@ -34,8 +43,9 @@ pub fn PatchHeatmap(
         .collect_view();
     let rows = (0..grid.rows)
         .map(|row| {
-            let cells = (0..grid.cols)
-                .map(|col| {
+            let cells = cols
+                .iter()
+                .map(|&col| {
                     let (i, cell) = view.cell(row, col);
                     let (value, norm) = (r.values[i], r.normalized[i]);
                     let where_ = match (cell.head, cell.pos) {

@@ -35,6 +35,10 @@ pub fn PatchPanel(
     on_run: Callback<()>,
     on_cancel: Callback<()>,
     on_cell: Callback<(Arc<PatchView>, PatchCell)>,
+    /// A padded model's padding token, hidden from the heatmap's position columns (`None`
+    /// shows every position).
+    #[prop(into)]
+    pad: Signal<Option<u32>>,
 ) -> impl IntoView {
     let raw = RwSignal::new(false);
     let picked = RwSignal::new(None::<PatchCell>);
@@ -129,6 +133,7 @@ pub fn PatchPanel(
                     view=v.clone()
                     raw=raw
                     picked=picked
+                    pad=pad.get()
                     on_cell=Callback::new(move |c: PatchCell| {
                         // A path is not one patched run: its cells do not open.
                         if v2.path.is_none() {

@@ -478,6 +478,7 @@ pub fn App() -> impl IntoView {
                                 on_run=Callback::new(move |()| spawn_local(causal::run_patch(page)))
                                 on_cancel=Callback::new(move |()| sweeps::cancel_sweep(page))
                                 on_cell=Callback::new(move |(v, c): (std::sync::Arc<crate::causal::PatchView>, crate::causal::PatchCell)| causal::open_cell(page, &v, c))
+                                pad=Signal::derive(move || if show_padding.get() { None } else { pad.get() })
                             />
                             <ExportBar view="patching" figure=export::outcome(page, page.patching, figures::patching) />
                         }.into_any(),
