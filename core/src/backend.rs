@@ -115,6 +115,14 @@ pub trait Backend {
         unfused::norm_scale_shift(self, norm, x, eps, w, b)
     }
 
+    /// The norm `norm` (`layer_norm` or `rms_norm`): returns (scale, normalized).
+    fn normalize(&self, norm: Normalization, x: &Self::Tensor, eps: f32) -> Result<(Self::Tensor, Self::Tensor)> {
+        match norm {
+            Normalization::LayerNorm => self.layer_norm(x, eps),
+            Normalization::RmsNorm => self.rms_norm(x, eps),
+        }
+    }
+
     /// The activation `act`, elementwise (`gelu_new`, `gelu` or `silu`).
     fn act(&self, act: ActFn, x: &Self::Tensor) -> Result<Self::Tensor> {
         match act {
@@ -199,10 +207,7 @@ pub mod unfused {
         w: &B::Tensor,
         b: Option<&B::Tensor>,
     ) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
-        let (scale, normalized) = match norm {
-            Normalization::LayerNorm => be.layer_norm(x, eps)?,
-            Normalization::RmsNorm => be.rms_norm(x, eps)?,
-        };
+        let (scale, normalized) = be.normalize(norm, x, eps)?;
         let out = be.scale_shift(&normalized, w, b)?;
         Ok((scale, normalized, out))
     }

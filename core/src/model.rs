@@ -14,7 +14,7 @@
 //! `linear_add`: one GPU dispatch each); every value is still hooked, and equals the two steps'.
 
 use crate::backend::Backend;
-use crate::config::{Config, Normalization};
+use crate::config::Config;
 use crate::hooks::HookPoint;
 use crate::run::{BatchRequest, HookAffine, PlannedRun, RunOutput, RunRequest};
 use crate::tensor::HostTensor;
@@ -368,10 +368,7 @@ impl<B: Backend> HookedTransformer<B> {
             h.hook(backend, &normalized_hook, normalized)?;
             return Ok(out);
         }
-        let (scale, normalized) = match norm {
-            Normalization::LayerNorm => backend.layer_norm(x, eps)?,
-            Normalization::RmsNorm => backend.rms_norm(x, eps)?,
-        };
+        let (scale, normalized) = backend.normalize(norm, x, eps)?;
         h.hook(backend, &scale_hook, scale)?;
         let normalized = h.hook(backend, &normalized_hook, normalized)?;
         backend.scale_shift(&normalized, w, b)

@@ -46,6 +46,7 @@ struct Params {
     k: u32,
     n: u32,
     has_bias: u32,
+    // {EPILOGUE PARAMS}
 }
 
 const TILE_M: u32 = 64u;
@@ -57,7 +58,14 @@ const THREADS: u32 = 256u; // 16 x 16
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [m, k]
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [k, n]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [n], or a placeholder when has_bias == 0
+// {OUTPUTS: linear_epilogue.rs renders these kernels again with its own outputs and store_y here}
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;  // [m, n]
+
+// Every store of y goes through here.
+fn store_y(idx: u32, s: f32) {
+    y[idx] = s;
+}
+// {END OUTPUTS}
 
 var<workgroup> xs: array<f32, 1024>; // TILE_K * TILE_M, [kk][r]
 var<workgroup> ws: array<f32, 1024>; // TILE_K * TILE_N, [kk][c]
@@ -74,7 +82,7 @@ fn store_row(r: u32, c0: u32, v: vec4<f32>) {
             if (p.has_bias != 0u) {
                 s = s + bias[c];
             }
-            y[r * p.n + c] = s;
+            store_y(r * p.n + c, s);
         }
     }
 }
@@ -176,7 +184,7 @@ fn store_col4(r: u32, c: u32, v: vec4<f32>) {
     }
     for (var i = 0u; i < 4u; i = i + 1u) {
         if (r + i < p.m) {
-            y[(r + i) * p.n + c] = v[i] + b;
+            store_y((r + i) * p.n + c, v[i] + b);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! dispatch, both results written.
 //!
 //! x `[m, k]` (any leading shape), w `[k, n]`, b `[n]` optional ->
-//! * y `[m, n]` = x @ w + b, exactly as `linear` (the same two kernels' loops: linear_epilogue.wgsl)
+//! * y `[m, n]` = x @ w + b, exactly as `linear` (linear.wgsl's two kernels, rendered with a second output: [`wgsl`])
 //! * y2 `[m, n]` = [`Epilogue`] of y: `resid + y` (hook_attn_out / hook_mlp_out into the residual
 //!   stream) or `act(y)` (mlp.hook_pre -> the activation that hook_post caches).
 //!
@@ -15,9 +15,49 @@ use crate::ops::linear::{row_block_grid, tiled_grid};
 use crate::ops::{gelu, gelu_new, KernelDef};
 use crate::{GpuTensor, LinearKernel, Recorder};
 
-/// The module: the activations' helpers (from `gelu_new.rs` and `gelu.rs`), then the kernels.
+/// The uniform's fields after linear.wgsl's (`Params` stays 16-byte aligned).
+const PARAMS: &str = "    epilogue: u32, // 0: resid + y, 1: gelu_new, 2: gelu, 3: silu
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,";
+
+/// The outputs and the store that replace linear.wgsl's: y and y2 = epilogue(y). The
+/// activations are the elementwise ops' own WGSL helpers (gelu_new.rs, gelu.rs) and silu.rs's
+/// expression, the residual sum add.rs's `a + b`, so y2 equals the unfused op on y. `epilogue`
+/// is a uniform: the switch is uniform control flow. Bindings: uniform, x, w, bias, resid, then
+/// y, y2 (6 storage buffers).
+const OUTPUTS: &str = "@group(0) @binding(4) var<storage, read> resid: array<f32>;    // [m, n] (epilogue 0), or a placeholder
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;  // [m, n]
+@group(0) @binding(6) var<storage, read_write> y2: array<f32>; // [m, n]
+
+// Writes y[idx] = s and y2[idx] = epilogue(s).
+fn store_y(idx: u32, s: f32) {
+    y[idx] = s;
+    var e = s;
+    switch p.epilogue {
+        case 0u: { e = resid[idx] + s; }
+        case 1u: { e = gelu_new_of(s); }
+        case 2u: { e = gelu_of(s); }
+        default: { e = s / (1.0 + exp(-s)); }
+    }
+    y2[idx] = e;
+}
+";
+
+/// The module: linear.wgsl's two kernels, their loops and sums verbatim, with [`PARAMS`] added to
+/// the uniform, [`OUTPUTS`] in place of its output and store, the entry points renamed; then the
+/// activations' helpers.
 fn wgsl() -> String {
-    format!("{}\n{}\n{}", include_str!("linear_epilogue.wgsl"), gelu_new::OP.helpers, gelu::OP.helpers)
+    fn once(s: &str, from: &str, to: &str) -> String {
+        assert_eq!(s.matches(from).count(), 1, "linear.wgsl: expected one {from:?}");
+        s.replacen(from, to, 1)
+    }
+    let src = include_str!("linear.wgsl");
+    let (head, rest) = src.split_once("// {OUTPUTS").expect("linear.wgsl: the outputs marker");
+    let (_, tail) = rest.split_once("// {END OUTPUTS}").expect("linear.wgsl: the end-of-outputs marker");
+    let head = once(head, "    // {EPILOGUE PARAMS}", PARAMS);
+    let tail = once(&once(tail, "fn linear(", "fn linear_epilogue("), "fn linear_rows(", "fn linear_rows_epilogue(");
+    format!("{head}{OUTPUTS}{tail}\n{}\n{}", gelu_new::OP.helpers, gelu::OP.helpers)
 }
 
 pub(crate) const LINEAR_EPILOGUE: KernelDef = KernelDef::composed("linear_epilogue", wgsl, 4, 2);
