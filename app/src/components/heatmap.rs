@@ -245,25 +245,16 @@ pub fn AttentionHeatmap(
             return None;
         }
         let q = selected.get().min(n - 1);
-        // Keys up to the query only: a query attends to nothing after it.
-        let rows = (0..=q)
-            .map(|k| {
-                let v = pattern[q * n + k];
-                view! {
-                    <tr class="cell" data-k=k data-value=format!("{v:.6}")>
-                        <th scope="row">{format!("key {} {}", at(k), token_label(&tokens[k]))}</th>
-                        <td>{format!("{v:.3}")}</td>
-                    </tr>
-                }
-            })
-            .collect_view();
+        let caption = format!("Attention from query {} \u{201c}{}\u{201d} to each key up to it", at(q), token_label(&tokens[q]));
+        let rows = values_html(&pattern[q * n..q * n + q + 1], |k| format!("key {} {}", at(k), token_label(&tokens[k])));
         Some(view! {
-            // A table will not shrink to the 1 px box of `sr-only`: its wrapper does.
-            <div class="sr-only">
+            // A table will not shrink to the 1 px box of `sr-only`: its wrapper does. Its rows
+            // are one string (see `html.rs`).
+            <div class="sr-only sr-lazy">
             <table class="hm-values" data-testid="heatmap-values" data-q=q>
-                <caption>{format!("Attention from query {} \u{201c}{}\u{201d} to each key up to it", at(q), token_label(&tokens[q]))}</caption>
+                <caption>{caption}</caption>
                 <thead><tr><th scope="col">"key"</th><th scope="col">"weight"</th></tr></thead>
-                <tbody>{rows}</tbody>
+                <tbody inner_html=rows></tbody>
             </table>
             </div>
         })
@@ -302,6 +293,21 @@ pub fn AttentionHeatmap(
             {values}
         </div>
     }
+}
+
+/// The chosen row's table body: one row per key up to the query (a query attends to nothing
+/// after it), headed by `label(k)`.
+pub fn values_html(row: &[f32], label: impl Fn(usize) -> String) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(row.len() * 90);
+    for (k, v) in row.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr class=\"cell\" data-k=\"{k}\" data-value=\"{v:.6}\"><th scope=\"row\">{}</th><td>{v:.3}</td></tr>",
+            super::html::escape(&label(k))
+        );
+    }
+    out
 }
 
 /// Repaints on theme changes (the toggle dispatches `glassbox-theme`; the system's
@@ -388,9 +394,16 @@ fn paint(
     let layout = Layout::fit(n, if box_width > 0.0 { box_width } else { 640.0 }, height, label, zoom);
     let (w, h) = layout.size();
     let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio()).clamp(1.0, 3.0);
-    // Setting the size clears the canvas and resets the context's state.
-    c.set_width((w * dpr).round() as u32);
-    c.set_height((h * dpr).round() as u32);
+    // Setting the size clears the canvas and resets the context's state; an unchanged size is
+    // kept (setting it anyway gave the canvas a new backing store on every run and hover).
+    let (cw, ch) = ((w * dpr).round() as u32, (h * dpr).round() as u32);
+    if c.width() != cw || c.height() != ch {
+        c.set_width(cw);
+        c.set_height(ch);
+    } else {
+        let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        ctx.clear_rect(0.0, 0.0, cw as f64, ch as f64);
+    }
     let style = web_sys::HtmlElement::style(c);
     let _ = style.set_property("width", &format!("{w}px"));
     let _ = style.set_property("height", &format!("{h}px"));
@@ -485,6 +498,16 @@ mod tests {
         assert_eq!(Layout::fit(256, 360.0, 600.0, 40.0, 2.0).cell, 12.0);
         assert_eq!(Layout::fit(3, 1200.0, 900.0, 40.0, 1.0).cell, MAX_CELL);
         assert_eq!(Layout::fit(256, 360.0, 600.0, 40.0, 0.25).cell, 2.0);
+    }
+
+    #[test]
+    fn the_screen_reader_table_lists_each_key_with_its_weight() {
+        let html = super::values_html(&[0.25, 0.75], |k| if k == 0 { "key 0 BOS".into() } else { "key 1 <x>".into() });
+        assert_eq!(
+            html,
+            "<tr class=\"cell\" data-k=\"0\" data-value=\"0.250000\"><th scope=\"row\">key 0 BOS</th><td>0.250</td></tr>\
+             <tr class=\"cell\" data-k=\"1\" data-value=\"0.750000\"><th scope=\"row\">key 1 &lt;x&gt;</th><td>0.750</td></tr>"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod head_grid;
 mod head_picker;
 mod head_scores;
 mod heatmap;
+mod html;
 mod intervention_list;
 mod legend;
 mod load_panel;
