@@ -31,6 +31,16 @@ pub enum Query {
     Neuron { layer: usize, neuron: usize, pos: usize },
 }
 
+impl Query {
+    /// Whether the answer depends on the experiment's run (its prompt and interventions). Head
+    /// scores on the detector's repeated sequence do not: they are the model's, computed once
+    /// per model rather than after every run (on a software GPU that forward pass competed with
+    /// the page drawing the run).
+    pub fn reads_the_run(&self) -> bool {
+        !matches!(self, Query::Heads { repeated: true })
+    }
+}
+
 /// A view's data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Inspection {

@@ -76,10 +76,18 @@ export async function runPrompt(page, text) {
   await page.getByTestId('run').click();
   await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', text);
   await expect(page.getByTestId('run')).toBeEnabled();
+  await settled(page);
 }
 
-/** The rows of the top-5 table: [{ token, prob }], most likely first. */
+/** Waits until the views show the experiment's own run: while a run computes, the previous
+ * run's views stay on screen, marked `aria-busy` (and faded if it takes a moment). */
+export async function settled(page) {
+  await expect(page.locator('[aria-busy="true"]')).toHaveCount(0, { timeout: 120_000 });
+}
+
+/** The rows of the top-5 table: [{ token, prob }], most likely first (of the settled run). */
 export async function top5(page) {
+  await settled(page);
   return page.getByTestId('top5').evaluateAll((rows) =>
     rows.map((r) => ({ token: r.dataset.token, prob: Number(r.dataset.prob), text: r.textContent })),
   );
@@ -95,6 +103,7 @@ export async function clickHeatmapCell(page, q, k = 0) {
 /** One query row of the shown attention pattern: values by key position. The page lists the
  * chosen query's row as a table (for screen readers); another row is chosen by clicking it. */
 export async function patternRow(page, q) {
+  await settled(page);
   const values = page.getByTestId('heatmap-values');
   if ((await values.getAttribute('data-q')) !== String(q)) {
     await clickHeatmapCell(page, q);

@@ -1,6 +1,6 @@
 // The page stays responsive at the model's full context (issue 12): a run, a head click, a
-// position change (click and arrow key) and a zoom each keep the main thread's longest task
-// bounded, on the CPU path and on WebGPU. The model runs in the engine's worker; what the
+// position change (click and arrow key) and a zoom each leave no main-thread task over 50 ms,
+// on the CPU path and on WebGPU. The model runs in the engine's worker; what the
 // main thread does is receive the answer and draw the views, and the attention pattern is one
 // canvas (it was one DOM element per cell: 907 ms at 124 tokens).
 //
@@ -22,11 +22,12 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const corpus = readFileSync(join(here, '..', '..', 'public', 'corpus', 'moby-dick-heldout.txt'), 'utf8').replace(/\s+/g, ' ');
 const LENGTHS = (process.env.GLASSBOX_LENGTHS ?? '127').split(',').map(Number);
 const SHORT = 'Call me Ishmael';
-// The goal is 50 ms for every interaction (issue 12). On this 2-core machine without a GPU the
-// browser's own style, layout and paint of the page after a full-context run take 60-100 ms by
-// themselves, so the test asserts bounds that the old page failed by far (a run: 799-1,511 ms;
-// a head click: 135-169 ms) and prints the figures for BENCHMARKS.md.
-const BOUND_MS = { run: 250, head: 100, layer: 100, position_click: 100, position_key: 100, zoom: 100 };
+// The goal: no main-thread task over 50 ms for any of these interactions (issue 12). A run is
+// measured five times (a short prompt, then a different full-context one each time) and its
+// median is held to the goal, so that one stray task of the machine (a garbage collection, a
+// test worker beside it) does not decide it; every figure is printed for BENCHMARKS.md.
+const GOAL_MS = 50;
+const RUNS = 5;
 
 function instrument() {
   window.__longtasks = [];
@@ -45,9 +46,7 @@ async function longestDuring(page, act, done) {
 
 for (const backend of ['webgpu', 'cpu']) for (const chars of LENGTHS) {
   const n = chars + 1;
-  // No space at either end (the page keeps the prompt as typed, but be plain about it).
-  const FULL = corpus.slice(2000).trimStart().slice(0, chars - 1) + 'x';
-  test(`${n === 128 ? 'full context' : 'context'} (${n} tokens) on ${backend === 'cpu' ? 'the CPU path' : 'WebGPU'}: a run, a head click, a position change and a zoom keep the main thread's longest task bounded`, async ({ page }) => {
+  test(`${n === 128 ? 'full context' : 'context'} (${n} tokens) on ${backend === 'cpu' ? 'the CPU path' : 'WebGPU'}: a run, a head click, a position change and a zoom leave no main-thread task over 50 ms`, async ({ page }) => {
     test.setTimeout(240_000);
     await page.addInitScript(instrument);
     await page.goto(`./?model=english-char-3l&backend=${backend}`);
@@ -56,15 +55,25 @@ for (const backend of ['webgpu', 'cpu']) for (const chars of LENGTHS) {
     await runPrompt(page, SHORT);
     const figures = {};
     const prompt = page.getByTestId('prompt');
-    await prompt.fill(FULL);
-    figures.run = await longestDuring(
-      page,
-      () => page.getByTestId('run').click(),
-      async () => {
-        await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', FULL, { timeout: 120_000 });
-        await expect(page.getByTestId('heatmap')).toHaveAttribute('data-n', String(n));
-      },
-    );
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) {
+      // No space at either end (the page keeps the prompt as typed, but be plain about it).
+      const full = corpus.slice(2000 + 300 * i).trimStart().slice(0, chars - 1) + 'x';
+      if (i > 0) await runPrompt(page, `${SHORT} ${i}`);
+      await prompt.fill(full);
+      runs.push(
+        await longestDuring(
+          page,
+          () => page.getByTestId('run').click(),
+          async () => {
+            await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', full, { timeout: 120_000 });
+            await expect(page.getByTestId('heatmap')).toHaveAttribute('data-n', String(n));
+          },
+        ),
+      );
+    }
+    figures.runs = runs;
+    figures.run = [...runs].sort((a, b) => a - b)[RUNS >> 1];
     expect(await page.getByTestId('token').count()).toBe(n);
     figures.head = await longestDuring(
       page,
@@ -96,6 +105,6 @@ for (const backend of ['webgpu', 'cpu']) for (const chars of LENGTHS) {
       () => expect(page.getByTestId('heatmap')).not.toHaveAttribute('data-cell', cell),
     );
     console.log(`[longtask] english-char-3l, ${n} tokens, ${backend}: ${JSON.stringify(figures)}`);
-    for (const [what, ms] of Object.entries(figures)) expect(ms, `${what}: longest main-thread task`).toBeLessThan(BOUND_MS[what]);
+    for (const [what, ms] of Object.entries(figures)) if (what !== 'runs') expect(ms, `${what}: longest main-thread task${what === 'run' ? ' (median of the runs)' : ''}`).toBeLessThan(GOAL_MS);
   });
 }

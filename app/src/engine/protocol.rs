@@ -58,6 +58,7 @@ pub enum Reply {
     },
     Ran {
         id: u64,
+        #[serde(with = "packed")]
         result: Result<RunReply, RunFailure>,
     },
     Progress {
@@ -71,6 +72,7 @@ pub enum Reply {
     },
     Inspected {
         id: u64,
+        #[serde(with = "packed")]
         result: Result<Inspection, RunFailure>,
     },
     Exported {
@@ -180,6 +182,26 @@ pub enum SweepResult {
     Steer(Box<SteerView>),
 }
 
+/// `#[serde(with = "packed")]`: a value on the wire as one `Uint8Array` of postcard bytes. A
+/// run's answer is hundreds of short strings and small arrays (tokens, the top 5 at every
+/// position); serde-wasm-bindgen reads each of those with calls into JS (a length, a string
+/// copy), which at 128 tokens was a quarter of the task that applies the answer. Only for types
+/// that postcard can read back: no `serde_json::Value`, no skipped fields.
+pub mod packed {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = postcard::to_allocvec(v).map_err(serde::ser::Error::custom)?;
+        serde_bytes::serialize(&bytes, s)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let b = serde_bytes::ByteBuf::deserialize(d)?;
+        postcard::from_bytes(&b).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `#[serde(with = "f32s")]`: a `Vec<f32>` on the wire as little-endian bytes (one
 /// `Uint8Array`), not as one JS number per value.
 pub mod f32s {
@@ -198,5 +220,47 @@ pub mod f32s {
         }
         // The bytes may not be 4-aligned: copy rather than cast in place.
         Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Pattern;
+    use crate::inspect::{LensCellView, LensView};
+
+    /// A run's answer and a view's data come back from their packed bytes as they went in
+    /// (JSON stands in here for the JS value serde-wasm-bindgen makes: both hold the bytes).
+    #[test]
+    fn packed_replies_round_trip() {
+        let view = RunView {
+            prompt: "a \"b\"".into(),
+            ids: vec![0, 5, 7],
+            tokens: vec!["<bos>".into(), " a".into(), "\u{2423}".into()],
+            top5: vec![vec![("x".into(), 0.5), ("y".into(), 0.25)]; 3],
+            patterns: vec![Pattern { n_heads: 1, data: (0..9).map(|i| i as f32 / 9.0).collect() }],
+            loss: vec![1.5, f32::INFINITY],
+            elapsed_ms: 3.25,
+        };
+        let sent = Reply::Ran { id: 7, result: Ok(RunReply { view, cut_notice: Some("cut".into()) }) };
+        let json = serde_json::to_string(&sent).unwrap();
+        let Reply::Ran { id: 7, result: Ok(back) } = serde_json::from_str::<Reply>(&json).unwrap() else { panic!("{json}") };
+        let Reply::Ran { result: Ok(want), .. } = sent else { unreachable!() };
+        assert_eq!(format!("{back:?}"), format!("{want:?}"));
+
+        let failed = Reply::Ran { id: 8, result: Err(RunFailure::Prompt("no".into())) };
+        let back: Reply = serde_json::from_str(&serde_json::to_string(&failed).unwrap()).unwrap();
+        assert!(matches!(back, Reply::Ran { id: 8, result: Err(RunFailure::Prompt(m)) } if m == "no"));
+
+        let lens = LensView {
+            labels: vec!["0_pre".into(), "final_post".into()],
+            n_pos: 1,
+            norm: glassbox_core::analysis::lens::LensNorm::Fresh,
+            target: Some("x".into()),
+            cells: vec![LensCellView { top: vec![("x".into(), 0.9)], target: Some((0.9, 0)) }; 2],
+        };
+        let sent = Reply::Inspected { id: 9, result: Ok(Inspection::Lens(lens.clone())) };
+        let back: Reply = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
+        assert!(matches!(back, Reply::Inspected { id: 9, result: Ok(Inspection::Lens(l)) } if l == lens));
     }
 }

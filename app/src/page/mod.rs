@@ -100,8 +100,11 @@ pub fn App() -> impl IntoView {
         }
         all
     });
-    let run = Memo::new(move |_| page.current_run());
+    // The run on screen: the experiment's own, or while that computes the previous one (stale).
+    let run = Memo::new(move |_| page.shown_run());
     let has_run = move || run.with(Option::is_some);
+    let stale = Memo::new(move |_| run.with(Option::is_some) && page.current_run().is_none());
+    let busy = move || stale.get().to_string();
     let view_of = move || run.get().map(|r| r.view.clone());
     let n_layers = Signal::derive(move || page.model.get().map_or(0, |m| m.cfg.n_layers));
     let tokens = Signal::derive(move || run.get().map(|r| r.view.tokens.clone()).unwrap_or_default());
@@ -328,7 +331,7 @@ pub fn App() -> impl IntoView {
                 </label>
             })}
             <Show when=has_run>
-                <section class="panel">
+                <section class="panel" class:stale=stale aria-busy=busy>
                     <h2>"Tokens"</h2>
                     <p class="help">"Click a token to see what the model predicts after it and where it attends."</p>
                     <TokenChips tokens=tokens shown=shown prompt=Signal::derive(move || run.get().map(|r| r.view.prompt.clone()).unwrap_or_default()) selected=pos on_select=select_pos />
@@ -348,7 +351,7 @@ pub fn App() -> impl IntoView {
                     </p>
                     <export::ActivationsExport page=page />
                 </section>
-                <div class="two-col w-predictions">
+                <div class="two-col w-predictions" class:stale=stale aria-busy=busy>
                     <section class="panel">
                         <h2>{move || if readout.get() { "Answer" } else { "Next-token prediction" }}</h2>
                         <Prediction
@@ -387,7 +390,7 @@ pub fn App() -> impl IntoView {
                     />
                     <ExportBar view="fourier" figure=Signal::derive(move || page.model.get().and_then(|m| figures::fourier(&m.embedding_norms))) />
                 })}
-                <section class="panel w-view">
+                <section class="panel w-view" class:stale=stale aria-busy=busy>
                     <ViewTabs current=tab has_mlp=has_mlp scrubbable=Signal::derive(move || !offered_hypotheses.get().is_empty()) generates=Signal::derive(move || !readout.get()) on_select=Callback::new(move |v: View| page.select(|s| s.tab = Some(v))) />
                     {move || match tab.get() {
                         View::Attention => view! {

@@ -19,8 +19,8 @@ const KEPT: usize = 16;
 pub fn use_query(page: Page, query: impl Fn() -> Option<Query> + Send + Sync + 'static) -> Signal<Option<Result<Arc<Inspection>, String>>> {
     let query = Memo::new(move |_| query());
     Effect::new(move |_| {
-        let (Some(q), Some(run)) = (query.get(), page.current_run()) else { return };
-        let key = run.key.clone();
+        let Some(q) = query.get() else { return };
+        let Some(key) = key_now(page, &q) else { return };
         if page.inspections.with_untracked(|v| v.iter().any(|i| i.key == key && i.query == q)) {
             return;
         }
@@ -34,9 +34,27 @@ pub fn use_query(page: Page, query: impl Fn() -> Option<Query> + Send + Sync + '
     });
     Signal::derive(move || {
         let q = query.get()?;
-        let run = page.current_run()?;
-        page.inspections.with(|v| v.iter().rev().find(|i| i.key == run.key && i.query == q).and_then(|i| i.result.clone()))
+        let key = key_now(page, &q)?;
+        page.inspections.with(|v| v.iter().rev().find(|i| i.key == key && i.query == q).and_then(|i| i.result.clone()))
     })
+}
+
+/// The key the answer to `query` is kept under now: the current run's (`None` while it
+/// computes), or for a query that does not read the run (see [`Query::reads_the_run`]) the
+/// model's alone, so that one answer serves every run and stays on screen while one computes.
+fn key_now(page: Page, query: &Query) -> Option<RunKey> {
+    if query.reads_the_run() {
+        Some(page.current_run()?.key.clone())
+    } else {
+        page.shown_run()?;
+        Some(RunKey {
+            model_gen: page.model_gen.get(),
+            prompt: String::new(),
+            corrupted: None,
+            interventions: Vec::new(),
+            run_prompt: glassbox_core::Prompt::Clean,
+        })
+    }
 }
 
 async fn ask(page: Page, key: RunKey, query: Query) {

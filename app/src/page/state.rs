@@ -238,6 +238,14 @@ impl Page {
         (r.key == key).then_some(r)
     }
 
+    /// The last result on the current model, current or not: what the page shows. While the
+    /// experiment's own run computes, the previous one stays on screen, marked stale, and its
+    /// views are updated in place when the answer comes (rebuilding every view after a blank
+    /// was most of a run's cost on the main thread).
+    pub fn shown_run(&self) -> Option<Arc<RunResult>> {
+        self.result.get().filter(|r| r.key.model_gen == self.model_gen.get())
+    }
+
     /// Whether a run is in flight.
     pub fn running(&self) -> bool {
         self.pending.get().is_some()
