@@ -97,3 +97,27 @@ fn five_hundred_runs_leave_gpu_buffer_bytes_where_they_were() {
     drop(gpu);
     assert_eq!(GpuContext::live_buffer_bytes(), base, "dropping the model and backend freed every buffer");
 }
+
+/// A backend compiles a kernel at its first dispatch: a fresh one has compiled none, a model
+/// compiles the kernels its forward pass runs and no others, a second run compiles nothing
+/// more, and `compile_all` (the kernel tests' check) compiles every one without an error.
+#[test]
+fn kernels_are_compiled_at_first_use_and_only_those_the_model_runs() {
+    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let total = GpuContext::registered_kernels();
+    for name in ["attn-only-tiny", "gpt2-tiny"] {
+        let f = common::fixture(name);
+        let gpu = new_gpu();
+        assert_eq!(gpu.context().compiled_kernels(), 0, "{name}: a new backend compiles nothing");
+        let model = HookedTransformer::new(&gpu, f.cfg.clone(), &f.weights).unwrap();
+        let req = RunRequest::new(f.tokens.clone()).cache_all();
+        pollster::block_on(model.run(&gpu, &req)).unwrap();
+        let n = gpu.context().compiled_kernels();
+        assert!(n > 0 && n < total, "{name}: {n} of {total} kernels compiled by one forward pass");
+        pollster::block_on(model.run(&gpu, &req)).unwrap();
+        assert_eq!(gpu.context().compiled_kernels(), n, "{name}: a second run compiles nothing more");
+        pollster::block_on(gpu.context().compile_all()).expect("every kernel compiles");
+        assert_eq!(gpu.context().compiled_kernels(), total);
+        eprintln!("{name}: {n} of {total} kernels compiled by its forward pass");
+    }
+}

@@ -21,6 +21,9 @@ import { CHROMIUM, WEBGPU_ARGS } from '../tests/browser.mjs';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const dist = process.env.DIST_DIR ?? join(here, '..', '..', 'dist');
 const forwardOnly = process.argv.includes('--forward-only');
+// `--cold-only` stops after the cold loads; COLD_QUERY is appended to their address (for example
+// `?backend=webgpu` to time WebGPU's start on SwiftShader, where the default is the CPU).
+const coldOnly = process.argv.includes('--cold-only');
 const runs = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 20);
 const PORT = 4199;
 const PROMPT = 'xQ7bLm2Rk9pZ vT3nW8cY xQ7bLm2Rk9pZ';
@@ -70,7 +73,7 @@ try {
   for (let i = 0; i < 3; i++) {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
-    await page.goto(base);
+    await page.goto(base + (process.env.COLD_QUERY ?? ''));
     await page.getByTestId('top5').first().waitFor({ timeout: 180_000 });
     // The breakdown: the page's own marks (page/run.rs) and the wasm's resource timing.
     loads.push(await page.evaluate(() => {
@@ -89,7 +92,11 @@ try {
     await ctx.close();
   }
   loads.sort((a, b) => a.total - b.total);
-  console.log(JSON.stringify({ what: 'cold page load to first prediction (ms since navigation)', median_ms: loads[1].total, all_ms: loads.map((l) => l.total), median_breakdown: loads[1] }));
+  console.log(JSON.stringify({ what: `cold page load to first prediction (ms since navigation)${process.env.COLD_QUERY ?? ''}`, median_ms: loads[1].total, all_ms: loads.map((l) => l.total), median_breakdown: loads[1] }));
+  if (coldOnly) {
+    await browser.close();
+    process.exit(0);
+  }
 
   const ctx = await browser.newContext();
   const page = await ctx.newPage();

@@ -119,8 +119,10 @@ pub struct GpuContext {
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
-    /// Every kernel of [`ops::ALL`] by entry point; built once in [`GpuContext::new`].
-    kernels: HashMap<&'static str, Kernel>,
+    /// The kernels built so far, by entry point: each is compiled the first time a recorder
+    /// dispatches it (a model compiles only the kernels it uses), or all at once by
+    /// [`GpuContext::compile_all`].
+    kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
     /// A 4-byte buffer bound where a kernel's binding is unused (no bias, no tokens).
     pub(crate) dummy: wgpu::Buffer,
     max_groups_per_dim: u32,
@@ -246,20 +248,15 @@ impl GpuContext {
             });
         }
 
-        // Compile every kernel now, inside an error scope, so a WGSL or layout error comes back
-        // as GpuError::Shader with the compiler's message instead of surfacing at first use.
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut kernels = HashMap::new();
+        // Kernels are compiled when first used, not here: compiling all of them made a
+        // context's start 0.3-0.6 s on lavapipe and seconds on SwiftShader, most of it for
+        // kernels the loaded model never runs. Their names must still be unique.
+        let mut names = std::collections::HashSet::new();
         for def in ops::all_kernels() {
-            let kernel = build_kernel(&device, def);
-            if kernels.insert(def.entry, kernel).is_some() {
+            if !names.insert(def.entry) {
                 return Err(GpuError::Shader(format!("two kernels are named {}", def.entry)));
             }
         }
-        if let Some(e) = scope.pop().await {
-            return Err(GpuError::Shader(e.to_string()));
-        }
-
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 4,
@@ -269,7 +266,38 @@ impl GpuContext {
         let max_groups_per_dim = device.limits().max_compute_workgroups_per_dimension;
 
         LIVE_CONTEXTS.fetch_add(1, Ordering::SeqCst);
-        Ok(GpuContext { device, queue, info, kernels, dummy, max_groups_per_dim, error, lost })
+        Ok(GpuContext { device, queue, info, kernels: Mutex::new(HashMap::new()), dummy, max_groups_per_dim, error, lost })
+    }
+
+    /// Compiles every kernel of [`ops::ALL`] not yet built, inside an error scope: a WGSL or
+    /// layout error comes back as [`GpuError::Shader`] with the compiler's message (the kernel
+    /// tests call it; a model's kernels are otherwise compiled at their first dispatch, where an
+    /// error is reported by the next [`GpuContext::read`]).
+    pub async fn compile_all(&self) -> Result<(), GpuError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        for def in ops::all_kernels() {
+            self.kernel(def);
+        }
+        match scope.pop().await {
+            Some(e) => Err(GpuError::Shader(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// How many kernels there are ([`ops::ALL`]'s entry points).
+    pub fn registered_kernels() -> usize {
+        ops::all_kernels().count()
+    }
+
+    /// How many kernels have been compiled in this context.
+    pub fn compiled_kernels(&self) -> usize {
+        self.kernels.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// `def`'s kernel, compiled now if this is its first use.
+    fn kernel(&self, def: &KernelDef) -> Arc<Kernel> {
+        let mut built = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        built.entry(def.entry).or_insert_with(|| Arc::new(build_kernel(&self.device, def))).clone()
     }
 
     /// How many contexts exist in this process (made by [`GpuContext::new`], not yet dropped).
@@ -567,7 +595,8 @@ impl Recorder<'_> {
         if grid.contains(&0) {
             return;
         }
-        let k = self.ctx.kernels.get(kernel.entry).unwrap_or_else(|| panic!("{}: kernel not registered in ops::ALL", kernel.entry));
+        assert!(ops::all_kernels().any(|d| d.entry == kernel.entry), "{}: kernel not registered in ops::ALL", kernel.entry);
+        let k = self.ctx.kernel(&kernel);
         let spec = &k.def;
         assert_eq!(inputs.len(), spec.n_inputs as usize, "{}: wrong input count", spec.entry);
         assert_eq!(outputs.len(), spec.n_outputs as usize, "{}: wrong output count", spec.entry);

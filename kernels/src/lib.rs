@@ -1,8 +1,9 @@
 //! glassbox-kernels: the WebGPU compute kernels (WGSL, run through wgpu) of the GPT-2-style
 //! forward pass (GPT-2, Llama-family and GPT-NeoX blocks), each with a plain-Rust CPU reference.
 //!
-//! * [`GpuContext`] owns the device, the queue and the compute pipelines (all compiled once, in
-//!   [`GpuContext::new`], inside an error scope: a WGSL error is a [`GpuError::Shader`]).
+//! * [`GpuContext`] owns the device, the queue and the compute pipelines (each compiled at its
+//!   first dispatch, so a model compiles only the kernels it runs; [`GpuContext::compile_all`]
+//!   compiles every one inside an error scope: a WGSL error is a [`GpuError::Shader`]).
 //! * [`Recorder`] records dispatches into ONE command encoder; every op returns a new
 //!   [`GpuTensor`] (a fresh buffer), so every intermediate can be kept as a hook.
 //! * [`GpuContext::read`] copies tensors back to the host in one submission.

@@ -13,6 +13,9 @@ pub fn ctx() -> &'static GpuContext {
     static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
     let r = CTX.get_or_init(|| {
         let c = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
+        // Every kernel compiled at once, inside an error scope: a WGSL error fails here with
+        // the compiler's message (a model compiles its kernels at first use).
+        pollster::block_on(c.compile_all()).map_err(|e| e.to_string())?;
         eprintln!("kernel tests on adapter: {} ({:?})", c.adapter_name(), c.adapter_info().backend);
         Ok(c)
     });
