@@ -294,10 +294,17 @@ impl GpuContext {
         self.kernels.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// `def`'s kernel, compiled now if this is its first use.
+    /// `def`'s kernel, compiled now if this is its first use (checked then, once, to be one of
+    /// [`ops::ALL`]'s: a forward pass's dispatches only look it up).
     fn kernel(&self, def: &KernelDef) -> Arc<Kernel> {
         let mut built = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
-        built.entry(def.entry).or_insert_with(|| Arc::new(build_kernel(&self.device, def))).clone()
+        built
+            .entry(def.entry)
+            .or_insert_with(|| {
+                assert!(ops::all_kernels().any(|d| d.entry == def.entry), "{}: kernel not registered in ops::ALL", def.entry);
+                Arc::new(build_kernel(&self.device, def))
+            })
+            .clone()
     }
 
     /// How many contexts exist in this process (made by [`GpuContext::new`], not yet dropped).
@@ -595,7 +602,6 @@ impl Recorder<'_> {
         if grid.contains(&0) {
             return;
         }
-        assert!(ops::all_kernels().any(|d| d.entry == kernel.entry), "{}: kernel not registered in ops::ALL", kernel.entry);
         let k = self.ctx.kernel(&kernel);
         let spec = &k.def;
         assert_eq!(inputs.len(), spec.n_inputs as usize, "{}: wrong input count", spec.entry);

@@ -6,25 +6,12 @@
 //! listener) inside the task that applies a run's answer; the browser's HTML parser builds the
 //! same nodes from one string in a fraction of that. Clicks are delegated to the container
 //! (one listener, the element found with `closest`). Every piece of text and every attribute
-//! value goes through [`escape`]: tokens are arbitrary text.
+//! value goes through [`escape`] (`export::xml_escape`): tokens are arbitrary text.
 
 use std::fmt::Write;
 
-/// `s` with the five characters that matter in HTML text and quoted attribute values escaped.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text and quoted attribute values escaped: the SVG export's escaping, which covers HTML too.
+pub use crate::export::xml_escape as escape;
 
 /// An element's opening tag with its attributes (values escaped); `None` values are left out.
 pub fn open(out: &mut String, tag: &str, attrs: &[(&str, Option<&str>)]) {
@@ -52,7 +39,7 @@ mod tests {
 
     #[test]
     fn text_and_attributes_are_escaped() {
-        assert_eq!(escape("<bos> & \"x\" 'y'"), "&lt;bos&gt; &amp; &quot;x&quot; &#39;y&#39;");
+        assert_eq!(escape("<bos> & \"x\" 'y'"), "&lt;bos&gt; &amp; &quot;x&quot; &apos;y&apos;");
         assert_eq!(escape("whale \u{2423}"), "whale \u{2423}");
         let mut s = String::new();
         open(&mut s, "span", &[("class", Some("a")), ("title", Some("\"><script>")), ("data-x", None)]);

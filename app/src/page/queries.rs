@@ -47,13 +47,7 @@ fn key_now(page: Page, query: &Query) -> Option<RunKey> {
         Some(page.current_run()?.key.clone())
     } else {
         page.shown_run()?;
-        Some(RunKey {
-            model_gen: page.model_gen.get(),
-            prompt: String::new(),
-            corrupted: None,
-            interventions: Vec::new(),
-            run_prompt: glassbox_core::Prompt::Clean,
-        })
+        Some(RunKey::of_model(page.model_gen.get()))
     }
 }
 

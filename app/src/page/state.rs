@@ -45,6 +45,11 @@ impl RunKey {
             run_prompt: e.run_prompt(),
         }
     }
+
+    /// The key of an answer that belongs to the model alone (no prompt, no interventions).
+    pub fn of_model(model_gen: u64) -> RunKey {
+        RunKey { model_gen, prompt: String::new(), corrupted: None, interventions: Vec::new(), run_prompt: Prompt::Clean }
+    }
 }
 
 /// A causal view's answer: the model generation it was computed on, and the view or why not.
