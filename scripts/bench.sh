@@ -12,6 +12,10 @@
 # model, every hook cached, with the dispatches per forward pass, and the CPU path beside it:
 #   scripts/bench.sh gpu [tokens=16,32] [runs=3]
 # (on a machine with a real GPU, WGPU_BACKEND picks its Vulkan/Metal/DX12 adapter).
+# The browser's CPU path against native (issue 13): forward passes with every hook cached in
+# headless Chromium (the built site in DIST_DIR, default dist/) and natively on one and on all
+# threads, on the shipped English model and the e2e hub mimic's GPT-2-small-shaped model:
+#   scripts/bench.sh wasm [browser runs=20] [native runs=20]
 # Needs the Python packages: scripts/setup.sh --python
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,50 @@ if [ "${1:-}" = gpu ]; then
   WGPU_BACKEND="${WGPU_BACKEND:-vulkan}" ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend gpu
   ./target/release/glassbox bench --model "$MODEL" --tokens "$TOKENS" --runs "$RUNS" --backend cpu
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
+if [ "${1:-}" = wasm ]; then
+  BROWSER_RUNS="${2:-20}"; NATIVE_RUNS="${3:-20}"
+  DIST="${DIST_DIR:-dist}"
+  OUT=$(mktemp); GPT2=$(mktemp -d)
+  cargo build --release -q -p glassbox-cli
+  [ -f "$DIST/index.html" ] || trunk build --release --dist "$DIST"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  DIST_DIR="$DIST" node e2e/bench/browser_bench.mjs "$BROWSER_RUNS" --forward-only | tee -a "$OUT"
+  # The same GPT-2-small-shaped files the browser fetched, from the same server.
+  PORT=4290 DIST_DIR="$DIST" node e2e/server.mjs >/dev/null 2>&1 & SERVER=$!
+  trap 'kill $SERVER 2>/dev/null || true' EXIT
+  for f in config.json tokenizer.json model.safetensors; do
+    curl -s --retry 10 --retry-connrefused --retry-delay 1 -o "$GPT2/$f" "http://127.0.0.1:4290/hub/glassbox-test/gpt2-small-random/resolve/main/$f"
+  done
+  kill $SERVER
+  python3 - "$OUT" <<'PY' | while read -r model tokens runs; do
+import json, sys
+for r in (json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")):
+    if r["what"].startswith("forward pass"):
+        print(r["what"].split(", ")[-1], r["n_tokens"], r["runs"])
+PY
+    dir="public/models/$model"; [ "$model" = gpt2-small-random ] && dir="$GPT2"
+    n="$NATIVE_RUNS"; [ "$model" = gpt2-small-random ] && n=3
+    for threads in 1 "$(nproc)"; do
+      RAYON_NUM_THREADS=$threads ./target/release/glassbox bench --model "$dir" --tokens "$tokens" --runs "$n" --backend cpu 2>/dev/null \
+        | sed "s/^{/{\"model\":\"$model\",\"threads\":$threads,/" | tee -a "$OUT"
+    done
+  done
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 - "$OUT" "$(nproc)" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+native = {(r["model"], r["n_tokens"], r["threads"]): r["median_ms"] for r in rows if r.get("impl") == "glassbox"}
+t = int(sys.argv[2])
+print(f"\n| model | tokens | wasm in Chromium (ms) | native, 1 thread (ms) | native, {t} threads (ms) | wasm / native (1 thread) | wasm / native ({t} threads) |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    if r.get("what", "").startswith("forward pass"):
+        m, n = r["what"].split(", ")[-1], r["n_tokens"]
+        one, all_ = native[(m, n, 1)], native[(m, n, t)]
+        print(f"| {m} | {n} | {r['median_ms']:.1f} | {one:.1f} | {all_:.1f} | {r['median_ms'] / one:.2f}x | {r['median_ms'] / all_:.2f}x |")
+PY
   exit 0
 fi
 if [ "${1:-}" = patch ]; then
