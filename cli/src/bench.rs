@@ -4,7 +4,8 @@
 //! `--quant q8_0|q4_0` quantizes the matrices on load (as the app's quantize-on-load does): the
 //! GPU backend keeps them quantized; the CPU backend dequantizes them (it is the f32 reference).
 //! Any family `config.json` works (GPT-2, Llama, Qwen2, GPT-NeoX). `--unfused` runs the GPU
-//! backend's fused steps as the ops they fuse (the dispatch count before they were fused).
+//! backend's fused steps as the ops they fuse (the dispatch count before they were fused);
+//! `--no-pool` makes every GPU op output a new buffer instead of reusing dropped ones.
 
 use std::path::Path;
 use std::time::Instant;
@@ -53,7 +54,15 @@ impl std::fmt::Display for BenchQuant {
     }
 }
 
-pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, quant: BenchQuant, unfused: bool) -> Result<(), Box<dyn std::error::Error>> {
+pub fn bench(
+    dir: &Path,
+    counts: &[usize],
+    runs: usize,
+    backend: BenchBackend,
+    quant: BenchQuant,
+    unfused: bool,
+    no_pool: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = Config::from_hf_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let mut weights = from_hf_tensors(&cfg, read_safetensors(&std::fs::read(dir.join("model.safetensors"))?)?)?;
     if quant != BenchQuant::F32 {
@@ -65,7 +74,8 @@ pub fn bench(dir: &Path, counts: &[usize], runs: usize, backend: BenchBackend, q
         BenchBackend::Gpu => {
             let gpu = pollster::block_on(GpuBackend::new())?;
             gpu.set_fused(!unfused);
-            let name = format!("gpu:{} {quant}{}", gpu.adapter_name(), if unfused { " unfused" } else { "" });
+            gpu.context().set_buffer_pool(!no_pool);
+            let name = format!("gpu:{} {quant}{}{}", gpu.adapter_name(), if unfused { " unfused" } else { "" }, if no_pool { " no-pool" } else { "" });
             bench_on(&gpu, &name, &cfg, &weights, counts, runs)
         }
     }

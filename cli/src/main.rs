@@ -3,7 +3,7 @@
 //!   glassbox train-induction [--out DIR] [--steps N] [--seed S] [--lr LR]   train the shipped induction model
 //!   glassbox eval-induction [--model DIR]                           its held-out accuracy
 //!   glassbox eval-organism [--model DIR]                            a shipped organism's card metric, recomputed
-//!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0] [--unfused]
+//!   glassbox bench [--model DIR] [--tokens 16,64,256] [--runs N] [--backend cpu|gpu] [--quant f32|q8_0|q4_0] [--unfused] [--no-pool]
 //!   glassbox run [--model DIR|FILE.gguf] [--prompt TEXT]            top-5 predictions per position
 //!   glassbox steer --model M --prompt TEXT (--plus TEXT --minus TEXT --layer L | --neuron L.N) [--coeff C]
 //!                  [--max-new N --temperature T --top-p P --seed S]   unsteered and steered continuations (ActAdd)
@@ -116,6 +116,10 @@ enum Command {
         /// sum) as the separate ops it fuses, one dispatch each, for comparison.
         #[arg(long)]
         unfused: bool,
+        /// GPU: create a new buffer for every op output instead of reusing those of dropped
+        /// tensors, for comparison.
+        #[arg(long)]
+        no_pool: bool,
     },
     /// Continue a prompt twice, without and with a steering vector (ActAdd: the difference of
     /// two prompts' resid_pre at a layer, added at the prompt's first positions; or an MLP
@@ -518,7 +522,9 @@ fn main() {
         Command::TrainInduction { out, steps, seed, lr } => train::train_induction(&out, steps, seed, lr),
         Command::EvalInduction { model } => eval_induction(&model),
         Command::EvalOrganism { model } => eval_organism(&model),
-        Command::Bench { model, tokens, runs, backend, quant, unfused } => bench::bench(&model, &tokens, runs as usize, backend, quant, unfused),
+        Command::Bench { model, tokens, runs, backend, quant, unfused, no_pool } => {
+            bench::bench(&model, &tokens, runs as usize, backend, quant, unfused, no_pool)
+        }
         Command::Steer { model, prompt, plus, minus, layer, neuron, coeff, max_new, temperature, top_p, seed, stop, json } => {
             steer::steer_cmd(steer::SteerArgs {
                 model: &model,

@@ -80,6 +80,7 @@ fn five_hundred_runs_leave_gpu_buffer_bytes_where_they_were() {
     let plain = RunRequest::new(f.tokens.clone()).cache_all();
     let ablated = plain.clone().intervene(Intervention::new("blocks.0.attn.hook_z", InterventionOp::Zero).at_head(0));
     let mut after_first = 0;
+    let (mut pooled_after_two, reuses) = (0, GpuContext::pool_reuses());
     for i in 0..500 {
         let out = pollster::block_on(model.run(&gpu, if i % 2 == 0 { &plain } else { &ablated })).unwrap();
         assert!(!out.cache.is_empty(), "run {i}: hooks were cached");
@@ -90,12 +91,24 @@ fn five_hundred_runs_leave_gpu_buffer_bytes_where_they_were() {
         } else {
             assert_eq!(live, after_first, "run {i}: live GPU buffer bytes changed ({after_first} -> {live})");
         }
+        // A run's dropped outputs wait in the context's pool for the next run, which takes them
+        // again: after one run of each kind the pool stops growing.
+        let pooled = GpuContext::pooled_buffer_bytes();
+        assert!(pooled <= glassbox_kernels::MAX_POOLED_BYTES, "run {i}: {pooled} bytes pooled");
+        if i == 1 {
+            pooled_after_two = pooled;
+        } else if i > 1 {
+            assert_eq!(pooled, pooled_after_two, "run {i}: pooled GPU buffer bytes changed");
+        }
     }
+    assert!(pooled_after_two > 0, "op outputs went to the pool");
+    assert!(GpuContext::pool_reuses() - reuses > 400 * 10, "later runs reused pooled buffers ({} reuses)", GpuContext::pool_reuses() - reuses);
     // Nothing of a run outlives it: after a run, only what the model holds is alive.
     assert_eq!(after_first - base, weights, "a run left buffers alive after its output was dropped");
     drop(model);
     drop(gpu);
     assert_eq!(GpuContext::live_buffer_bytes(), base, "dropping the model and backend freed every buffer");
+    assert_eq!(GpuContext::pooled_buffer_bytes(), 0, "and their pool");
 }
 
 /// A backend compiles a kernel at its first dispatch: a fresh one has compiled none, a model

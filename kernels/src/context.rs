@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use wgpu::util::DeviceExt;
 
@@ -35,22 +35,83 @@ pub enum GpuError {
     Validation(String),
 }
 
-/// Bytes of storage buffers (tensors, weights, token ids) alive in this process: added when one
-/// is created, subtracted when its last handle is dropped. Staging and uniform buffers, which
-/// live for one submission, are not counted.
+/// Bytes of storage buffers (tensors, weights, token ids) in use in this process: added when one
+/// is created or taken from a pool, subtracted when its last handle is dropped. Staging and
+/// uniform buffers, which live for one submission, are not counted, nor are buffers idle in a
+/// pool ([`GpuContext::pooled_buffer_bytes`]).
 static LIVE_BUFFER_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes of op outputs whose tensors were dropped, kept by their context's [`BufferPool`] for
+/// the next output of the same size.
+static POOLED_BUFFER_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// The most a context keeps idle in its pool. A run that would pool more empties it first (a
+/// prompt of another length needs buffers of other sizes: the old ones go).
+pub const MAX_POOLED_BYTES: u64 = 128 << 20;
+
+/// Storage buffers of dropped op outputs, by size in bytes. An op's output takes one of its size
+/// instead of creating a buffer (which on a real device allocates memory and on the web is a
+/// call to the GPU process); it is cleared first, as a new buffer would be. Ordering is safe:
+/// every use of a buffer before it returned here was recorded, and so runs, before the use
+/// that takes it again.
+#[derive(Default)]
+pub(crate) struct BufferPool {
+    free: Mutex<(HashMap<u64, Vec<wgpu::Buffer>>, u64)>,
+    /// Set by [`GpuContext::set_buffer_pool`]`(false)`: every output is a new buffer.
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl BufferPool {
+    fn take(&self, size: u64) -> Option<wgpu::Buffer> {
+        if self.off.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let buffer = free.0.get_mut(&size)?.pop()?;
+        free.1 -= size;
+        POOLED_BUFFER_BYTES.fetch_sub(size, Ordering::SeqCst);
+        Some(buffer)
+    }
+
+    fn put(&self, buffer: wgpu::Buffer) {
+        let size = buffer.size();
+        if size > MAX_POOLED_BYTES || self.off.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.1 + size > MAX_POOLED_BYTES {
+            POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
+            *free = Default::default();
+        }
+        free.0.entry(size).or_default().push(buffer);
+        free.1 += size;
+        POOLED_BUFFER_BYTES.fetch_add(size, Ordering::SeqCst);
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        let free = self.free.get_mut().unwrap_or_else(|p| p.into_inner());
+        POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
+    }
+}
 
 /// A storage buffer counted in [`GpuContext::live_buffer_bytes`] while it exists. Dereferences to
-/// the `wgpu::Buffer`.
+/// the `wgpu::Buffer`. An op output goes back to its context's pool when dropped.
 #[derive(Debug)]
 pub struct TrackedBuffer {
-    buffer: wgpu::Buffer,
+    /// `Some` until dropped.
+    buffer: Option<wgpu::Buffer>,
+    pool: Option<Weak<BufferPool>>,
 }
 
 impl TrackedBuffer {
     fn new(buffer: wgpu::Buffer) -> Arc<TrackedBuffer> {
+        Self::with_pool(buffer, None)
+    }
+
+    fn with_pool(buffer: wgpu::Buffer, pool: Option<Weak<BufferPool>>) -> Arc<TrackedBuffer> {
         LIVE_BUFFER_BYTES.fetch_add(buffer.size(), Ordering::SeqCst);
-        Arc::new(TrackedBuffer { buffer })
+        Arc::new(TrackedBuffer { buffer: Some(buffer), pool })
     }
 }
 
@@ -58,13 +119,23 @@ impl std::ops::Deref for TrackedBuffer {
     type Target = wgpu::Buffer;
 
     fn deref(&self) -> &wgpu::Buffer {
-        &self.buffer
+        self.buffer.as_ref().expect("a TrackedBuffer's buffer is taken only when it is dropped")
     }
 }
 
 impl Drop for TrackedBuffer {
     fn drop(&mut self) {
-        LIVE_BUFFER_BYTES.fetch_sub(self.buffer.size(), Ordering::SeqCst);
+        let Some(buffer) = self.buffer.take() else { return };
+        LIVE_BUFFER_BYTES.fetch_sub(buffer.size(), Ordering::SeqCst);
+        if let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) {
+            pool.put(buffer);
+        }
+    }
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool").finish_non_exhaustive()
     }
 }
 
@@ -130,8 +201,12 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+    /// Buffers of dropped op outputs, reused by later outputs of the same size.
+    pool: Arc<BufferPool>,
 }
 
+/// Op outputs that took a pooled buffer instead of creating one, in this process.
+static POOL_REUSES: AtomicU64 = AtomicU64::new(0);
 /// Contexts created and not yet dropped, in this process.
 static LIVE_CONTEXTS: AtomicUsize = AtomicUsize::new(0);
 /// Compute dispatches recorded in this process (every context), for the dispatches-per-forward-
@@ -266,7 +341,7 @@ impl GpuContext {
         let max_groups_per_dim = device.limits().max_compute_workgroups_per_dimension;
 
         LIVE_CONTEXTS.fetch_add(1, Ordering::SeqCst);
-        Ok(GpuContext { device, queue, info, kernels: Mutex::new(HashMap::new()), dummy, max_groups_per_dim, error, lost })
+        Ok(GpuContext { device, queue, info, kernels: Mutex::new(HashMap::new()), dummy, max_groups_per_dim, error, lost, pool: Arc::default() })
     }
 
     /// Compiles every kernel of [`ops::ALL`] not yet built, inside an error scope: a WGSL or
@@ -314,11 +389,34 @@ impl GpuContext {
         LIVE_CONTEXTS.load(Ordering::SeqCst)
     }
 
-    /// Bytes of GPU storage buffers alive in this process (every context's tensors, weights and
-    /// token buffers; not the short-lived staging and uniform buffers). The engine reports it so
-    /// that tests can check GPU memory stays bounded over many runs and model swaps.
+    /// Bytes of GPU storage buffers in use in this process (every context's tensors, weights and
+    /// token buffers; not the short-lived staging and uniform buffers, nor buffers idle in a
+    /// pool). The engine reports it so that tests can check GPU memory stays bounded over many
+    /// runs and model swaps.
     pub fn live_buffer_bytes() -> u64 {
         LIVE_BUFFER_BYTES.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of op-output buffers idle in every context's pool, waiting to be reused (at most
+    /// [`MAX_POOLED_BYTES`] per context; freed with the context).
+    pub fn pooled_buffer_bytes() -> u64 {
+        POOLED_BUFFER_BYTES.load(Ordering::SeqCst)
+    }
+
+    /// Whether op outputs reuse the buffers of dropped ones (`true`, the default) or are each a
+    /// new buffer (`false`, which also frees the pool: `glassbox bench --no-pool` compares).
+    pub fn set_buffer_pool(&self, on: bool) {
+        self.pool.off.store(!on, Ordering::Relaxed);
+        if !on {
+            let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
+            POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
+            *free = Default::default();
+        }
+    }
+
+    /// Op outputs in this process that reused a pooled buffer instead of creating one.
+    pub fn pool_reuses() -> u64 {
+        POOL_REUSES.load(Ordering::Relaxed)
     }
 
     /// Compute dispatches recorded so far in this process (empty grids are not dispatched).
@@ -584,16 +682,19 @@ impl Recorder<'_> {
         self.ctx.queue.submit(Some(self.encoder.finish()));
     }
 
-    /// A new zero-filled tensor (at least 4 bytes, so it can always be bound).
-    pub(crate) fn output(&self, shape: &[usize]) -> GpuTensor {
-        let n: usize = shape.iter().product();
-        let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("op output"),
-            size: (n.max(1) * 4) as u64,
-            usage: tensor_usage(),
-            mapped_at_creation: false,
-        });
-        GpuTensor { buffer: TrackedBuffer::new(buffer), shape: shape.to_vec() }
+    /// A new zero-filled tensor (at least 4 bytes, so it can always be bound): a buffer of its
+    /// size from the context's pool, cleared, or a new one.
+    pub(crate) fn output(&mut self, shape: &[usize]) -> GpuTensor {
+        let size = (shape.iter().product::<usize>().max(1) * 4) as u64;
+        let buffer = match self.ctx.pool.take(size) {
+            Some(buffer) => {
+                self.encoder.clear_buffer(&buffer, 0, None);
+                POOL_REUSES.fetch_add(1, Ordering::Relaxed);
+                buffer
+            }
+            None => self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("op output"), size, usage: tensor_usage(), mapped_at_creation: false }),
+        };
+        GpuTensor { buffer: TrackedBuffer::with_pool(buffer, Some(Arc::downgrade(&self.ctx.pool))), shape: shape.to_vec() }
     }
 
     /// Records one dispatch of `kernel` in its own compute pass. `params` are u32 words (f32s
@@ -625,5 +726,46 @@ impl Recorder<'_> {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
         DISPATCHES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An op output reuses the buffer of a dropped one of the same size, cleared as a new
+    /// buffer would be; one of another size, or with the pool off, is a new buffer; the pool
+    /// is freed with its context.
+    #[test]
+    fn a_dropped_output_is_reused_cleared_and_freed_with_its_context() {
+        let ctx = pollster::block_on(GpuContext::new()).expect("a GPU adapter (WGPU_BACKEND=vulkan on lavapipe)");
+        let read = |t: &GpuTensor| pollster::block_on(ctx.read(&[t])).expect("read-back").pop().unwrap();
+        let mut rec = ctx.recorder();
+        let dirty = rec.output(&[3, 5]);
+        rec.submit();
+        ctx.queue.write_buffer(&dirty.buffer, 0, bytemuck::cast_slice(&[7f32; 15]));
+        assert_eq!(read(&dirty), vec![7.0; 15]);
+        let (reuses, pooled) = (GpuContext::pool_reuses(), ctx.pool.free.lock().unwrap().1);
+        drop(dirty);
+        assert_eq!(ctx.pool.free.lock().unwrap().1, pooled + 60, "the dropped output went to the pool");
+
+        let mut rec = ctx.recorder();
+        let other_size = rec.output(&[16]);
+        let reused = rec.output(&[15]);
+        rec.submit();
+        assert!(GpuContext::pool_reuses() > reuses, "an output of the same size took the pooled buffer");
+        assert_eq!(ctx.pool.free.lock().unwrap().1, pooled, "the pool gave its buffer away");
+        assert_eq!(read(&reused), vec![0.0; 15], "a reused buffer starts zero-filled");
+        assert_eq!(read(&other_size), vec![0.0; 16]);
+
+        ctx.set_buffer_pool(false);
+        drop(reused);
+        assert_eq!(ctx.pool.free.lock().unwrap().1, 0, "with the pool off nothing is kept");
+        ctx.set_buffer_pool(true);
+        drop(other_size);
+        assert_eq!(ctx.pool.free.lock().unwrap().1, 64);
+        let weak = Arc::downgrade(&ctx.pool);
+        drop(ctx);
+        assert!(weak.upgrade().is_none(), "the pool went with its context");
     }
 }

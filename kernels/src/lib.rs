@@ -31,7 +31,7 @@ mod context;
 mod format;
 pub mod ops;
 
-pub use context::{GpuAdapter, GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder, TrackedBuffer};
+pub use context::{GpuAdapter, GpuBuffer, GpuContext, GpuError, GpuTensor, Recorder, TrackedBuffer, MAX_POOLED_BYTES};
 pub use format::{QuantFormat, UnknownFormat};
 pub use ops::linear::LinearKernel;
 pub use ops::linear_epilogue::Epilogue;
