@@ -126,3 +126,23 @@ pub fn crash_engine() -> bool {
 pub fn gpu_buffer_bytes() -> f64 {
     glassbox_core::GpuBackend::live_buffer_bytes() as f64
 }
+
+/// The browser's own CPU matmul on packed weights (`glassbox_core::cpu::matmul`, simd128)
+/// against a double-precision product, on shapes at every edge of its blocking and one of
+/// GPT-2's: the largest difference relative to the largest product. The end-to-end test checks
+/// that the kernel the browser runs computes what the native tests check (on portable lanes).
+#[wasm_bindgen]
+pub fn cpu_matmul_check() -> f64 {
+    let mut worst = 0f64;
+    for (m, k, n) in [(1, 64, 83), (4, 64, 83), (5, 513, 9), (63, 768, 300), (17, 1100, 129)] {
+        let values = |len: usize, s: usize| (0..len).map(|i| (((i * 7 + s) % 23) as f32 - 11.0) / 11.0).collect::<Vec<f32>>();
+        let (a, w) = (values(m * k, 1), values(k * n, 5));
+        let mut ours = vec![0f32; m * n];
+        glassbox_core::cpu::matmul::PackedMatrix::pack(k, n, &w).matmul(m, &a, &mut ours);
+        let exact: Vec<f64> = (0..m * n).map(|ij| (0..k).map(|p| a[ij / n * k + p] as f64 * w[p * n + ij % n] as f64).sum()).collect();
+        let scale = exact.iter().fold(0f64, |s, v| s.max(v.abs()));
+        let diff = ours.iter().zip(&exact).fold(0f64, |d, (&o, &e)| d.max((o as f64 - e).abs()));
+        worst = worst.max(if diff.is_nan() || scale == 0.0 { f64::INFINITY } else { diff / scale });
+    }
+    worst
+}

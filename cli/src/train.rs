@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use glassbox_core::cpu::CpuMatrix;
 use glassbox_core::tasks::{induction, induction_heldout_accuracy, Rng};
 use glassbox_core::weights::{write_safetensors, BlockWeights, MlpWeights};
 use glassbox_core::{Config, CpuBackend, HookedTransformer, HostTensor, ModelWeights, RunRequest, VocabTokenizer};
@@ -82,6 +83,8 @@ impl Trainee {
             vars.push(v.clone());
             Ok(v.as_tensor().clone())
         })?;
+        // Dense tensors (the `Var`s themselves), never packed: candle differentiates through them.
+        let weights = weights.map_matrices(|t| CpuMatrix::Dense(t.clone()));
         Ok(Trainee { model: HookedTransformer { cfg: cfg.clone(), weights }, vars, host })
     }
 

@@ -6,8 +6,14 @@
 //! exception is `gelu_new` in inference: a custom op ([`GeluNew`]) with a vectorizable tanh, as
 //! candle's calls libm's scalar `tanhf` once per element (a tenth of a 256-token GPT-2-small
 //! forward pass); while training it is candle's own `gelu`, which candle can differentiate.
+//! In the browser the linear weights are also packed once at load for our own matmul
+//! ([`matmul`], [`CpuMatrix::Packed`]): `gemm`, which candle calls, re-packs them on every call.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
+
+pub mod matmul;
+
+use std::sync::Arc;
 
 use crate::backend::Backend;
 use crate::tensor::HostTensor;
@@ -16,6 +22,59 @@ use crate::Result;
 
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend;
+
+/// A weight matrix on the CPU backend: a candle tensor, or, for `x W` in the browser, the same
+/// `[k, n]` packed once for [`matmul::PackedMatrix::matmul`].
+#[derive(Clone, Debug)]
+pub enum CpuMatrix {
+    Dense(Tensor),
+    Packed(Arc<matmul::PackedMatrix>),
+}
+
+/// Whether [`CpuBackend::upload_matrix`] packs linear weights: in the browser, where our
+/// simd128 matmul on packed weights beats `gemm`; natively `gemm`'s AVX2/AVX-512 kernels win.
+pub const PACKS_LINEAR_WEIGHTS: bool = cfg!(target_arch = "wasm32");
+
+impl CpuMatrix {
+    /// This matrix packed (a `[k, n]` tensor packed; a packed one as it is).
+    pub fn to_packed(&self) -> Result<CpuMatrix> {
+        Ok(match self {
+            CpuMatrix::Dense(t) => {
+                let (k, n) = t.dims2()?;
+                CpuMatrix::Packed(Arc::new(matmul::PackedMatrix::pack(k, n, &t.flatten_all()?.to_vec1::<f32>()?)))
+            }
+            CpuMatrix::Packed(p) => CpuMatrix::Packed(p.clone()),
+        })
+    }
+}
+
+/// [`matmul::PackedMatrix::matmul`] as a candle op on x `[.., k]` (forward only).
+struct PackedLinear<'a>(&'a matmul::PackedMatrix);
+
+impl CustomOp1 for PackedLinear<'_> {
+    fn name(&self) -> &'static str {
+        "packed_linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(all) = storage else {
+            candle_core::bail!("packed_linear: f32 only");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("packed_linear: contiguous input only");
+        };
+        let (k, n) = self.0.dims();
+        let mut dims = layout.dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == k => *last = n,
+            _ => candle_core::bail!("packed_linear: x {:?} times W [{k}, {n}]", layout.dims()),
+        }
+        let m = (end - start) / k.max(1);
+        let mut y = vec![0f32; m * n];
+        self.0.matmul(m, &all[start..end], &mut y);
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
 
 impl CpuBackend {
     pub fn new() -> CpuBackend {
@@ -42,7 +101,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     type Tensor = Tensor;
-    type Matrix = Tensor;
+    type Matrix = CpuMatrix;
 
     fn name(&self) -> String {
         "CPU".into()
@@ -52,18 +111,39 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_slice(&t.data, t.shape.as_slice(), &Device::Cpu)?)
     }
 
-    /// The CPU keeps every matrix dense: quantized blocks are dequantized here, which makes
-    /// this path the f32 reference for a quantized model.
-    fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<Tensor> {
-        match m {
-            HostMatrix::Dense(t) => self.upload(t),
-            HostMatrix::Quant(_) => self.upload(&m.dense(role)?),
+    /// The CPU keeps every matrix in f32: quantized blocks are dequantized here, which makes
+    /// this path the f32 reference for a quantized model. In the browser linear weights are
+    /// packed for our own matmul ([`PACKS_LINEAR_WEIGHTS`]).
+    fn upload_matrix(&self, m: &HostMatrix, role: MatrixRole) -> Result<CpuMatrix> {
+        let dense = match m {
+            HostMatrix::Dense(t) => std::borrow::Cow::Borrowed(t),
+            HostMatrix::Quant(_) => std::borrow::Cow::Owned(m.dense(role)?),
+        };
+        if PACKS_LINEAR_WEIGHTS && role == MatrixRole::Linear && dense.shape.len() == 2 {
+            let (k, n) = (dense.shape[0], dense.shape[1]);
+            return Ok(CpuMatrix::Packed(Arc::new(matmul::PackedMatrix::pack(k, n, &dense.data))));
         }
+        Ok(CpuMatrix::Dense(self.upload(&dense)?))
     }
 
-    fn embed(&self, tokens: &[u32], w_e: &Tensor) -> Result<Tensor> {
-        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
-        Ok(w_e.index_select(&ids, 0)?)
+    fn embed(&self, tokens: &[u32], w_e: &CpuMatrix) -> Result<Tensor> {
+        match w_e {
+            CpuMatrix::Dense(w_e) => {
+                let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+                Ok(w_e.index_select(&ids, 0)?)
+            }
+            CpuMatrix::Packed(w_e) => {
+                let (vocab, d) = w_e.dims();
+                let mut rows = Vec::with_capacity(tokens.len() * d);
+                for &t in tokens {
+                    if t as usize >= vocab {
+                        return Err(crate::Error::Request(format!("token id {t} is outside the embedding's {vocab} rows")));
+                    }
+                    rows.extend(w_e.row(t as usize));
+                }
+                Ok(Tensor::from_vec(rows, (tokens.len(), d), &Device::Cpu)?)
+            }
+        }
     }
 
     fn pos_embed(&self, n_batch: usize, n_pos: usize, w_pos: &Tensor) -> Result<Tensor> {
@@ -90,8 +170,11 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-        let y = x.matmul(w)?;
+    fn linear(&self, x: &Tensor, w: &CpuMatrix, b: Option<&Tensor>) -> Result<Tensor> {
+        let y = match w {
+            CpuMatrix::Dense(w) => x.matmul(w)?,
+            CpuMatrix::Packed(w) => x.contiguous()?.apply_op1_no_bwd(&PackedLinear(w))?,
+        };
         Ok(match b {
             Some(b) => y.broadcast_add(b)?,
             None => y,

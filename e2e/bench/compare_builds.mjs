@@ -5,6 +5,9 @@
 //
 // Each round starts the e2e server on each build in turn and times `bench_forward` (every hook
 // cached, two warm-up runs, the median of RUNS) on the shipped models; it prints every median.
+// GPT2=14,61 adds the hub mimic's GPT-2-small-shaped model at about those token counts (5 runs
+// each); GENERATE=1 adds greedy generation on the English model with and without the KV cache
+// (64 new tokens, tokens per second).
 import { chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -34,6 +37,18 @@ for (let round = 0; round < rounds; round++) {
       for (const [model, prompt] of PROMPTS) {
         const r = JSON.parse(await page.evaluate(([m, p, n, b]) => window.wasmBindings.bench_forward(m, p, n, b), [model, prompt, runs, backend]));
         (medians[`${dist} ${model} (${r.n_tokens} tokens, ${r.backend})`] ??= []).push(r.median_ms);
+      }
+      const hub = `http://127.0.0.1:${port}/hub/glassbox-test/gpt2-small-random/resolve/main`;
+      const text = 'the whale swam past the ship and the sailors watched it go by in silence. ';
+      for (const n of (process.env.GPT2 ?? '').split(',').filter(Boolean).map(Number)) {
+        // Byte-level BPE: about a token per 3 characters of this text.
+        const args = [hub, text.repeat(8).slice(0, 3 * n), backend];
+        const r = JSON.parse(await page.evaluate(([h, p, b]) => window.wasmBindings.bench_forward_url(h, 'config.json,model.safetensors,tokenizer.json', p, 5, b), args));
+        (medians[`${dist} gpt2-small-random (${r.n_tokens} tokens, ${r.backend})`] ??= []).push(r.median_ms);
+      }
+      for (const cache of process.env.GENERATE ? [true, false] : []) {
+        const r = JSON.parse(await page.evaluate(([b, c]) => window.wasmBindings.bench_generate('english-char-3l', 'Call me Ishmael.', 64, b, c), [backend, cache]));
+        (medians[`${dist} generation, english-char-3l, KV cache ${cache} (${r.backend}), tokens per second (not ms)`] ??= []).push(r.tokens_per_s);
       }
       await browser.close();
     } finally {

@@ -76,3 +76,13 @@ test('a panic inside the engine kills only its worker: the page says so, restart
   // The only error is the crashed worker's own trap; the page itself raised none.
   expect(pageErrors.filter((m) => !/unreachable/.test(m))).toEqual([]);
 });
+
+test('the CPU path\'s own matmul on packed weights, as the browser compiles it, matches a double-precision product', async ({ page }) => {
+  // The kernel's native tests run portable lanes with the same IEEE arithmetic; this runs the
+  // simd128 build itself (shapes at every edge of its blocking and one of GPT-2's).
+  await page.goto('./');
+  await waitForModel(page);
+  const worst = await page.evaluate(() => window.wasmBindings.cpu_matmul_check());
+  expect(worst).toBeGreaterThanOrEqual(0);
+  expect(worst).toBeLessThan(1e-6);
+});
