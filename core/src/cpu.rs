@@ -48,6 +48,17 @@ impl CpuMatrix {
     }
 }
 
+/// The f32 values of a custom op's contiguous input, or an error naming the op.
+fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(all) = storage else {
+        candle_core::bail!("{op}: f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input only");
+    };
+    Ok(&all[start..end])
+}
+
 /// [`matmul::PackedMatrix::matmul`] as a candle op on x `[.., k]` (forward only).
 struct PackedLinear<'a>(&'a matmul::PackedMatrix);
 
@@ -57,21 +68,16 @@ impl CustomOp1 for PackedLinear<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("packed_linear: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed_linear: contiguous input only");
-        };
+        let x = contiguous_f32("packed_linear", storage, layout)?;
         let (k, n) = self.0.dims();
         let mut dims = layout.dims().to_vec();
         match dims.last_mut() {
             Some(last) if *last == k => *last = n,
             _ => candle_core::bail!("packed_linear: x {:?} times W [{k}, {n}]", layout.dims()),
         }
-        let m = (end - start) / k.max(1);
+        let m = x.len() / k.max(1);
         let mut y = vec![0f32; m * n];
-        self.0.matmul(m, &all[start..end], &mut y);
+        self.0.matmul(m, x, &mut y);
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
@@ -344,13 +350,7 @@ impl CustomOp1 for GeluNew {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("gelu_new: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu_new: contiguous input only");
-        };
-        let x = &all[start..end];
+        let x = contiguous_f32("gelu_new", storage, layout)?;
         let mut y = vec![0f32; x.len()];
         #[cfg(not(target_arch = "wasm32"))]
         {

@@ -55,19 +55,38 @@ pub const MAX_POOLED_BYTES: u64 = 128 << 20;
 /// that takes it again.
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: Mutex<(HashMap<u64, Vec<wgpu::Buffer>>, u64)>,
+    free: Mutex<FreeBuffers>,
     /// Set by [`GpuContext::set_buffer_pool`]`(false)`: every output is a new buffer.
     off: std::sync::atomic::AtomicBool,
 }
 
+/// The idle buffers of one pool, by size, and their total bytes.
+#[derive(Default)]
+struct FreeBuffers {
+    by_size: HashMap<u64, Vec<wgpu::Buffer>>,
+    bytes: u64,
+}
+
+impl FreeBuffers {
+    /// Frees every idle buffer.
+    fn empty(&mut self) {
+        POOLED_BUFFER_BYTES.fetch_sub(self.bytes, Ordering::SeqCst);
+        *self = FreeBuffers::default();
+    }
+}
+
 impl BufferPool {
+    fn free(&self) -> std::sync::MutexGuard<'_, FreeBuffers> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn take(&self, size: u64) -> Option<wgpu::Buffer> {
         if self.off.load(Ordering::Relaxed) {
             return None;
         }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let buffer = free.0.get_mut(&size)?.pop()?;
-        free.1 -= size;
+        let mut free = self.free();
+        let buffer = free.by_size.get_mut(&size)?.pop()?;
+        free.bytes -= size;
         POOLED_BUFFER_BYTES.fetch_sub(size, Ordering::SeqCst);
         Some(buffer)
     }
@@ -77,21 +96,31 @@ impl BufferPool {
         if size > MAX_POOLED_BYTES || self.off.load(Ordering::Relaxed) {
             return;
         }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.1 + size > MAX_POOLED_BYTES {
-            POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
-            *free = Default::default();
+        let mut free = self.free();
+        if free.bytes + size > MAX_POOLED_BYTES {
+            free.empty();
         }
-        free.0.entry(size).or_default().push(buffer);
-        free.1 += size;
+        free.by_size.entry(size).or_default().push(buffer);
+        free.bytes += size;
         POOLED_BUFFER_BYTES.fetch_add(size, Ordering::SeqCst);
+    }
+
+    /// Bytes idle in this pool.
+    #[cfg(test)]
+    fn bytes(&self) -> u64 {
+        self.free().bytes
     }
 }
 
 impl Drop for BufferPool {
     fn drop(&mut self) {
-        let free = self.free.get_mut().unwrap_or_else(|p| p.into_inner());
-        POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
+        self.free().empty();
+    }
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool").finish_non_exhaustive()
     }
 }
 
@@ -130,12 +159,6 @@ impl Drop for TrackedBuffer {
         if let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) {
             pool.put(buffer);
         }
-    }
-}
-
-impl std::fmt::Debug for BufferPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BufferPool").finish_non_exhaustive()
     }
 }
 
@@ -408,9 +431,7 @@ impl GpuContext {
     pub fn set_buffer_pool(&self, on: bool) {
         self.pool.off.store(!on, Ordering::Relaxed);
         if !on {
-            let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
-            POOLED_BUFFER_BYTES.fetch_sub(free.1, Ordering::SeqCst);
-            *free = Default::default();
+            self.pool.free().empty();
         }
     }
 
@@ -745,25 +766,25 @@ mod tests {
         rec.submit();
         ctx.queue.write_buffer(&dirty.buffer, 0, bytemuck::cast_slice(&[7f32; 15]));
         assert_eq!(read(&dirty), vec![7.0; 15]);
-        let (reuses, pooled) = (GpuContext::pool_reuses(), ctx.pool.free.lock().unwrap().1);
+        let (reuses, pooled) = (GpuContext::pool_reuses(), ctx.pool.bytes());
         drop(dirty);
-        assert_eq!(ctx.pool.free.lock().unwrap().1, pooled + 60, "the dropped output went to the pool");
+        assert_eq!(ctx.pool.bytes(), pooled + 60, "the dropped output went to the pool");
 
         let mut rec = ctx.recorder();
         let other_size = rec.output(&[16]);
         let reused = rec.output(&[15]);
         rec.submit();
         assert!(GpuContext::pool_reuses() > reuses, "an output of the same size took the pooled buffer");
-        assert_eq!(ctx.pool.free.lock().unwrap().1, pooled, "the pool gave its buffer away");
+        assert_eq!(ctx.pool.bytes(), pooled, "the pool gave its buffer away");
         assert_eq!(read(&reused), vec![0.0; 15], "a reused buffer starts zero-filled");
         assert_eq!(read(&other_size), vec![0.0; 16]);
 
         ctx.set_buffer_pool(false);
         drop(reused);
-        assert_eq!(ctx.pool.free.lock().unwrap().1, 0, "with the pool off nothing is kept");
+        assert_eq!(ctx.pool.bytes(), 0, "with the pool off nothing is kept");
         ctx.set_buffer_pool(true);
         drop(other_size);
-        assert_eq!(ctx.pool.free.lock().unwrap().1, 64);
+        assert_eq!(ctx.pool.bytes(), 64);
         let weak = Arc::downgrade(&ctx.pool);
         drop(ctx);
         assert!(weak.upgrade().is_none(), "the pool went with its context");

@@ -183,31 +183,29 @@ impl PackedMatrix {
             return;
         }
         let padded = n.div_ceil(NR) * NR;
-        let mut a_pack = vec![0f32; m.div_ceil(MR) * MR * KC.min(k)];
+        // Rows of a in blocks of MR, the rest one at a time: `(first row, rows)`. A block's packed
+        // rows start at `first row * kc` in `a_pack`.
+        let row_blocks = || {
+            let full = m / MR * MR;
+            (0..full).step_by(MR).map(|i0| (i0, MR)).chain((full..m).map(|i0| (i0, 1)))
+        };
+        let mut a_pack = vec![0f32; m * KC.min(k)];
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let block = &self.data[pc * padded..(pc + kc) * padded];
-            // Rows of a in blocks of MR, the rest one at a time: [block][kc][rows].
-            let mut i0 = 0;
-            let mut offset = 0;
-            while i0 < m {
-                let rows = if m - i0 >= MR { MR } else { 1 };
-                let packed = &mut a_pack[offset..offset + kc * rows];
+            for (i0, rows) in row_blocks() {
+                let packed = &mut a_pack[i0 * kc..(i0 + rows) * kc]; // [kc][rows]
                 for r in 0..rows {
                     for (p, &v) in a[(i0 + r) * k + pc..(i0 + r) * k + pc + kc].iter().enumerate() {
                         packed[p * rows + r] = v;
                     }
                 }
-                i0 += rows;
-                offset += kc * rows;
             }
             for q in 0..padded / NR {
                 let (j0, panel) = (q * NR, &block[q * kc * NR..(q + 1) * kc * NR]);
                 let width = NR.min(n - j0);
-                let (mut i0, mut offset) = (0, 0);
-                while i0 < m {
-                    let rows = if m - i0 >= MR { MR } else { 1 };
-                    let packed = &a_pack[offset..offset + kc * rows];
+                for (i0, rows) in row_blocks() {
+                    let packed = &a_pack[i0 * kc..(i0 + rows) * kc];
                     // SAFETY: packed is kc * rows floats, panel kc * NR.
                     let sums: &[[f32; NR]] = if rows == MR {
                         &unsafe { micro_kernel::<MR>(kc, packed.as_ptr(), panel.as_ptr()) }
@@ -222,8 +220,6 @@ impl PackedMatrix {
                             out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
                         }
                     }
-                    i0 += rows;
-                    offset += kc * rows;
                 }
             }
         }
