@@ -5,7 +5,8 @@
 //! `gemm`'s simd128 kernels spend a seventh of their time re-packing the weights on every
 //! call; this kernel reads weights packed once by [`PackedMatrix::pack`] and ran every shape of
 //! a GPT-2 block 1.2-2.0x faster than `gemm` in headless Chromium (BENCHMARKS.md, "wasm CPU
-//! against native"; `e2e/bench/wasm_matmul` is the experiment). [`super::CpuBackend::upload_matrix`]
+//! against native"; `e2e/bench/wasm_matmul` times it, compiling this file in by path, so it
+//! uses nothing of its crate). [`super::CpuBackend::upload_matrix`]
 //! packs a model's linear weights on wasm32.
 //!
 //! The layout is the classic one (Goto and van de Geijn). The weights `[k, n]` are stored in
