@@ -320,6 +320,30 @@ pub fn link_url(e: &Experiment, widget: Option<share::Widget>, frozen: bool) -> 
     Some(url.href())
 }
 
+thread_local! {
+    /// How many times Back or Forward moved through this page's history.
+    static HISTORY_MOVES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Back or Forward happened: a URL write queued before it (see [`write_fragment_later`])
+/// describes a state the reader has left and is dropped. Written out, it would push an entry
+/// after the one the reader went back to and so cut off every entry Forward would reach.
+pub fn history_moved() {
+    HISTORY_MOVES.with(|m| m.set(m.get() + 1));
+}
+
+/// [`write_fragment`] in a task of its own after the next frame (encoding the link and
+/// `pushState` are no part of any view's update), unless Back or Forward comes first. Writes
+/// keep their order.
+pub fn write_fragment_later(e: Experiment, push: bool) {
+    let moves = HISTORY_MOVES.with(std::cell::Cell::get);
+    crate::components::after_next_frame(move || {
+        if HISTORY_MOVES.with(std::cell::Cell::get) == moves {
+            write_fragment(&e, push);
+        }
+    });
+}
+
 /// Points the page's URL at `e`'s share link: a new history entry when `push` (a committed
 /// change), else in place (the first write, which also rewrites an old `?model=` link). Nothing
 /// happens when the URL already says the same.

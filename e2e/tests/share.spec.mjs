@@ -49,8 +49,11 @@ test('a link with an ablation and a selection opens in a fresh browser with the 
   await context.close();
 
   // Back: the run before (the ablation removed, then the first prompt); Forward again.
+  // The URL follows a change after the next frame: Back pressed before that would skip the
+  // change (the page drops the stale write rather than cut off Forward's entries).
   await page.getByTestId('interventions-clear').click();
   await expect(page.getByTestId('interventions')).toHaveCount(0);
+  await expect.poll(() => (experimentOf(page.url())?.interventions ?? []).length).toBe(0);
   await page.goBack();
   await expect(page.getByTestId('interventions')).toContainText('blocks.1.attn.hook_z head 3');
   await page.goForward();
@@ -58,6 +61,14 @@ test('a link with an ablation and a selection opens in a fresh browser with the 
   let guard = 0;
   while ((await page.getByTestId('prompt').inputValue()) !== 'ab3kQ9xZ 7tY ab3kQ' && guard++ < 12) await page.goBack();
   await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', 'ab3kQ9xZ 7tY ab3kQ');
+  // A change, then Back at once (before the URL followed the change, if the browser is quick):
+  // Forward still has an entry to go to; a late write of the change would have cut it off.
+  await page.locator('[data-testid="token"][data-pos="3"]').click();
+  await page.goBack();
+  await page.waitForTimeout(400);
+  const backUrl = page.url();
+  await page.goForward();
+  await expect.poll(() => page.url()).not.toBe(backUrl);
 });
 
 test('an old ?model= link is rewritten to the fragment; a committed v1 fixture link opens; broken and future links say what is wrong', async ({ page }) => {

@@ -57,11 +57,10 @@ pub fn App() -> impl IntoView {
         if page.url_live.get() && page.pending_link.with(Option::is_none) && embedded.is_none() {
             let push = !first_write.get_value();
             first_write.set_value(false);
-            // In a task of its own after the next frame: encoding the link and `pushState` took
-            // 5-15 ms, which belonged to no view's update, and a `pushState` before the frame
-            // made the browser restyle the rebuilt page inside it (28 ms at 128 tokens).
-            // Writes keep their order.
-            crate::components::after_next_frame(move || url_state::write_fragment(&e, push));
+            // After the next frame: encoding the link and `pushState` took 5-15 ms, which
+            // belonged to no view's update, and a `pushState` before the frame made the browser
+            // restyle the rebuilt page inside it (28 ms at 128 tokens).
+            url_state::write_fragment_later(e, push);
         }
     });
     // A link's outside model whose files are all in this browser's cache loads at once (once

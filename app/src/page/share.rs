@@ -50,6 +50,7 @@ pub fn run_analysis(page: Page) {
 /// Back or Forward: the history entry's experiment, on the same model (another model reloads
 /// the page, which opens the entry's link from the start).
 pub fn on_popstate(page: Page) {
+    url_state::history_moved();
     let Some(window) = web_sys::window() else { return };
     let Some(fragment) = url_state::read_fragment() else { return };
     let Ok(f) = glassbox_core::share::parse_fragment(&fragment) else {
