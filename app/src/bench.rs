@@ -146,3 +146,44 @@ pub fn cpu_matmul_check() -> f64 {
     }
     worst
 }
+
+/// The browser's own elementwise steps on four lanes (`glassbox_core::cpu::elementwise`, simd128
+/// through `wide`): `gelu_new` and SiLU on [-20, 20] and a causal softmax, against the same
+/// formulas in f64. The largest absolute difference (relative to values above 1), or infinity
+/// when a masked key's probability is not exactly 0. The end-to-end test checks that the
+/// simd128 build computes what the native tests check on SSE.
+#[wasm_bindgen]
+pub async fn cpu_elementwise_check() -> Result<f64, JsValue> {
+    use glassbox_core::tensor::HostTensor;
+    use glassbox_core::{Backend, CpuBackend};
+    let err = |e: glassbox_core::Error| JsValue::from_str(&e.to_string());
+    let cpu = CpuBackend::new();
+    let x: Vec<f32> = (0..4003).map(|i| (i as f32 - 2001.0) * 0.01).collect(); // a partial group of four
+    let n = 7;
+    let scores: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { ((i * 37) % 11) as f32 - 5.0 }).collect();
+    let t = cpu.upload(&HostTensor::new(vec![x.len()], x.clone())).map_err(err)?;
+    let s = cpu.upload(&HostTensor::new(vec![n, n], scores.clone())).map_err(err)?;
+    let (gelu, silu, pattern) = (cpu.gelu_new(&t).map_err(err)?, cpu.silu(&t).map_err(err)?, cpu.softmax(&s).map_err(err)?);
+    let out = cpu.read(&[&gelu, &silu, &pattern]).await.map_err(err)?;
+    let mut worst = 0f64;
+    let mut diff = |ours: f32, exact: f64| {
+        let d = (ours as f64 - exact).abs() / exact.abs().max(1.0);
+        worst = if d.is_nan() { f64::INFINITY } else { worst.max(d) };
+    };
+    for (i, &v) in x.iter().enumerate() {
+        let v = v as f64;
+        diff(out[0][i], 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()));
+        diff(out[1][i], v / (1.0 + (-v).exp()));
+    }
+    for (row, probs) in scores.chunks(n).zip(out[2].chunks(n)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|&s| (s as f64 - max).exp()).sum();
+        for (&s, &p) in row.iter().zip(probs) {
+            if s == f32::NEG_INFINITY && p != 0.0 {
+                return Ok(f64::INFINITY);
+            }
+            diff(p, (s as f64 - max).exp() / sum);
+        }
+    }
+    Ok(worst)
+}

@@ -2,16 +2,22 @@
 //! reference the GPU backend is tested against.
 //!
 //! Every op is plain candle tensor algebra, so the same forward pass also trains (candle
-//! records the graph for backprop when the weights are `Var`s; see the CLI's `train`). The one
-//! exception is `gelu_new` in inference: a custom op ([`GeluNew`]) with a vectorizable tanh, as
-//! candle's calls libm's scalar `tanhf` once per element (a tenth of a 256-token GPT-2-small
-//! forward pass); while training it is candle's own `gelu`, which candle can differentiate.
+//! records the graph for backprop when the weights are `Var`s; see the CLI's `train`). The
+//! exceptions, in inference only: `gelu_new`, SiLU and softmax are custom ops on four lanes
+//! ([`elementwise`]), as candle's call libm's scalar `tanhf` and `expf` once per element (a
+//! tenth of a 256-token GPT-2-small forward pass natively, a quarter of the English model's in
+//! the browser); while training they are candle's own, which candle can differentiate.
 //! In the browser the linear weights are also packed once at load for our own matmul
 //! ([`matmul`], [`CpuMatrix::Packed`]): `gemm`, which candle calls, re-packs them on every call.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 
+pub mod attention;
+pub mod elementwise;
 pub mod matmul;
+
+use attention::AttnShape;
+use elementwise::contiguous_f32;
 
 use std::sync::Arc;
 
@@ -46,17 +52,6 @@ impl CpuMatrix {
             CpuMatrix::Packed(p) => CpuMatrix::Packed(p.clone()),
         })
     }
-}
-
-/// The f32 values of a custom op's contiguous input, or an error naming the op.
-fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(all) = storage else {
-        candle_core::bail!("{op}: f32 only");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: contiguous input only");
-    };
-    Ok(&all[start..end])
 }
 
 /// [`matmul::PackedMatrix::matmul`] as a candle op on x `[.., k]` (forward only).
@@ -193,7 +188,7 @@ impl Backend for CpuBackend {
         if x.track_op() || x.dtype() != DType::F32 {
             return Ok(x.gelu()?);
         }
-        Ok(x.apply_op1_no_bwd(&GeluNew)?)
+        Ok(x.contiguous()?.apply_op1_no_bwd(&elementwise::GeluNew)?)
     }
 
     fn gelu(&self, x: &Tensor) -> Result<Tensor> {
@@ -201,7 +196,10 @@ impl Backend for CpuBackend {
     }
 
     fn silu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.silu()?)
+        if x.track_op() || x.dtype() != DType::F32 {
+            return Ok(x.silu()?);
+        }
+        Ok(x.contiguous()?.apply_op1_no_bwd(&elementwise::Silu)?)
     }
 
     fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -232,24 +230,36 @@ impl Backend for CpuBackend {
 
     fn attn_scores(&self, q: &Tensor, k: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = q.dim(0)? / n_batch;
-        // [batch * pos, heads * d_head] -> [batch, heads, pos, d_head]
-        let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
-        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [batch, n_heads, q, k]
-        let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
-        let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
-        let scores = mask.where_cond(&scores, &neg_inf)?;
+        let scores = if q.track_op() || k.track_op() || q.dtype() != DType::F32 {
+            // [batch * pos, heads * d_head] -> [batch, heads, pos, d_head]
+            let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
+            let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
+            let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [batch, n_heads, q, k]
+            let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
+            let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
+            mask.where_cond(&scores, &neg_inf)?
+        } else {
+            let shape = AttnShape { n_batch, n_q: n_pos, n_k: n_pos, n_heads, n_kv_heads, d_head };
+            q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &attention::AttnScores(shape))?
+        };
         // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
         Ok(if n_batch == 1 { scores.squeeze(0)? } else { scores })
     }
 
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
-        let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
-        Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+        if x.track_op() || x.dtype() != DType::F32 {
+            let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+            return Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?);
+        }
+        Ok(x.contiguous()?.apply_op1_no_bwd(&elementwise::Softmax)?)
     }
 
     fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = v.dim(0)? / n_batch;
+        if !(pattern.track_op() || v.track_op() || v.dtype() != DType::F32) {
+            let shape = AttnShape { n_batch, n_q: n_pos, n_k: n_pos, n_heads, n_kv_heads, d_head };
+            return Ok(pattern.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &attention::AttnZ(shape))?);
+        }
         let v = v.reshape((n_batch, n_pos, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [batch, n_kv_heads, pos, d_head]
         let v = Self::repeat_kv(v, n_heads, n_kv_heads)?; // [batch, n_heads, pos, d_head]
         let pattern = pattern.reshape((n_batch, n_heads, n_pos, n_pos))?;
@@ -281,113 +291,20 @@ impl Backend for CpuBackend {
 
     fn attn_scores_cached(&self, q: &Tensor, k: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let (n_q, n_k) = (q.dim(0)?, k.dim(0)?);
-        // [pos, heads * d_head] -> [1, heads, pos, d_head]
-        let heads = |x: &Tensor, n: usize, h: usize| x.reshape((1, n, h, d_head))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (heads(q, n_q, n_heads)?, Self::repeat_kv(heads(k, n_k, n_kv_heads)?, n_heads, n_kv_heads)?);
-        // [n_heads, q, k]; query i sits at position n_k - n_q + i and sees the keys up to it.
-        let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?.squeeze(0)?;
-        let offset = n_k - n_q;
-        let m: Vec<u8> = (0..n_q * n_k).map(|x| u8::from(x % n_k <= offset + x / n_k)).collect();
-        let mask = Tensor::from_vec(m, (n_q, n_k), &Device::Cpu)?.broadcast_as(scores.shape())?;
-        let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
-        Ok(mask.where_cond(&scores, &neg_inf)?)
+        let shape = AttnShape { n_batch: 1, n_q, n_k, n_heads, n_kv_heads, d_head };
+        Ok(q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &attention::AttnScores(shape))?.squeeze(0)?)
+        // [n_heads, q, k]
     }
 
     fn attn_z_cached(&self, pattern: &Tensor, v: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_k = v.dim(0)?;
-        let v = v.reshape((1, n_k, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [1, n_kv_heads, k, d_head]
-        let v = Self::repeat_kv(v, n_heads, n_kv_heads)?.squeeze(0)?; // [n_heads, k, d_head]
         let n_q = pattern.elem_count() / (n_heads * n_k);
-        let z = pattern.reshape((n_heads, n_q, n_k))?.contiguous()?.matmul(&v)?; // [n_heads, q, d_head]
-        Ok(z.transpose(0, 1)?.contiguous()?.reshape((n_q, n_heads * d_head))?)
+        let shape = AttnShape { n_batch: 1, n_q, n_k, n_heads, n_kv_heads, d_head };
+        Ok(pattern.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &attention::AttnZ(shape))?)
+        // [n_q, n_heads * d_head]
     }
 
     async fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         tensors.iter().map(|t| Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)).collect()
-    }
-}
-
-/// tanh for f32 as a rational function (Eigen's `generic_fast_tanh_float`: odd degree-13
-/// numerator over even degree-6 denominator, on [-7.9053, 7.9053] where tanh is not yet +-1 in
-/// f32). Only multiplies, adds, one divide and a clamp: LLVM vectorizes a loop of it (SSE2
-/// natively, simd128 in wasm). Within 5e-7 of libm's `tanhf` (4 ulp near +-1; tested below).
-#[inline(always)]
-pub fn tanh_fast(x: f32) -> f32 {
-    const A1: f32 = 4.893_524_6e-3;
-    const A3: f32 = 6.372_619_3e-4;
-    const A5: f32 = 1.485_722_4e-5;
-    const A7: f32 = 5.122_297e-8;
-    const A9: f32 = -8.604_672e-11;
-    const A11: f32 = 2.000_188e-13;
-    const A13: f32 = -2.760_768_5e-16;
-    const B0: f32 = 4.893_525e-3;
-    const B2: f32 = 2.268_434_6e-3;
-    const B4: f32 = 1.185_347e-4;
-    const B6: f32 = 1.198_258_4e-6;
-    let x = x.clamp(-7.905_311, 7.905_311);
-    let x2 = x * x;
-    let p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x;
-    let q = ((B6 * x2 + B4) * x2 + B2) * x2 + B0;
-    p / q
-}
-
-/// GPT-2's `gelu_new`, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), with [`tanh_fast`],
-/// over contiguous f32 tensors; split over the CPU's threads natively (rayon).
-pub struct GeluNew;
-
-impl GeluNew {
-    fn apply(x: &[f32], y: &mut [f32]) {
-        const C: f32 = 0.797_884_6; // sqrt(2 / pi)
-        for (y, &v) in y.iter_mut().zip(x) {
-            *y = 0.5 * v * (1.0 + tanh_fast(C * (v + 0.044_715 * v * v * v)));
-        }
-    }
-}
-
-impl CustomOp1 for GeluNew {
-    fn name(&self) -> &'static str {
-        "gelu_new"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32("gelu_new", storage, layout)?;
-        let mut y = vec![0f32; x.len()];
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            use rayon::prelude::*;
-            const CHUNK: usize = 16 * 1024;
-            y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| Self::apply(x, y));
-        }
-        #[cfg(target_arch = "wasm32")]
-        Self::apply(x, &mut y);
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tanh_fast_is_within_5e_7_of_libm() {
-        let mut worst = 0f32;
-        for i in -200_000..=200_000 {
-            let x = i as f32 * 1e-4; // [-20, 20]
-            worst = worst.max((tanh_fast(x) - x.tanh()).abs());
-        }
-        assert!(worst < 5e-7, "max |tanh_fast - tanhf| = {worst:e}");
-        assert_eq!(tanh_fast(f32::INFINITY), 1.0);
-        assert_eq!(tanh_fast(f32::NEG_INFINITY), -1.0);
-        assert_eq!(tanh_fast(0.0), 0.0);
-    }
-
-    #[test]
-    fn gelu_new_op_matches_candle_gelu() {
-        let x: Vec<f32> = (0..40_001).map(|i| (i as f32 - 20_000.0) * 1e-3).collect(); // [-20, 20], more than one chunk
-        let t = Tensor::from_vec(x, 40_001, &Device::Cpu).unwrap();
-        let ours = CpuBackend.gelu_new(&t).unwrap().to_vec1::<f32>().unwrap();
-        let candle = t.gelu().unwrap().to_vec1::<f32>().unwrap();
-        let worst = ours.iter().zip(&candle).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(worst < 5e-6, "max |ours - candle| = {worst:e}");
     }
 }

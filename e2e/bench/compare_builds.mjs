@@ -7,7 +7,8 @@
 // cached, two warm-up runs, the median of RUNS) on the shipped models; it prints every median.
 // GPT2=14,61 adds the hub mimic's GPT-2-small-shaped model at about those token counts (5 runs
 // each); GENERATE=1 adds greedy generation on the English model with and without the KV cache
-// (64 new tokens, tokens per second).
+// (64 new tokens, tokens per second); ENGLISH=64,128 adds the English model at those prompt
+// lengths in tokens.
 import { chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -40,6 +41,12 @@ for (let round = 0; round < rounds; round++) {
       }
       const hub = `http://127.0.0.1:${port}/hub/glassbox-test/gpt2-small-random/resolve/main`;
       const text = 'the whale swam past the ship and the sailors watched it go by in silence. ';
+      for (const n of (process.env.ENGLISH ?? '').split(',').filter(Boolean).map(Number)) {
+        // A character per token after the BOS.
+        const args = ['english-char-3l', text.repeat(4).slice(0, n - 1), runs, backend];
+        const r = JSON.parse(await page.evaluate(([m, p, k, b]) => window.wasmBindings.bench_forward(m, p, k, b), args));
+        (medians[`${dist} english-char-3l (${r.n_tokens} tokens, ${r.backend})`] ??= []).push(r.median_ms);
+      }
       for (const n of (process.env.GPT2 ?? '').split(',').filter(Boolean).map(Number)) {
         // Byte-level BPE: about a token per 3 characters of this text.
         const args = [hub, text.repeat(8).slice(0, 3 * n), backend];

@@ -77,7 +77,7 @@ test('a panic inside the engine kills only its worker: the page says so, restart
   expect(pageErrors.filter((m) => !/unreachable/.test(m))).toEqual([]);
 });
 
-test('the CPU path\'s own matmul on packed weights, as the browser compiles it, matches a double-precision product', async ({ page }) => {
+test('the CPU path\'s own matmul on packed weights and its four-lane gelu_new, SiLU and softmax, as the browser compiles them, match double precision', async ({ page }) => {
   // The kernel's native tests run portable lanes with the same IEEE arithmetic; this runs the
   // simd128 build itself (shapes at every edge of its blocking and one of GPT-2's).
   await page.goto('./');
@@ -85,4 +85,8 @@ test('the CPU path\'s own matmul on packed weights, as the browser compiles it, 
   const worst = await page.evaluate(() => window.wasmBindings.cpu_matmul_check());
   expect(worst).toBeGreaterThanOrEqual(0);
   expect(worst).toBeLessThan(1e-6);
+  // And its gelu_new, SiLU and softmax on four lanes (simd128 through `wide`) against f64.
+  const elementwise = await page.evaluate(() => window.wasmBindings.cpu_elementwise_check());
+  expect(elementwise).toBeGreaterThanOrEqual(0);
+  expect(elementwise).toBeLessThan(2e-6);
 });
