@@ -12,11 +12,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 
-pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 
-use attention::AttnShape;
 use elementwise::contiguous_f32;
 
 use std::sync::Arc;
@@ -93,10 +91,21 @@ impl CpuBackend {
         Ok(x.unsqueeze(2)?.broadcast_as((b, kv, group, pos, dh))?.contiguous()?.reshape((b, n_heads, pos, dh))?)
     }
 
-    /// The causal mask `[q, k]`: 1 where key k is visible from query q (k <= q).
-    fn causal_mask(n_pos: usize) -> Result<Tensor> {
-        let m: Vec<u8> = (0..n_pos * n_pos).map(|i| u8::from(i % n_pos <= i / n_pos)).collect();
-        Ok(Tensor::from_vec(m, (n_pos, n_pos), &Device::Cpu)?)
+    /// Raw scores q.k `[batch, heads, q, k]` -> q.k / sqrt(d_head), -inf for keys past each
+    /// query (query i sits at key position `k - q + i`). While training, candle's ops (the
+    /// graph is recorded); else one pass ([`elementwise::ScaleCausal`]) instead of a divide, a
+    /// mask, a tensor of -inf and a select.
+    fn scale_causal(qk: Tensor, d_head: usize) -> Result<Tensor> {
+        let (.., n_q, n_k) = qk.dims4()?;
+        if !qk.track_op() && qk.dtype() == DType::F32 {
+            return Ok(qk.contiguous()?.apply_op1_no_bwd(&elementwise::ScaleCausal { d_head })?);
+        }
+        let scores = (qk / (d_head as f64).sqrt())?;
+        let offset = n_k - n_q;
+        let m: Vec<u8> = (0..n_q * n_k).map(|x| u8::from(x % n_k <= offset + x / n_k)).collect();
+        let mask = Tensor::from_vec(m, (n_q, n_k), &Device::Cpu)?.broadcast_as(scores.shape())?;
+        let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
+        Ok(mask.where_cond(&scores, &neg_inf)?)
     }
 }
 
@@ -230,19 +239,11 @@ impl Backend for CpuBackend {
 
     fn attn_scores(&self, q: &Tensor, k: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = q.dim(0)? / n_batch;
-        let scores = if q.track_op() || k.track_op() || q.dtype() != DType::F32 {
-            // [batch * pos, heads * d_head] -> [batch, heads, pos, d_head]
-            let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
-            let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
-            let scores = (q.matmul(&k.t()?)? / (d_head as f64).sqrt())?; // [batch, n_heads, q, k]
-            let mask = Self::causal_mask(n_pos)?.broadcast_as(scores.shape())?;
-            let neg_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), &Device::Cpu)?;
-            mask.where_cond(&scores, &neg_inf)?
-        } else {
-            let shape = AttnShape { n_batch, n_q: n_pos, n_k: n_pos, n_heads, n_kv_heads, d_head };
-            q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &attention::AttnScores(shape))?
-        };
-        // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
+        // [batch * pos, heads * d_head] -> [batch, heads, pos, d_head]
+        let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
+        let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
+        let scores = Self::scale_causal(q.matmul(&k.t()?)?, d_head)?; // [batch, n_heads, q, k]
+                                                                      // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
         Ok(if n_batch == 1 { scores.squeeze(0)? } else { scores })
     }
 
@@ -256,10 +257,6 @@ impl Backend for CpuBackend {
 
     fn attn_z(&self, pattern: &Tensor, v: &Tensor, n_batch: usize, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_pos = v.dim(0)? / n_batch;
-        if !(pattern.track_op() || v.track_op() || v.dtype() != DType::F32) {
-            let shape = AttnShape { n_batch, n_q: n_pos, n_k: n_pos, n_heads, n_kv_heads, d_head };
-            return Ok(pattern.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &attention::AttnZ(shape))?);
-        }
         let v = v.reshape((n_batch, n_pos, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [batch, n_kv_heads, pos, d_head]
         let v = Self::repeat_kv(v, n_heads, n_kv_heads)?; // [batch, n_heads, pos, d_head]
         let pattern = pattern.reshape((n_batch, n_heads, n_pos, n_pos))?;
@@ -291,17 +288,20 @@ impl Backend for CpuBackend {
 
     fn attn_scores_cached(&self, q: &Tensor, k: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let (n_q, n_k) = (q.dim(0)?, k.dim(0)?);
-        let shape = AttnShape { n_batch: 1, n_q, n_k, n_heads, n_kv_heads, d_head };
-        Ok(q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &attention::AttnScores(shape))?.squeeze(0)?)
-        // [n_heads, q, k]
+        // [pos, heads * d_head] -> [1, heads, pos, d_head]
+        let heads = |x: &Tensor, n: usize, h: usize| x.reshape((1, n, h, d_head))?.transpose(1, 2)?.contiguous();
+        let (q, k) = (heads(q, n_q, n_heads)?, Self::repeat_kv(heads(k, n_k, n_kv_heads)?, n_heads, n_kv_heads)?);
+        // [n_heads, q, k]; query i sits at position n_k - n_q + i and sees the keys up to it.
+        Ok(Self::scale_causal(q.matmul(&k.t()?)?, d_head)?.squeeze(0)?)
     }
 
     fn attn_z_cached(&self, pattern: &Tensor, v: &Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Tensor> {
         let n_k = v.dim(0)?;
+        let v = v.reshape((1, n_k, n_kv_heads, d_head))?.transpose(1, 2)?.contiguous()?; // [1, n_kv_heads, k, d_head]
+        let v = Self::repeat_kv(v, n_heads, n_kv_heads)?.squeeze(0)?; // [n_heads, k, d_head]
         let n_q = pattern.elem_count() / (n_heads * n_k);
-        let shape = AttnShape { n_batch: 1, n_q, n_k, n_heads, n_kv_heads, d_head };
-        Ok(pattern.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &attention::AttnZ(shape))?)
-        // [n_q, n_heads * d_head]
+        let z = pattern.reshape((n_heads, n_q, n_k))?.contiguous()?.matmul(&v)?; // [n_heads, q, d_head]
+        Ok(z.transpose(0, 1)?.contiguous()?.reshape((n_q, n_heads * d_head))?)
     }
 
     async fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {

@@ -113,22 +113,25 @@ pub struct Softmax;
 
 impl Softmax {
     fn row(x: &[f32], y: &mut [f32]) {
-        let mut max = f32x4::splat(f32::NEG_INFINITY);
-        for x in x.chunks(4) {
-            let mut lanes = [f32::NEG_INFINITY; 4];
-            lanes[..x.len()].copy_from_slice(x);
-            max = max.max(f32x4::new(lanes));
+        // Keys masked with -inf at the end of the row (the causal mask's) get exactly 0
+        // without an exp; the rest is the softmax of what is left.
+        let n = x.iter().rposition(|&v| v != f32::NEG_INFINITY).map_or(x.len(), |last| last + 1);
+        let (x, (y, masked)) = (&x[..n], y.split_at_mut(n));
+        masked.fill(0.0);
+        let (groups, tail) = (x.chunks_exact(4), x.chunks_exact(4).remainder());
+        let mut max4 = f32x4::splat(f32::NEG_INFINITY);
+        for g in groups {
+            max4 = max4.max(f32x4::new([g[0], g[1], g[2], g[3]]));
         }
-        let max = max.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max);
+        let max = tail.iter().copied().fold(max4.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max), f32::max);
         let m = f32x4::splat(max);
         map4(x, y, f32::NEG_INFINITY, |v| (v - m).exp());
-        let mut sum = f32x4::ZERO;
-        for y in y.chunks(4) {
-            let mut lanes = [0.0; 4];
-            lanes[..y.len()].copy_from_slice(y);
-            sum += f32x4::new(lanes);
+        let (groups, tail) = (y.chunks_exact(4), y.chunks_exact(4).remainder());
+        let mut sum4 = f32x4::ZERO;
+        for g in groups {
+            sum4 += f32x4::new([g[0], g[1], g[2], g[3]]);
         }
-        let sum = sum.reduce_add();
+        let sum = tail.iter().fold(sum4.reduce_add(), |s, v| s + v);
         let (mut groups, s) = (y.chunks_exact_mut(4), f32x4::splat(sum));
         for g in &mut groups {
             g.copy_from_slice(&(f32x4::new([g[0], g[1], g[2], g[3]]) / s).to_array());
@@ -153,6 +156,38 @@ impl CustomOp1 for Softmax {
                 Softmax::row(x, y);
             }
         });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+}
+
+/// Attention's raw scores q.k `[.., n_q, n_k]` -> q.k / sqrt(d_head) (a multiply by the f32
+/// of 1 / sqrt(d_head), as candle's divide by a scalar), -inf for keys past each query (query
+/// i sits at key position `n_k - n_q + i`): one pass for candle's divide, mask, tensor of -inf
+/// and select.
+pub struct ScaleCausal {
+    pub d_head: usize,
+}
+
+impl CustomOp1 for ScaleCausal {
+    fn name(&self) -> &'static str {
+        "scale_causal"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32("scale_causal", storage, layout)?;
+        let &[.., n_q, n_k] = layout.dims() else {
+            candle_core::bail!("scale_causal: scores [.., q, k], not {:?}", layout.dims());
+        };
+        if n_q > n_k {
+            candle_core::bail!("scale_causal: {n_q} queries after {n_k} keys");
+        }
+        let scale = (1.0 / (self.d_head as f64).sqrt()) as f32;
+        let mut y = x.to_vec();
+        for (r, row) in y.chunks_exact_mut(n_k.max(1)).enumerate() {
+            let seen = n_k - n_q + r % n_q.max(1) + 1;
+            row[..seen].iter_mut().for_each(|v| *v *= scale);
+            row[seen..].fill(f32::NEG_INFINITY);
+        }
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 }
@@ -257,5 +292,25 @@ mod tests {
         }
         assert!(worst_rel < 2.5e-7, "max relative error {worst_rel:e}");
         assert_eq!(f32x4::splat(f32::NEG_INFINITY).exp().to_array()[0], 0.0);
+    }
+    #[test]
+    fn scale_causal_matches_candle_divide_and_mask() {
+        // Two heads of 3 queries after 2 cached keys (5 keys), and a whole sequence of 4.
+        for (n_q, n_k) in [(3usize, 5usize), (4, 4)] {
+            let x: Vec<f32> = (0..2 * n_q * n_k).map(|i| (i as f32 - 7.0) * 0.37).collect();
+            let t = Tensor::from_vec(x, (1, 2, n_q, n_k), &Device::Cpu).unwrap();
+            let ours = t.apply_op1_no_bwd(&ScaleCausal { d_head: 6 }).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scaled = (&t / 6f64.sqrt()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (i, (o, s)) in ours.iter().zip(&scaled).enumerate() {
+                let (q, k) = (i / n_k % n_q, i % n_k);
+                if k > n_k - n_q + q {
+                    assert_eq!(*o, f32::NEG_INFINITY, "q{q} k{k}");
+                } else {
+                    assert_eq!(o, s, "q{q} k{k}");
+                }
+            }
+        }
+        let more_queries = Tensor::zeros((1, 1, 3, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(more_queries.apply_op1_no_bwd(&ScaleCausal { d_head: 4 }).is_err());
     }
 }
