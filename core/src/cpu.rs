@@ -6,7 +6,8 @@
 //! exceptions, in inference only: `gelu_new`, SiLU and softmax are custom ops on four lanes
 //! ([`elementwise`]), as candle's call libm's scalar `tanhf` and `expf` once per element (a
 //! tenth of a 256-token GPT-2-small forward pass natively, a quarter of the English model's in
-//! the browser); while training they are candle's own, which candle can differentiate.
+//! the browser), and attention's scale and causal mask are one pass; while training they are
+//! candle's own, which candle can differentiate.
 //! In the browser the linear weights are also packed once at load for our own matmul
 //! ([`matmul`], [`CpuMatrix::Packed`]): `gemm`, which candle calls, re-packs them on every call.
 

@@ -185,7 +185,11 @@ impl CustomOp1 for ScaleCausal {
         let mut y = x.to_vec();
         for (r, row) in y.chunks_exact_mut(n_k.max(1)).enumerate() {
             let seen = n_k - n_q + r % n_q.max(1) + 1;
-            row[..seen].iter_mut().for_each(|v| *v *= scale);
+            let mut groups = row[..seen].chunks_exact_mut(4);
+            for g in &mut groups {
+                g.copy_from_slice(&(f32x4::new([g[0], g[1], g[2], g[3]]) * f32x4::splat(scale)).to_array());
+            }
+            groups.into_remainder().iter_mut().for_each(|v| *v *= scale);
             row[seen..].fill(f32::NEG_INFINITY);
         }
         Ok((CpuStorage::F32(y), layout.shape().clone()))
