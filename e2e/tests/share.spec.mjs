@@ -5,7 +5,7 @@
 // and downloads nothing before; broken and malicious links open the default view and inject nothing.
 import { readFileSync } from 'node:fs';
 import { test, expect } from '@playwright/test';
-import { experimentOf, runPrompt, top5, openLoadPanel, waitForModel } from './browser.mjs';
+import { experimentOf, runPrompt, settled, top5, openLoadPanel, waitForModel } from './browser.mjs';
 
 const PORT = Number(process.env.PORT ?? 4173);
 const HUB = `http://127.0.0.1:${PORT}/hub`;
@@ -61,10 +61,20 @@ test('a link with an ablation and a selection opens in a fresh browser with the 
   let guard = 0;
   while ((await page.getByTestId('prompt').inputValue()) !== 'ab3kQ9xZ 7tY ab3kQ' && guard++ < 12) await page.goBack();
   await expect(page.getByTestId('tokens')).toHaveAttribute('data-prompt', 'ab3kQ9xZ 7tY ab3kQ');
+  // One history entry per run (the run's placing of the position amends it): Back from the
+  // first prompt's run reaches the page as it opened, and Forward comes back.
+  await settled(page);
+  await page.goBack();
+  await expect(page.getByTestId('prompt')).not.toHaveValue('ab3kQ9xZ 7tY ab3kQ');
+  await settled(page);
+  await page.goForward();
+  await expect(page.getByTestId('prompt')).toHaveValue('ab3kQ9xZ 7tY ab3kQ');
   // A change, then Back at once (before the URL followed the change, if the browser is quick):
   // Forward still has an entry to go to; a late write of the change would have cut it off.
+  await settled(page);
   await page.locator('[data-testid="token"][data-pos="3"]').click();
   await page.goBack();
+  await settled(page);
   await page.waitForTimeout(400);
   const backUrl = page.url();
   await page.goForward();

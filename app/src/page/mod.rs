@@ -54,8 +54,11 @@ pub fn App() -> impl IntoView {
     let first_write = StoredValue::new(true);
     Effect::new(move |_| {
         let e = page.experiment.get();
+        // A run's placing of the position amends the entry of the change that started it.
+        let amend = page.url_amend.get_value();
+        page.url_amend.set_value(false);
         if page.url_live.get() && page.pending_link.with(Option::is_none) && embedded.is_none() {
-            let push = !first_write.get_value();
+            let push = !first_write.get_value() && !amend;
             first_write.set_value(false);
             // After the next frame: encoding the link and `pushState` took 5-15 ms, which
             // belonged to no view's update, and a `pushState` before the frame made the browser

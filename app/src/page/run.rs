@@ -195,7 +195,7 @@ pub async fn run_experiment(page: Page) {
             let same_prompt = previous_prompt.as_deref() == Some(reply.view.prompt.as_str());
             let first = previous_prompt.is_none() && !page.url_live.get_untracked();
             let best_head = reply.view.strongest_induction_head(page.layer());
-            page.select(|s| {
+            page.amend_selection(|s| {
                 // The URL's position is checked once the tokens are known; later runs keep the
                 // position when the prompt is unchanged and move to the last token when it
                 // changed. The default head is the strongest induction head of the layer.

@@ -107,6 +107,10 @@ pub struct Page {
     pub engine_notice: RwSignal<Option<String>>,
     /// Restarts so far (a model that crashes every time is not restarted forever).
     pub restarts: StoredValue<u32>,
+    /// The next change of the experiment amends the URL's history entry instead of adding one:
+    /// a run moving the selection to its new last token completes the change that started it
+    /// ([`Page::amend_selection`]).
+    pub url_amend: StoredValue<bool>,
 
     /// The last finished run (shown only while its key matches the experiment).
     pub result: RwSignal<Option<Arc<RunResult>>>,
@@ -197,6 +201,7 @@ impl Page {
             cpu_reason: RwSignal::new(None),
             engine_notice: RwSignal::new(None),
             restarts: StoredValue::new(0),
+            url_amend: StoredValue::new(false),
             result: RwSignal::new(None),
             pending: RwSignal::new(None),
             prompt_error: RwSignal::new(None),
@@ -273,5 +278,14 @@ impl Page {
     /// Edits the experiment's selection (a committed change: the URL follows).
     pub fn select(&self, f: impl FnOnce(&mut glassbox_core::Selection)) {
         self.experiment.update(|e| f(&mut e.view));
+    }
+
+    /// Edits the selection as part of the change before it (a run placing the position once its
+    /// tokens are known): the URL's history entry is amended, not added to. Otherwise Back to an
+    /// entry whose run moves the position would add an entry at once, and Back could never go
+    /// further (nor Forward anywhere).
+    pub fn amend_selection(&self, f: impl FnOnce(&mut glassbox_core::Selection)) {
+        self.url_amend.set_value(true);
+        self.select(f);
     }
 }
