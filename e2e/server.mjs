@@ -232,6 +232,9 @@ function hub(req, res, path) {
     const timer = setTimeout(() => res.destroy(), 120_000);
     res.on('close', () => clearTimeout(timer));
     return;
+  } else if (org === 'glassbox-test' && repo === 'flaky-early') {
+    // Any file name: the tiny GGUF (see below).
+    body = readFileSync(join(hubRoot, 'glassbox-test', 'tiny-gpt2-gguf', 'model-q8_0.gguf'));
   } else if (org === 'glassbox-test' && repo === 'gpt2-small-random' && gpt2SmallRandom().has(file)) {
     body = gpt2SmallRandom().get(file);
   } else {
@@ -257,6 +260,15 @@ function hub(req, res, path) {
     res.on('close', () => clearInterval(timer));
     return;
   }
+  // `glassbox-test/flaky-early`: the first request for each file name drops right after the
+  // headers, before any byte of the body; later ones are answered.
+  if (org === 'glassbox-test' && repo === 'flaky-early' && !range && req.method !== 'HEAD' && !droppedEarly.has(file)) {
+    droppedEarly.add(file);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'accept-ranges': 'bytes', 'content-length': body.length });
+    res.flushHeaders();
+    setTimeout(() => res.destroy(), 50);
+    return;
+  }
   // `glassbox-test/flaky`: the connection drops halfway through every full download (a Range
   // request for the rest is answered), as a flaky network would.
   if (org === 'glassbox-test' && repo === 'flaky' && !range) {
@@ -273,6 +285,8 @@ function hub(req, res, path) {
   res.writeHead(200, { ...headers, 'content-length': body.length });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
+
+const droppedEarly = new Set();
 
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');

@@ -156,7 +156,7 @@ pub async fn delete_cached(url: &str) {
 
 /// `url`'s bytes: from the cache when there, else downloaded (streamed, with
 /// `on_progress(loaded, total)`, cancellable through `signal`, resumed up to twice after a
-/// dropped connection, refused past `limit` bytes before anything is allocated for them) and
+/// connection that dropped mid-body, refused past `limit` bytes before anything is allocated for them) and
 /// then cached. Returns the bytes and whether they came from the cache.
 pub async fn fetch_model_file(url: &str, signal: &AbortSignal, limit: u64, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
     if let Some(bytes) = cached(url).await.filter(|b| b.len() as u64 <= limit) {
@@ -169,7 +169,9 @@ pub async fn fetch_model_file(url: &str, signal: &AbortSignal, limit: u64, on_pr
     loop {
         match fetch_into(url, Some(signal), limit, &mut bytes, &mut total, on_progress).await {
             Ok(()) => break,
-            Err(FetchError::Failed(m)) if attempts < 2 && !bytes.is_empty() && !signal.aborted() => {
+            // A drop before the first chunk was read leaves nothing to resume from: the next
+            // attempt asks for the whole file again.
+            Err(FetchError::BrokeOff(m)) if attempts < 2 && !signal.aborted() => {
                 attempts += 1;
                 web_sys::console::warn_1(&format!("download of {url} broke off at {} bytes ({m}); resuming", bytes.len()).into());
             }

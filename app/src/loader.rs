@@ -63,6 +63,9 @@ pub enum FetchError {
     Cancelled,
     NotFound(String),
     Failed(String),
+    /// The server answered, then the connection dropped while the body streamed in (the bytes
+    /// read so far stay in the buffer, which may be none of them): worth resuming.
+    BrokeOff(String),
     /// Larger than `limit` bytes: `size` as the server announced it (Content-Length, or the
     /// total of a Content-Range), or `None` when the bytes ran past the limit unannounced.
     TooLarge {
@@ -77,6 +80,7 @@ impl std::fmt::Display for FetchError {
             FetchError::Cancelled => write!(f, "the download was cancelled"),
             FetchError::NotFound(url) => write!(f, "not found (HTTP 404): {url}"),
             FetchError::Failed(m) => f.write_str(m),
+            FetchError::BrokeOff(m) => write!(f, "the download broke off: {m}"),
             FetchError::TooLarge { size: Some(size), limit } => {
                 write!(f, "this file is {}; the limit here is {}", bytes_in_words(*size), bytes_in_words(*limit))
             }
@@ -204,13 +208,7 @@ pub async fn fetch_into(
         Some(body) => {
             let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
             loop {
-                let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
-                    if aborted() {
-                        FetchError::Cancelled
-                    } else {
-                        FetchError::Failed(format!("the download broke off: {}", js_err(e)))
-                    }
-                })?;
+                let chunk = JsFuture::from(reader.read()).await.map_err(|e| if aborted() { FetchError::Cancelled } else { FetchError::BrokeOff(js_err(e)) })?;
                 if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
                     break;
                 }
