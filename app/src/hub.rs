@@ -156,8 +156,8 @@ pub async fn delete_cached(url: &str) {
 
 /// `url`'s bytes: from the cache when there, else downloaded (streamed, with
 /// `on_progress(loaded, total)`, cancellable through `signal`, resumed up to twice after a
-/// connection that dropped mid-body, refused past `limit` bytes before anything is allocated for them) and
-/// then cached. Returns the bytes and whether they came from the cache.
+/// connection that dropped mid-body, refused past `limit` bytes before anything is allocated
+/// for them) and then cached. Returns the bytes and whether they came from the cache.
 pub async fn fetch_model_file(url: &str, signal: &AbortSignal, limit: u64, on_progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
     if let Some(bytes) = cached(url).await.filter(|b| b.len() as u64 <= limit) {
         on_progress(bytes.len() as u64, Some(bytes.len() as u64));

@@ -244,7 +244,8 @@ impl Backend for CpuBackend {
         let heads = |x: &Tensor, h: usize| x.reshape((n_batch, n_pos, h, d_head))?.transpose(1, 2)?.contiguous();
         let (q, k) = (heads(q, n_heads)?, Self::repeat_kv(heads(k, n_kv_heads)?, n_heads, n_kv_heads)?);
         let scores = Self::scale_causal(q.matmul(&k.t()?)?, d_head)?; // [batch, n_heads, q, k]
-                                                                      // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
+
+        // One sequence keeps TransformerLens's unbatched [n_heads, q, k].
         Ok(if n_batch == 1 { scores.squeeze(0)? } else { scores })
     }
 

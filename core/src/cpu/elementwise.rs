@@ -12,13 +12,19 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use wide::f32x4;
 
+/// Four lanes from a group of four values.
+#[inline(always)]
+fn load4(g: &[f32]) -> f32x4 {
+    f32x4::new([g[0], g[1], g[2], g[3]])
+}
+
 /// `f` over `x` four lanes at a time into `y`; the last partial group is padded with `pad`.
 #[inline(always)]
 fn map4(x: &[f32], y: &mut [f32], pad: f32, f: impl Fn(f32x4) -> f32x4) {
     let (xs, ys) = (x.chunks_exact(4), y.chunks_exact_mut(4));
     let (x_tail, n) = (xs.remainder(), x.len() - x.len() % 4);
     for (x, y) in xs.zip(ys) {
-        y.copy_from_slice(&f(f32x4::new([x[0], x[1], x[2], x[3]])).to_array());
+        y.copy_from_slice(&f(load4(x)).to_array());
     }
     if !x_tail.is_empty() {
         let mut lanes = [pad; 4];
@@ -26,6 +32,31 @@ fn map4(x: &[f32], y: &mut [f32], pad: f32, f: impl Fn(f32x4) -> f32x4) {
         let out = f(f32x4::new(lanes)).to_array();
         y[n..].copy_from_slice(&out[..x_tail.len()]);
     }
+}
+
+/// `f` over `y` in place, four lanes at a time (the last partial group padded with 0).
+#[inline(always)]
+fn map4_in_place(y: &mut [f32], f: impl Fn(f32x4) -> f32x4) {
+    let mut groups = y.chunks_exact_mut(4);
+    for g in &mut groups {
+        g.copy_from_slice(&f(load4(g)).to_array());
+    }
+    let tail = groups.into_remainder();
+    if !tail.is_empty() {
+        let mut lanes = [0.0; 4];
+        lanes[..tail.len()].copy_from_slice(tail);
+        let out = f(f32x4::new(lanes)).to_array();
+        let n = tail.len();
+        tail.copy_from_slice(&out[..n]);
+    }
+}
+
+/// A custom op's output: `f` over its contiguous f32 input, four lanes at a time.
+fn unary4(op: &str, storage: &CpuStorage, layout: &Layout, f: impl Fn(f32x4) -> f32x4 + Sync) -> candle_core::Result<(CpuStorage, Shape)> {
+    let x = contiguous_f32(op, storage, layout)?;
+    let mut y = vec![0f32; x.len()];
+    split_rows(x, &mut y, 1, |x, y| map4(x, y, 0.0, &f));
+    Ok((CpuStorage::F32(y), layout.shape().clone()))
 }
 
 /// `apply(x, y)` over the whole input, split over the CPU's threads natively (rayon) in chunks
@@ -81,13 +112,8 @@ impl CustomOp1 for GeluNew {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32("gelu_new", storage, layout)?;
-        let mut y = vec![0f32; x.len()];
         let c = f32x4::splat;
-        split_rows(x, &mut y, 1, |x, y| {
-            map4(x, y, 0.0, |v| c(0.5) * v * (c(1.0) + tanh_fast(c(0.797_884_6) * (v + c(0.044_715) * v * v * v))));
-        });
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        unary4("gelu_new", storage, layout, |v| c(0.5) * v * (c(1.0) + tanh_fast(c(0.797_884_6) * (v + c(0.044_715) * v * v * v))))
     }
 }
 
@@ -100,10 +126,7 @@ impl CustomOp1 for Silu {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32("silu", storage, layout)?;
-        let mut y = vec![0f32; x.len()];
-        split_rows(x, &mut y, 1, |x, y| map4(x, y, 0.0, |v| v / (f32x4::ONE + (-v).exp())));
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        unary4("silu", storage, layout, |v| v / (f32x4::ONE + (-v).exp()))
     }
 }
 
@@ -121,7 +144,7 @@ impl Softmax {
         let (groups, tail) = (x.chunks_exact(4), x.chunks_exact(4).remainder());
         let mut max4 = f32x4::splat(f32::NEG_INFINITY);
         for g in groups {
-            max4 = max4.max(f32x4::new([g[0], g[1], g[2], g[3]]));
+            max4 = max4.max(load4(g));
         }
         let max = tail.iter().copied().fold(max4.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max), f32::max);
         let m = f32x4::splat(max);
@@ -129,16 +152,10 @@ impl Softmax {
         let (groups, tail) = (y.chunks_exact(4), y.chunks_exact(4).remainder());
         let mut sum4 = f32x4::ZERO;
         for g in groups {
-            sum4 += f32x4::new([g[0], g[1], g[2], g[3]]);
+            sum4 += load4(g);
         }
-        let sum = tail.iter().fold(sum4.reduce_add(), |s, v| s + v);
-        let (mut groups, s) = (y.chunks_exact_mut(4), f32x4::splat(sum));
-        for g in &mut groups {
-            g.copy_from_slice(&(f32x4::new([g[0], g[1], g[2], g[3]]) / s).to_array());
-        }
-        for v in groups.into_remainder() {
-            *v /= sum;
-        }
+        let sum = f32x4::splat(tail.iter().fold(sum4.reduce_add(), |s, v| s + v));
+        map4_in_place(y, |v| v / sum);
     }
 }
 
@@ -185,11 +202,7 @@ impl CustomOp1 for ScaleCausal {
         let mut y = x.to_vec();
         for (r, row) in y.chunks_exact_mut(n_k.max(1)).enumerate() {
             let seen = n_k - n_q + r % n_q.max(1) + 1;
-            let mut groups = row[..seen].chunks_exact_mut(4);
-            for g in &mut groups {
-                g.copy_from_slice(&(f32x4::new([g[0], g[1], g[2], g[3]]) * f32x4::splat(scale)).to_array());
-            }
-            groups.into_remainder().iter_mut().for_each(|v| *v *= scale);
+            map4_in_place(&mut row[..seen], |v| v * f32x4::splat(scale));
             row[seen..].fill(f32::NEG_INFINITY);
         }
         Ok((CpuStorage::F32(y), layout.shape().clone()))
