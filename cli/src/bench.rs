@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use glassbox_core::bundle::quantize_matrices;
 use glassbox_core::weights::{from_hf_tensors, read_safetensors, HostMatrix};
-use glassbox_core::{Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights, QuantFormat, RunRequest};
+use glassbox_core::{Backend, CacheSpec, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, ModelWeights, QuantFormat, RunRequest};
 
 /// Where `glassbox bench` runs the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,8 +92,15 @@ fn bench_on<B: Backend>(
     let model = HookedTransformer::new(b, cfg.clone(), weights)?;
     for &n in counts {
         let tokens: Vec<u32> = (0..n).map(|i| ((i * 7919) % cfg.d_vocab) as u32).collect();
+        // Every hook (the comparison with `run_with_cache`); `BENCH_NO_CACHE=1`: none (the
+        // comparison with a plain forward); `BENCH_CACHE=views`: the hooks the page's views read.
+        let views = std::env::var("BENCH_CACHE").is_ok_and(|v| v == "views");
         let cache = std::env::var("BENCH_NO_CACHE").is_err();
-        let req = if cache { RunRequest::new(tokens).cache_all() } else { RunRequest::new(tokens) };
+        let req = match (cache, views) {
+            (false, _) => RunRequest::new(tokens),
+            (true, true) => RunRequest::new(tokens).with_cache(CacheSpec::Names(glassbox_core::analysis::hooks_needed(cfg))),
+            (true, false) => RunRequest::new(tokens).cache_all(),
+        };
         // Two warm-up runs; the second counts the GPU dispatches of one forward pass (0 on the CPU).
         pollster::block_on(model.run(b, &req))?;
         let d0 = glassbox_core::GpuBackend::dispatch_count();
@@ -107,7 +114,7 @@ fn bench_on<B: Backend>(
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
         let median = *times.get(runs / 2).ok_or("--runs must be at least 1")?;
-        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"cache\":{cache},\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs},\"dispatches\":{dispatches}}}", median);
+        println!("{{\"impl\":\"glassbox\",\"backend\":\"{name}\",\"cache\":{cache},\"views_only\":{views},\"n_tokens\":{n},\"median_ms\":{:.2},\"runs\":{runs},\"dispatches\":{dispatches}}}", median);
     }
     Ok(())
 }

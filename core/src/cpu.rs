@@ -11,7 +11,7 @@
 //! In the browser the linear weights are also packed once at load for our own matmul
 //! ([`matmul`], [`CpuMatrix::Packed`]): `gemm`, which candle calls, re-packs them on every call.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor, D};
 
 pub mod elementwise;
 pub mod matmul;
@@ -53,8 +53,27 @@ impl CpuMatrix {
     }
 }
 
-/// [`matmul::PackedMatrix::matmul`] as a candle op on x `[.., k]` (forward only).
+/// [`matmul::PackedMatrix::matmul`] as a candle op on x `[.., k]` (forward only); as a binary
+/// op, with the bias `[n]` added in the matmul's store.
 struct PackedLinear<'a>(&'a matmul::PackedMatrix);
+
+impl PackedLinear<'_> {
+    fn forward(&self, x: &[f32], dims: &[usize], bias: Option<&[f32]>) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (k, n) = self.0.dims();
+        let mut dims = dims.to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == k => *last = n,
+            _ => candle_core::bail!("packed_linear: x {dims:?} times W [{k}, {n}]"),
+        }
+        if bias.is_some_and(|b| b.len() != n) {
+            candle_core::bail!("packed_linear: a bias of {} values for W [{k}, {n}]", bias.map_or(0, <[f32]>::len))
+        }
+        let m = x.len() / k.max(1);
+        let mut y = vec![0f32; m * n];
+        self.0.matmul_bias(m, x, bias, &mut y);
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
 
 impl CustomOp1 for PackedLinear<'_> {
     fn name(&self) -> &'static str {
@@ -62,17 +81,18 @@ impl CustomOp1 for PackedLinear<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32("packed_linear", storage, layout)?;
-        let (k, n) = self.0.dims();
-        let mut dims = layout.dims().to_vec();
-        match dims.last_mut() {
-            Some(last) if *last == k => *last = n,
-            _ => candle_core::bail!("packed_linear: x {:?} times W [{k}, {n}]", layout.dims()),
-        }
-        let m = x.len() / k.max(1);
-        let mut y = vec![0f32; m * n];
-        self.0.matmul(m, x, &mut y);
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
+        self.forward(contiguous_f32("packed_linear", storage, layout)?, layout.dims(), None)
+    }
+}
+
+impl CustomOp2 for PackedLinear<'_> {
+    fn name(&self) -> &'static str {
+        "packed_linear_bias"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, x_layout: &Layout, b: &CpuStorage, b_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let bias = contiguous_f32("packed_linear_bias", b, b_layout)?;
+        self.forward(contiguous_f32("packed_linear_bias", x, x_layout)?, x_layout.dims(), Some(bias))
     }
 }
 
@@ -182,13 +202,11 @@ impl Backend for CpuBackend {
     }
 
     fn linear(&self, x: &Tensor, w: &CpuMatrix, b: Option<&Tensor>) -> Result<Tensor> {
-        let y = match w {
-            CpuMatrix::Dense(w) => x.matmul(w)?,
-            CpuMatrix::Packed(w) => x.contiguous()?.apply_op1_no_bwd(&PackedLinear(w))?,
-        };
-        Ok(match b {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
+        Ok(match (w, b) {
+            (CpuMatrix::Packed(w), None) => x.contiguous()?.apply_op1_no_bwd(&PackedLinear(w))?,
+            (CpuMatrix::Packed(w), Some(b)) => x.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &PackedLinear(w))?,
+            (CpuMatrix::Dense(w), None) => x.matmul(w)?,
+            (CpuMatrix::Dense(w), Some(b)) => x.matmul(w)?.broadcast_add(b)?,
         })
     }
 

@@ -59,9 +59,18 @@ mod lanes {
             unsafe { v128_store(p as *mut v128, self.0) }
         }
         /// self + a * b, rounded twice.
+        #[cfg(not(target_feature = "relaxed-simd"))]
         #[inline(always)]
         pub fn mul_add(self, a: F4, b: F4) -> F4 {
             F4(f32x4_add(self.0, f32x4_mul(a.0, b.0)))
+        }
+        /// self + a * b, fused or rounded twice as the machine does it (relaxed SIMD). Only
+        /// `e2e/bench/wasm_matmul` builds this, to measure what a fused multiply-add would give;
+        /// the app's build has no relaxed SIMD (browsers without it refuse the whole module).
+        #[cfg(target_feature = "relaxed-simd")]
+        #[inline(always)]
+        pub fn mul_add(self, a: F4, b: F4) -> F4 {
+            F4(f32x4_relaxed_madd(a.0, b.0, self.0))
         }
     }
 }
@@ -177,10 +186,21 @@ impl PackedMatrix {
 
     /// `c = a W` for row-major `a [m, k]` and `c [m, n]` (overwritten).
     pub fn matmul(&self, m: usize, a: &[f32], c: &mut [f32]) {
+        self.matmul_bias(m, a, None, c)
+    }
+
+    /// `c = a W + bias` (bias `[n]`, added to every row): the bias joins each output in the
+    /// store of the last block of k, so no second pass over c, and the sum is rounded as
+    /// `(a W) + bias` is, bit for bit.
+    pub fn matmul_bias(&self, m: usize, a: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
         let (k, n) = (self.k, self.n);
         assert!(a.len() == m * k && c.len() == m * n, "PackedMatrix::matmul: [{m}, {k}] x [{k}, {n}] with {} and {} values", a.len(), c.len());
+        assert!(bias.is_none_or(|b| b.len() == n), "PackedMatrix::matmul: a bias of {} values for {n} columns", bias.map_or(0, <[f32]>::len));
         if k == 0 {
-            c.fill(0.0);
+            match bias {
+                Some(b) => c.chunks_mut(n.max(1)).for_each(|row| row.copy_from_slice(b)),
+                None => c.fill(0.0),
+            }
             return;
         }
         let padded = n.div_ceil(NR) * NR;
@@ -193,6 +213,7 @@ impl PackedMatrix {
         let mut a_pack = vec![0f32; m * KC.min(k)];
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
+            let last = pc + kc == k;
             let block = &self.data[pc * padded..(pc + kc) * padded];
             for (i0, rows) in row_blocks() {
                 let packed = &mut a_pack[i0 * kc..(i0 + rows) * kc]; // [kc][rows]
@@ -213,12 +234,14 @@ impl PackedMatrix {
                     } else {
                         &unsafe { micro_kernel::<1>(kc, packed.as_ptr(), panel.as_ptr()) }
                     };
+                    let bias_cols = bias.filter(|_| last).map(|b| &b[j0..j0 + width]);
                     for (r, sums) in sums.iter().enumerate() {
                         let out = &mut c[(i0 + r) * n + j0..(i0 + r) * n + j0 + width];
-                        if pc == 0 {
-                            out.copy_from_slice(&sums[..width]);
-                        } else {
-                            out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+                        match (pc == 0, bias_cols) {
+                            (true, None) => out.copy_from_slice(&sums[..width]),
+                            (true, Some(b)) => out.iter_mut().zip(sums).zip(b).for_each(|((o, s), b)| *o = s + b),
+                            (false, None) => out.iter_mut().zip(sums).for_each(|(o, s)| *o += s),
+                            (false, Some(b)) => out.iter_mut().zip(sums).zip(b).for_each(|((o, s), b)| *o = (*o + s) + b),
                         }
                     }
                 }
@@ -253,6 +276,13 @@ mod tests {
                     let got = c[i * n + j] as f64;
                     assert!((got - exact).abs() <= 1e-6 * (k as f64).sqrt().max(1.0), "[{m}, {k}] x [{k}, {n}] at ({i}, {j}): {got} against {exact}");
                 }
+            }
+            // With a bias: the same product plus the bias, rounded as the unfused add rounds.
+            let bias = values(n, 3);
+            let mut with_bias = vec![f32::NAN; m * n];
+            packed.matmul_bias(m, &a, Some(&bias), &mut with_bias);
+            for (i, (&got, &plain)) in with_bias.iter().zip(&c).enumerate() {
+                assert_eq!(got.to_bits(), (plain + bias[i % n]).to_bits(), "[{m}, {k}] x [{k}, {n}] + bias at {i}");
             }
             for p in [0, k / 2, k.saturating_sub(1)].into_iter().filter(|&p| p < k) {
                 assert_eq!(packed.row(p), w[p * n..(p + 1) * n], "[{k}, {n}]: row {p}");
