@@ -136,6 +136,19 @@ impl GpuBackend {
         let mut slot = self.recorder.borrow_mut();
         f(slot.get_or_insert_with(|| self.ctx.shared_recorder()))
     }
+
+    /// `x w + b` and `epilogue` of it in one dispatch, where a kernel does both (a dense or a
+    /// quantized matrix, fusion on); `None` for split matrices or with fusion off.
+    fn linear_epilogue(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, epilogue: Epilogue<'_>) -> Option<(GpuTensor, GpuTensor)> {
+        if !self.fused.get() {
+            return None;
+        }
+        match w {
+            GpuMatrix::Dense(w) => Some(self.record(|r| r.linear_epilogue(x, w, b, epilogue))),
+            GpuMatrix::Quant(q) | GpuMatrix::KQuant(q) => Some(self.record(|r| r.linear_quant_epilogue(x, q, b, epilogue))),
+            GpuMatrix::Chunks(_) => None,
+        }
+    }
 }
 
 impl Backend for GpuBackend {
@@ -331,28 +344,26 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.norm_scale_shift(kind, x, eps, w, b)))
     }
 
-    /// One matmul that also writes the activation, for a dense f32 matrix (quantized and split
-    /// ones run the two ops).
+    /// One matmul that also writes the activation, for a dense or quantized matrix (split ones
+    /// run the two ops).
     fn linear_act(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, act: ActFn) -> Result<(GpuTensor, GpuTensor)> {
-        match w {
-            GpuMatrix::Dense(w) if self.fused.get() => {
-                let epilogue = match act {
-                    ActFn::GeluNew => Epilogue::GeluNew,
-                    ActFn::Gelu => Epilogue::Gelu,
-                    ActFn::Silu => Epilogue::Silu,
-                };
-                Ok(self.record(|r| r.linear_epilogue(x, w, b, epilogue)))
-            }
-            _ => unfused::linear_act(self, x, w, b, act),
+        let epilogue = match act {
+            ActFn::GeluNew => Epilogue::GeluNew,
+            ActFn::Gelu => Epilogue::Gelu,
+            ActFn::Silu => Epilogue::Silu,
+        };
+        match self.linear_epilogue(x, w, b, epilogue) {
+            Some(out) => Ok(out),
+            None => unfused::linear_act(self, x, w, b, act),
         }
     }
 
-    /// One matmul that also writes the residual sum, for a dense f32 matrix (quantized and split
-    /// ones run the two ops).
+    /// One matmul that also writes the residual sum, for a dense or quantized matrix (split ones
+    /// run the two ops).
     fn linear_add(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, resid: &GpuTensor) -> Result<(GpuTensor, GpuTensor)> {
-        match w {
-            GpuMatrix::Dense(w) if self.fused.get() => Ok(self.record(|r| r.linear_epilogue(x, w, b, Epilogue::Add(resid)))),
-            _ => unfused::linear_add(self, x, w, b, resid),
+        match self.linear_epilogue(x, w, b, Epilogue::Add(resid)) {
+            Some(out) => Ok(out),
+            None => unfused::linear_add(self, x, w, b, resid),
         }
     }
 

@@ -8,7 +8,8 @@
 
 mod common;
 use common::*;
-use glassbox_core::weights::MatrixSource;
+use glassbox_core::gguf_model::GgufModel;
+use glassbox_core::weights::{HostMatrix, MatrixSource};
 use glassbox_core::{
     Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, Intervention, InterventionOp as Op, ModelWeights, RunOutput, RunRequest,
 };
@@ -84,6 +85,33 @@ fn dispatches_per_pass_pythia() {
     // 1 + 22 + 2 = 25.
     let f = family_fixture("pythia-tiny");
     check_counts("pythia-tiny", &f.cfg, &f.weights, &f.tokens, 40, 25);
+}
+
+/// A GGUF fixture: its quantized matrices stay quantized on the GPU and fuse with their
+/// activation or residual sum as dense ones do (linear_epilogue.rs renders every quantized
+/// matmul kernel with the epilogue); counts and bit-identical hooks as above.
+fn check_gguf(model: &str, file: &str, unfused: u64, fused: u64) {
+    let m = GgufModel::from_bytes(&std::fs::read(repo_root().join("fixtures").join(model).join(file)).unwrap()).unwrap();
+    let quantized = m
+        .weights
+        .blocks
+        .iter()
+        .flat_map(|b| [&b.W_O, &b.mlp.as_ref().unwrap().W_in, &b.mlp.as_ref().unwrap().W_out])
+        .filter(|w| matches!(w, HostMatrix::Quant(_)))
+        .count();
+    assert!(quantized >= 2, "{model}/{file}: fused matrices that are quantized: {quantized}");
+    let tokens = family_fixture(model).tokens;
+    check_counts(&format!("{model}/{file}"), &m.cfg, &m.weights, &tokens, unfused, fused);
+}
+
+#[test]
+fn dispatches_per_pass_quantized() {
+    // The same counts as the f32 models above: every W_O, W_in and W_out fuses, whatever its
+    // format (Q8_0 and Q4_0: the row-block kernel; Q4_K, Q6_K: one invocation per output).
+    check_gguf("gpt2-tiny", "model-q8_0.gguf", 54, 32);
+    check_gguf("gpt2-tiny", "model-q4_0.gguf", 54, 32);
+    check_gguf("llama-tiny", "model-q4_k.gguf", 44, 31);
+    check_gguf("pythia-tiny", "model-q8_0.gguf", 40, 25);
 }
 
 /// An intervention on `hook`, a hook between two steps that the pass fuses when nothing sits

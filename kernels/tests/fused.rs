@@ -1,5 +1,5 @@
-//! The fused kernels (`norm_scale_shift`, `attention`, `linear_epilogue`) against their CPU
-//! references, and against the unfused GPU kernels they replace: the forward pass swaps one for
+//! The fused kernels (`norm_scale_shift`, `attention`, `linear_epilogue` on dense and quantized
+//! weights) against their CPU references, and against the unfused GPU kernels they replace: the forward pass swaps one for
 //! the other, so every output must equal the unfused kernels' bit for bit (the same sums in the
 //! same order; see each WGSL header). Shapes include 1, odd sizes, sizes that are not multiples
 //! of the workgroup / tile sizes, batches, and grouped-query heads.
@@ -10,7 +10,7 @@ mod common;
 use common::*;
 
 use glassbox_kernels::cpu::*;
-use glassbox_kernels::{Epilogue, LinearKernel, NormKind};
+use glassbox_kernels::{Epilogue, LinearKernel, NormKind, QuantFormat};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -151,6 +151,80 @@ fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
                     let (wy, wy2) = linear_epilogue_cpu(&x, &w, bias.then_some(&b[..]), m, k, n, epi_cpu);
                     assert_close(&got[0], &wy, 2e-6 * k as f32, 1e-4, &format!("{what} y"));
                     assert_close(&got[1], &wy2, 2e-6 * k as f32, 1e-4, &format!("{what} y2"));
+                    assert_same(&got[0], &got[2], &format!("{what} y"));
+                    assert_same(&got[1], &got[3], &format!("{what} y2"));
+                }
+            }
+        }
+    }
+}
+
+/// Random `W_t [n, k]` blocks of `format`: quantized random weights (Q8_0, Q4_0), or random
+/// bytes with sane f16 scales (the K-quants, which have no host quantizer here).
+fn quant_blocks(rng: &mut StdRng, format: QuantFormat, n: usize, k: usize) -> Vec<u8> {
+    use rand::Rng;
+    let f16 = |v: f32| glassbox_kernels::ops::linear_quant::f32_to_f16(v).to_le_bytes();
+    match format {
+        QuantFormat::Q4_K => {
+            let mut bytes: Vec<u8> = (0..n * k / 256 * 144).map(|_| rng.gen_range(0u32..256) as u8).collect();
+            for blk in bytes.chunks_exact_mut(144) {
+                blk[0..2].copy_from_slice(&f16(rng.gen_range(0.001f32..0.03)));
+                blk[2..4].copy_from_slice(&f16(rng.gen_range(0.001f32..0.03)));
+            }
+            bytes
+        }
+        QuantFormat::Q6_K => {
+            let mut bytes: Vec<u8> = (0..n * k / 256 * 210).map(|_| rng.gen_range(0u32..256) as u8).collect();
+            for blk in bytes.chunks_exact_mut(210) {
+                blk[208..210].copy_from_slice(&f16(rng.gen_range(0.001f32..0.01)));
+            }
+            bytes
+        }
+        _ => quantize(format, &rand_vec(rng, n * k, -1.0, 1.0)),
+    }
+}
+
+#[test]
+fn linear_quant_epilogue_matches_cpu_and_the_unfused_kernels() {
+    // Every quantized format with a kernel, every epilogue, with and without a bias; rows that
+    // fill a row block, half of one (the kernel's `has_hi` branch) and one; columns that are not a
+    // multiple of the kernel's 256 or of 64. y must equal `linear_quant`'s and y2 the unfused op
+    // on it, bit for bit.
+    let mut rng = StdRng::seed_from_u64(104);
+    for format in [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_K, QuantFormat::Q6_K] {
+        let k_block = format.block_size();
+        for &(m, k, n) in &[(1, k_block, 1), (3, 2 * k_block, 70), (9, k_block, 300), (20, 3 * k_block, 65)] {
+            let x = rand_vec(&mut rng, m * k, -1.0, 1.0);
+            let bytes = quant_blocks(&mut rng, format, n, k);
+            let b = rand_vec(&mut rng, n, -1.0, 1.0);
+            let resid = rand_vec(&mut rng, m * n, -5.0, 5.0);
+            let c = ctx();
+            let w = c.upload_quant(format, &bytes, n, k);
+            let (tx, tb, tr) = (c.upload(&x, &[m, k]), c.upload(&b, &[n]), c.upload(&resid, &[m, n]));
+            for bias in [false, true] {
+                let want_y = linear_quant_cpu(format, &x, &bytes, bias.then_some(&b[..]), m, k, n);
+                for (name, epi) in [("add", Epilogue::Add(&tr)), ("gelu_new", Epilogue::GeluNew), ("gelu", Epilogue::Gelu), ("silu", Epilogue::Silu)] {
+                    let what = format!("linear_quant_epilogue {format} {name} {m}x{k}x{n} bias={bias}");
+                    let mut r = c.recorder();
+                    let (y, y2) = r.linear_quant_epilogue(&tx, &w, bias.then_some(&tb), epi);
+                    let y0 = r.linear_quant(&tx, &w, bias.then_some(&tb));
+                    let y20 = match name {
+                        "add" => r.add(&tr, &y0),
+                        "gelu_new" => r.gelu_new(&y0),
+                        "gelu" => r.gelu(&y0),
+                        _ => r.silu(&y0),
+                    };
+                    r.submit();
+                    assert_eq!((y.shape.clone(), y2.shape.clone()), (vec![m, n], vec![m, n]), "{what}");
+                    let got = read(&[&y, &y2, &y0, &y20]);
+                    let want_y2 = match name {
+                        "add" => add_cpu(&resid, &want_y),
+                        "gelu_new" => gelu_new_cpu(&want_y),
+                        "gelu" => gelu_cpu(&want_y),
+                        _ => silu_cpu(&want_y),
+                    };
+                    assert_close(&got[0], &want_y, 1e-4, 1e-4, &format!("{what} y"));
+                    assert_close(&got[1], &want_y2, 1e-4, 1e-4, &format!("{what} y2"));
                     assert_same(&got[0], &got[2], &format!("{what} y"));
                     assert_same(&got[1], &got[3], &format!("{what} y2"));
                 }

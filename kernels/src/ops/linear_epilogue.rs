@@ -2,14 +2,16 @@
 //! and then `add` (the residual sum) or an activation (`gelu_new`, `gelu`, `silu`), in one
 //! dispatch, both results written.
 //!
-//! x `[m, k]` (any leading shape), w `[k, n]`, b `[n]` optional ->
-//! * y `[m, n]` = x @ w + b, exactly as `linear` (linear.wgsl's two kernels, rendered with a second output: [`wgsl`])
+//! x `[m, k]` (any leading shape), w `[k, n]` (f32, or quantized: Q8_0, Q4_0, Q4_K, Q6_K blocks of
+//! `W_t [n, k]`), b `[n]` optional ->
+//! * y `[m, n]` = x @ w + b, exactly as the matmul alone (`linear`, `linear_quant`: their WGSL
+//!   rendered with a second output by [`render`])
 //! * y2 `[m, n]` = [`Epilogue`] of y: `resid + y` (hook_attn_out / hook_mlp_out into the residual
 //!   stream) or `act(y)` (mlp.hook_pre -> the activation that hook_post caches).
 //!
 //! The activations are the elementwise ops' own WGSL, so y2 equals the unfused op on y. Not:
-//! quantized or split weights (those keep `linear_quant` / `concat_cols` and the unfused ops), no
-//! gated MLP (its product needs a second matmul).
+//! split weights (those keep `concat_cols` and the unfused ops), no gated MLP (its product
+//! needs a second matmul).
 
 use crate::ops::linear::{row_block_grid, tiled_grid};
 use crate::ops::{gelu, gelu_new, KernelDef};
@@ -44,26 +46,44 @@ fn store_y(idx: u32, s: f32) {
 }
 ";
 
-/// The module: linear.wgsl's two kernels, their loops and sums verbatim, with [`PARAMS`] added to
-/// the uniform, [`OUTPUTS`] in place of its output and store, the entry points renamed; then the
-/// activations' helpers.
-fn wgsl() -> String {
-    fn once(s: &str, from: &str, to: &str) -> String {
-        assert_eq!(s.matches(from).count(), 1, "linear.wgsl: expected one {from:?}");
+/// A linear kernel module rendered with an epilogue: [`PARAMS`] added to its uniform, [`OUTPUTS`]
+/// in place of its output and `store_y` (between its `{OUTPUTS` and `{END OUTPUTS}` markers),
+/// each entry point `e` renamed `e_epilogue`, its loops and sums verbatim; then the activations'
+/// helpers. `src` stores every output through `store_y`.
+fn render(file: &str, src: &str, entries: &[&str]) -> String {
+    let once = |s: &str, from: &str, to: &str| {
+        assert_eq!(s.matches(from).count(), 1, "{file}: expected one {from:?}");
         s.replacen(from, to, 1)
-    }
-    let src = include_str!("linear.wgsl");
-    let (head, rest) = src.split_once("// {OUTPUTS").expect("linear.wgsl: the outputs marker");
-    let (_, tail) = rest.split_once("// {END OUTPUTS}").expect("linear.wgsl: the end-of-outputs marker");
+    };
+    let (head, rest) = src.split_once("// {OUTPUTS").unwrap_or_else(|| panic!("{file}: the outputs marker"));
+    let (_, tail) = rest.split_once("// {END OUTPUTS}").unwrap_or_else(|| panic!("{file}: the end-of-outputs marker"));
     let head = once(head, "    // {EPILOGUE PARAMS}", PARAMS);
-    let tail = once(&once(tail, "fn linear(", "fn linear_epilogue("), "fn linear_rows(", "fn linear_rows_epilogue(");
+    let tail = entries.iter().fold(tail.to_string(), |t, e| once(&t, &format!("fn {e}("), &format!("fn {e}_epilogue(")));
     format!("{head}{OUTPUTS}{tail}\n{}\n{}", gelu_new::OP.helpers, gelu::OP.helpers)
 }
 
-pub(crate) const LINEAR_EPILOGUE: KernelDef = KernelDef::composed("linear_epilogue", wgsl, 4, 2);
-pub(crate) const LINEAR_ROWS_EPILOGUE: KernelDef = KernelDef::composed("linear_rows_epilogue", wgsl, 4, 2);
+fn dense_wgsl() -> String {
+    render("linear.wgsl", include_str!("linear.wgsl"), &["linear", "linear_rows"])
+}
+fn quant_wgsl() -> String {
+    render("linear_quant.wgsl", include_str!("linear_quant.wgsl"), &["linear_q8_0", "linear_q4_0"])
+}
+fn q4_k_wgsl() -> String {
+    render("linear_q4_k.wgsl", include_str!("linear_q4_k.wgsl"), &["linear_q4_k"])
+}
+fn q6_k_wgsl() -> String {
+    render("linear_q6_k.wgsl", include_str!("linear_q6_k.wgsl"), &["linear_q6_k"])
+}
+
+pub(crate) const LINEAR_EPILOGUE: KernelDef = KernelDef::composed("linear_epilogue", dense_wgsl, 4, 2);
+pub(crate) const LINEAR_ROWS_EPILOGUE: KernelDef = KernelDef::composed("linear_rows_epilogue", dense_wgsl, 4, 2);
+pub(crate) const LINEAR_Q8_0_EPILOGUE: KernelDef = KernelDef::composed("linear_q8_0_epilogue", quant_wgsl, 4, 2);
+pub(crate) const LINEAR_Q4_0_EPILOGUE: KernelDef = KernelDef::composed("linear_q4_0_epilogue", quant_wgsl, 4, 2);
+pub(crate) const LINEAR_Q4_K_EPILOGUE: KernelDef = KernelDef::composed("linear_q4_k_epilogue", q4_k_wgsl, 4, 2);
+pub(crate) const LINEAR_Q6_K_EPILOGUE: KernelDef = KernelDef::composed("linear_q6_k_epilogue", q6_k_wgsl, 4, 2);
 /// Every entry point of this op (compiled by `GpuContext::new`).
-pub(crate) const KERNELS: &[KernelDef] = &[LINEAR_EPILOGUE, LINEAR_ROWS_EPILOGUE];
+pub(crate) const KERNELS: &[KernelDef] =
+    &[LINEAR_EPILOGUE, LINEAR_ROWS_EPILOGUE, LINEAR_Q8_0_EPILOGUE, LINEAR_Q4_0_EPILOGUE, LINEAR_Q4_K_EPILOGUE, LINEAR_Q6_K_EPILOGUE];
 
 /// What [`Recorder::linear_epilogue`] writes beside `y`.
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +124,28 @@ impl Recorder<'_> {
             assert_eq!(b.len(), n, "linear_epilogue: bias has {} values, w has n = {n}", b.len());
         }
         let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
-        if let Epilogue::Add(r) = epilogue {
-            assert_eq!(r.len(), m * n, "linear_epilogue: the residual {:?} is not [{m}, {n}]", r.shape);
+        let (id, grid) = if self.row_block(m, kernel) { (LINEAR_ROWS_EPILOGUE, row_block_grid(m, n)) } else { (LINEAR_EPILOGUE, tiled_grid(m, n)) };
+        let (y, y2) = self.dispatch_linear(id, [m, k, n], x, &w.buffer, b, Some(epilogue), grid);
+        (y, y2.expect("an epilogue writes y2"))
+    }
+
+    /// Records a linear kernel over x `[.., k]`, weights `w` and bias `b` -> y `[.., n]`: the
+    /// plain kernel (uniform m, k, n, has_bias; inputs x, w, bias; output y), or with an epilogue
+    /// its rendering by this file (uniform and epilogue code; inputs and the residual; outputs y
+    /// and y2). The quantized matmuls record through here; `grid` is the kernel's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dispatch_linear(
+        &mut self,
+        kernel: KernelDef,
+        [m, k, n]: [usize; 3],
+        x: &GpuTensor,
+        w: &wgpu::Buffer,
+        b: Option<&GpuTensor>,
+        epilogue: Option<Epilogue<'_>>,
+        grid: [u32; 3],
+    ) -> (GpuTensor, Option<GpuTensor>) {
+        if let Some(Epilogue::Add(r)) = epilogue {
+            assert_eq!(r.len(), m * n, "{}: the residual {:?} is not [{m}, {n}]", kernel.entry, r.shape);
         }
         let mut shape = x.shape.clone();
         match shape.last_mut() {
@@ -113,15 +153,24 @@ impl Recorder<'_> {
             None => shape.push(n),
         }
         let y = self.output(&shape);
-        let y2 = self.output(&shape);
-        let (id, grid) = if self.row_block(m, kernel) { (LINEAR_ROWS_EPILOGUE, row_block_grid(m, n)) } else { (LINEAR_EPILOGUE, tiled_grid(m, n)) };
+        let y2 = epilogue.map(|_| self.output(&shape));
+        if m == 0 || n == 0 {
+            return (y, y2);
+        }
         let dummy = self.ctx.dummy.clone();
         let bias = b.map(|b| &**b.buffer).unwrap_or(&dummy);
-        let resid = match epilogue {
-            Epilogue::Add(r) => &**r.buffer,
-            _ => &dummy,
-        };
-        self.dispatch(id, &[m as u32, k as u32, n as u32, u32::from(b.is_some()), epilogue.code()], &[&x.buffer, &w.buffer, bias, resid], &[&y.buffer, &y2.buffer], grid);
+        let params = [m as u32, k as u32, n as u32, u32::from(b.is_some())];
+        match (epilogue, &y2) {
+            (Some(epilogue), Some(y2)) => {
+                let resid = match epilogue {
+                    Epilogue::Add(r) => &**r.buffer,
+                    _ => &dummy,
+                };
+                let params = [&params[..], &[epilogue.code()]].concat();
+                self.dispatch(kernel, &params, &[&x.buffer, w, bias, resid], &[&y.buffer, &y2.buffer], grid);
+            }
+            _ => self.dispatch(kernel, &params, &[&x.buffer, w, bias], &[&y.buffer], grid),
+        }
         (y, y2)
     }
 }

@@ -20,6 +20,7 @@ struct Params {
     k: u32,
     n: u32,
     has_bias: u32,
+    // {EPILOGUE PARAMS}
 }
 
 const WG: u32 = 64u;
@@ -28,7 +29,14 @@ const WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [m, k]
 @group(0) @binding(2) var<storage, read> wq: array<u32>;       // GGUF Q4_K blocks
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [n], or a placeholder
+// {OUTPUTS: linear_epilogue.rs renders these kernels again with its own outputs and store_y here}
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;  // [m, n]
+
+// Every store of y goes through here.
+fn store_y(idx: u32, s: f32) {
+    y[idx] = s;
+}
+// {END OUTPUTS}
 
 // Byte `i` of the 12 scale bytes of the block at word `base`.
 fn scale_byte(base: u32, i: u32) -> u32 {
@@ -79,5 +87,5 @@ fn linear_q4_k(
     if (p.has_bias != 0u) {
         acc = acc + bias[c];
     }
-    y[idx] = acc;
+    store_y(idx, acc);
 }

@@ -19,6 +19,7 @@ struct Params {
     k: u32,
     n: u32,
     has_bias: u32,
+    // {EPILOGUE PARAMS}
 }
 
 const WG: u32 = 64u;
@@ -27,7 +28,14 @@ const WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [m, k]
 @group(0) @binding(2) var<storage, read> wq: array<u32>;       // GGUF Q6_K blocks
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [n], or a placeholder
+// {OUTPUTS: linear_epilogue.rs renders these kernels again with its own outputs and store_y here}
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;  // [m, n]
+
+// Every store of y goes through here.
+fn store_y(idx: u32, s: f32) {
+    y[idx] = s;
+}
+// {END OUTPUTS}
 
 fn byte_at(b: u32) -> u32 {
     return (wq[b / 4u] >> ((b % 4u) * 8u)) & 0xffu;
@@ -65,5 +73,5 @@ fn linear_q6_k(
     if (p.has_bias != 0u) {
         acc = acc + bias[c];
     }
-    y[idx] = acc;
+    store_y(idx, acc);
 }

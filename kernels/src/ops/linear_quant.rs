@@ -26,9 +26,10 @@
 //! Not: a tiled kernel for large m (every m uses the row block), activations quantized too
 //! (unlike ggml's CPU path, x stays f32), other formats (Q4_1, Q5_*, K-quants).
 
+use crate::ops::linear_epilogue::{LINEAR_Q4_0_EPILOGUE, LINEAR_Q8_0_EPILOGUE};
 use crate::ops::KernelDef;
 use crate::format::f16_le;
-use crate::{GpuBuffer, GpuContext, GpuTensor, Recorder};
+use crate::{Epilogue, GpuBuffer, GpuContext, GpuTensor, Recorder};
 
 const WGSL: &str = include_str!("linear_quant.wgsl");
 pub(crate) const LINEAR_Q8_0: KernelDef = KernelDef::new("linear_q8_0", WGSL, 3, 1);
@@ -109,7 +110,7 @@ impl Recorder<'_> {
         k: usize,
         bias: Option<&GpuTensor>,
     ) -> GpuTensor {
-        self.linear_quantized(QuantFormat::Q8_0, x, w_q, n, k, bias)
+        self.linear_quantized(QuantFormat::Q8_0, x, w_q, n, k, bias, None).0
     }
 
     /// x `[.., k]` @ W (Q4_0 blocks of `W_t [n, k]` in `w_q`) + bias `[n]` -> `[.., n]`.
@@ -123,28 +124,37 @@ impl Recorder<'_> {
         k: usize,
         bias: Option<&GpuTensor>,
     ) -> GpuTensor {
-        self.linear_quantized(QuantFormat::Q4_0, x, w_q, n, k, bias)
+        self.linear_quantized(QuantFormat::Q4_0, x, w_q, n, k, bias, None).0
     }
 
     /// x `[.., k]` @ W (`w`'s blocks) + bias `[n]` -> `[.., n]`, by `w.format`:
     /// [`Recorder::linear_q8_0`], [`Recorder::linear_q4_0`], [`Recorder::linear_q4_k`] or
     /// [`Recorder::linear_q6_k`].
     #[track_caller]
-    pub fn linear_quant(
-        &mut self,
-        x: &GpuTensor,
-        w: &QuantTensor,
-        bias: Option<&GpuTensor>,
-    ) -> GpuTensor {
+    pub fn linear_quant(&mut self, x: &GpuTensor, w: &QuantTensor, bias: Option<&GpuTensor>) -> GpuTensor {
+        self.linear_quant_with(x, w, bias, None).0
+    }
+
+    /// [`Recorder::linear_quant`], and `epilogue` of its result in the same dispatch: (y, y2),
+    /// each equal to the unfused ops' (see `linear_epilogue.rs`).
+    #[track_caller]
+    pub fn linear_quant_epilogue(&mut self, x: &GpuTensor, w: &QuantTensor, bias: Option<&GpuTensor>, epilogue: Epilogue<'_>) -> (GpuTensor, GpuTensor) {
+        let (y, y2) = self.linear_quant_with(x, w, bias, Some(epilogue));
+        (y, y2.expect("an epilogue writes y2"))
+    }
+
+    #[track_caller]
+    fn linear_quant_with(&mut self, x: &GpuTensor, w: &QuantTensor, bias: Option<&GpuTensor>, epilogue: Option<Epilogue<'_>>) -> (GpuTensor, Option<GpuTensor>) {
         match w.format {
-            QuantFormat::Q8_0 | QuantFormat::Q4_0 => self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias),
-            QuantFormat::Q4_K => self.linear_q4_k(x, &w.buffer, w.n, w.k, bias),
-            QuantFormat::Q6_K => self.linear_q6_k(x, &w.buffer, w.n, w.k, bias),
+            QuantFormat::Q8_0 | QuantFormat::Q4_0 => self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias, epilogue),
+            QuantFormat::Q4_K => self.linear_q4_k_with(x, &w.buffer, w.n, w.k, bias, epilogue),
+            QuantFormat::Q6_K => self.linear_q6_k_with(x, &w.buffer, w.n, w.k, bias, epilogue),
             QuantFormat::F32 | QuantFormat::F16 => panic!("linear_quant: no kernel reads {} blocks", w.format),
         }
     }
 
     #[track_caller]
+    #[allow(clippy::too_many_arguments)]
     fn linear_quantized(
         &mut self,
         format: QuantFormat,
@@ -153,7 +163,8 @@ impl Recorder<'_> {
         n: usize,
         k: usize,
         bias: Option<&GpuTensor>,
-    ) -> GpuTensor {
+        epilogue: Option<Epilogue<'_>>,
+    ) -> (GpuTensor, Option<GpuTensor>) {
         let op = format.name();
         check_k(format, k);
         assert_eq!(
@@ -181,31 +192,17 @@ impl Recorder<'_> {
             );
         }
         let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
-        let mut shape = x.shape.clone();
-        match shape.last_mut() {
-            Some(last) => *last = n,
-            None => shape.push(n),
-        }
-        let y = self.output(&shape);
-        if m == 0 || n == 0 {
-            return y;
-        }
         // Row groups over (x, y) (past 65535 workgroups), column blocks over z.
         let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
         let grid = [gx, gy, super::groups_for(n, COLS_PER_WG)];
-        let dummy = self.ctx.dummy.clone();
-        let bias_buf = bias.map(|b| &**b.buffer).unwrap_or(&dummy);
-        let kernel = format
-            .linear_kernel()
-            .unwrap_or_else(|| panic!("linear_quant: no kernel reads {format} blocks"));
-        self.dispatch(
-            kernel,
-            &[m as u32, k as u32, n as u32, bias.is_some() as u32],
-            &[&x.buffer, &w_q.buffer, bias_buf],
-            &[&y.buffer],
-            grid,
-        );
-        y
+        let kernel = match (format, epilogue) {
+            (QuantFormat::Q8_0, None) => LINEAR_Q8_0,
+            (QuantFormat::Q4_0, None) => LINEAR_Q4_0,
+            (QuantFormat::Q8_0, Some(_)) => LINEAR_Q8_0_EPILOGUE,
+            (QuantFormat::Q4_0, Some(_)) => LINEAR_Q4_0_EPILOGUE,
+            _ => panic!("linear_quantized: {format} blocks are read by their own kernel"),
+        };
+        self.dispatch_linear(kernel, [m, k, n], x, &w_q.buffer, bias, epilogue, grid)
     }
 }
 

@@ -41,6 +41,7 @@ struct Params {
     k: u32,
     n: u32,
     has_bias: u32,
+    // {EPILOGUE PARAMS}
 }
 
 const ROWS_R: u32 = 8u;        // rows per workgroup
@@ -50,7 +51,14 @@ const COLS_PER_WG: u32 = 256u; // 64 invocations x 4 columns, strided by 64
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // [m, k / 4]
 @group(0) @binding(2) var<storage, read> wq: array<u32>;       // GGUF blocks, packed bytes
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [n], or a placeholder when has_bias == 0
+// {OUTPUTS: linear_epilogue.rs renders these kernels again with its own outputs and store_y here}
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;  // [m, n]
+
+// Every store of y goes through here.
+fn store_y(idx: u32, s: f32) {
+    y[idx] = s;
+}
+// {END OUTPUTS}
 
 // The f16 scale of the block at word `base` (+2 bytes when `odd`).
 fn block_scale(base: u32, odd: bool) -> f32 {
@@ -110,7 +118,7 @@ fn store_col4(r: u32, c: u32, v: vec4<f32>) {
     }
     for (var i = 0u; i < 4u; i = i + 1u) {
         if (r + i < p.m) {
-            y[(r + i) * p.n + c] = v[i] + b;
+            store_y((r + i) * p.n + c, v[i] + b);
         }
     }
 }
