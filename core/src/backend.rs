@@ -142,6 +142,12 @@ pub trait Backend {
         unfused::linear_add(self, x, w, b, resid)
     }
 
+    /// A gated MLP's linear half times the gate's activation `a`: returns (pre_linear = x @ w +
+    /// b, a * pre_linear).
+    fn linear_mul(&self, x: &Self::Tensor, w: &Self::Matrix, b: Option<&Self::Tensor>, a: &Self::Tensor) -> Result<(Self::Tensor, Self::Tensor)> {
+        unfused::linear_mul(self, x, w, b, a)
+    }
+
     /// `attn_scores`, `softmax` and `attn_z` in a row: returns (scores, pattern, z) with the
     /// shapes those give.
     #[allow(clippy::too_many_arguments)]
@@ -224,6 +230,13 @@ pub mod unfused {
         let out = be.linear(x, w, b)?;
         let sum = be.add(resid, &out)?;
         Ok((out, sum))
+    }
+
+    /// [`Backend::linear_mul`]: `linear`, then `mul` by the gate's activation.
+    pub fn linear_mul<B: Backend + ?Sized>(be: &B, x: &B::Tensor, w: &B::Matrix, b: Option<&B::Tensor>, a: &B::Tensor) -> Result<(B::Tensor, B::Tensor)> {
+        let pre_linear = be.linear(x, w, b)?;
+        let post = be.mul(a, &pre_linear)?;
+        Ok((pre_linear, post))
     }
 
     /// [`Backend::attention`]: `attn_scores`, `softmax`, `attn_z`.

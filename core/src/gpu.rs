@@ -367,6 +367,15 @@ impl Backend for GpuBackend {
         }
     }
 
+    /// One matmul that also writes the gated product, for a dense or quantized matrix (split ones
+    /// run the two ops).
+    fn linear_mul(&self, x: &GpuTensor, w: &GpuMatrix, b: Option<&GpuTensor>, a: &GpuTensor) -> Result<(GpuTensor, GpuTensor)> {
+        match self.linear_epilogue(x, w, b, Epilogue::Mul(a)) {
+            Some(out) => Ok(out),
+            None => unfused::linear_mul(self, x, w, b, a),
+        }
+    }
+
     fn attention(
         &self,
         q: &GpuTensor,

@@ -335,9 +335,24 @@ impl<B: Backend> HookedTransformer<B> {
         let x = self.norm(backend, h, &name("ln2"), input, &w.ln2_w, w.ln2_b.as_ref())?; // [pos, d_model]
         let post = match &w.W_gate {
             Some(w_gate) => {
-                let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, w_gate, None)?)?; // [pos, d_mlp]
-                let pre_linear = h.hook(backend, &name("mlp.hook_pre_linear"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?; // [pos, d_mlp]
-                backend.mul(&backend.act(act, &pre)?, &pre_linear)?
+                // Each half's matmul takes the next step into its store where nothing changes
+                // its hook: the activation (hook_pre), the product (hook_pre_linear).
+                let gate = if h.is_plain(&name("mlp.hook_pre")) {
+                    let (pre, gate) = backend.linear_act(&x, w_gate, None, act)?;
+                    h.hook(backend, &name("mlp.hook_pre"), pre)?; // [pos, d_mlp]
+                    gate
+                } else {
+                    let pre = h.hook(backend, &name("mlp.hook_pre"), backend.linear(&x, w_gate, None)?)?;
+                    backend.act(act, &pre)?
+                };
+                if h.is_plain(&name("mlp.hook_pre_linear")) {
+                    let (pre_linear, post) = backend.linear_mul(&x, &w.W_in, w.b_in.as_ref(), &gate)?;
+                    h.hook(backend, &name("mlp.hook_pre_linear"), pre_linear)?; // [pos, d_mlp]
+                    post
+                } else {
+                    let pre_linear = h.hook(backend, &name("mlp.hook_pre_linear"), backend.linear(&x, &w.W_in, w.b_in.as_ref())?)?;
+                    backend.mul(&gate, &pre_linear)?
+                }
             }
             None if h.is_plain(&name("mlp.hook_pre")) => {
                 // Nothing changes hook_pre: the activation in the same step as the matmul.

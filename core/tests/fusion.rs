@@ -69,12 +69,12 @@ fn dispatches_per_pass_attn_only() {
 
 #[test]
 fn dispatches_per_pass_llama() {
-    // RMSNorm, rotary (2 dispatches, no pos_embed), grouped-query, gated SwiGLU (the gate's
-    // matmul, W_in, silu, mul: not fused). Unfused: embed; per layer ln1 2, q k v 3, rotary 2,
-    // attention 3, W_O, add, ln2 2, gate, in, silu, mul, W_out, add = 20; ln_final 2, unembed = 44.
-    // Fused: 1 + 2 x (1 + 3 + 2 + 1 + 1 + 1 + 4 + 1 = 14) + 2 = 31.
+    // RMSNorm, rotary (2 dispatches, no pos_embed), grouped-query, gated SwiGLU. Unfused: embed;
+    // per layer ln1 2, q k v 3, rotary 2, attention 3, W_O, add, ln2 2, gate, in, silu, mul,
+    // W_out, add = 20; ln_final 2, unembed = 44. Fused: per layer ln1, q k v, rotary 2,
+    // attention, W_O+add, ln2, gate+silu, in+mul, W_out+add = 12; 1 + 24 + 2 = 27.
     let f = family_fixture("llama-tiny");
-    check_counts("llama-tiny", &f.cfg, &f.weights, &f.tokens, 44, 31);
+    check_counts("llama-tiny", &f.cfg, &f.weights, &f.tokens, 44, 27);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn dispatches_per_pass_quantized() {
     // format (Q8_0 and Q4_0: the row-block kernel; Q4_K, Q6_K: one invocation per output).
     check_gguf("gpt2-tiny", "model-q8_0.gguf", 54, 32);
     check_gguf("gpt2-tiny", "model-q4_0.gguf", 54, 32);
-    check_gguf("llama-tiny", "model-q4_k.gguf", 44, 31);
+    check_gguf("llama-tiny", "model-q4_k.gguf", 44, 27);
     check_gguf("pythia-tiny", "model-q8_0.gguf", 40, 25);
 }
 
@@ -195,6 +195,13 @@ fn interventions_between_fused_steps_take_effect_llama_and_pythia() {
         Intervention::new("blocks.0.attn.hook_pattern", Op::Zero).at_head(2),
         "blocks.0.attn.hook_z",
     );
+    // The gated MLP's two halves: each fuses its matmul with the next step unless its hook has
+    // an intervention.
+    let d_mlp = l.cfg.d_mlp.unwrap();
+    for (hook, downstream) in [("blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"), ("blocks.1.mlp.hook_pre_linear", "blocks.1.mlp.hook_post")] {
+        let iv = Intervention::new(hook, Op::Scale(-3.0)).at_neuron(d_mlp / 2);
+        check_intervention("llama-tiny", &l.cfg, &l.weights, &l.tokens, iv, downstream);
+    }
     let p = family_fixture("pythia-tiny");
     let steer: Vec<f32> = (0..p.cfg.d_model).map(|i| (i as f32 * 0.37).sin()).collect();
     check_intervention("pythia-tiny", &p.cfg, &p.weights, &p.tokens, Intervention::new("blocks.0.hook_attn_out", Op::Add(steer)), "blocks.0.hook_resid_post");

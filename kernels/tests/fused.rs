@@ -134,6 +134,7 @@ fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
                     ("gelu_new", Epilogue::GeluNew, EpilogueCpu::GeluNew),
                     ("gelu", Epilogue::Gelu, EpilogueCpu::Gelu),
                     ("silu", Epilogue::Silu, EpilogueCpu::Silu),
+                    ("mul", Epilogue::Mul(&tr), EpilogueCpu::Mul(&resid)),
                 ] {
                     let what = format!("linear_epilogue {name} {m}x{k}x{n} bias={bias} {kernel:?}");
                     let mut r = c.recorder();
@@ -143,6 +144,7 @@ fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
                         "add" => r.add(&tr, &y0),
                         "gelu_new" => r.gelu_new(&y0),
                         "gelu" => r.gelu(&y0),
+                        "mul" => r.mul(&tr, &y0),
                         _ => r.silu(&y0),
                     };
                     r.submit();
@@ -203,7 +205,13 @@ fn linear_quant_epilogue_matches_cpu_and_the_unfused_kernels() {
             let (tx, tb, tr) = (c.upload(&x, &[m, k]), c.upload(&b, &[n]), c.upload(&resid, &[m, n]));
             for bias in [false, true] {
                 let want_y = linear_quant_cpu(format, &x, &bytes, bias.then_some(&b[..]), m, k, n);
-                for (name, epi) in [("add", Epilogue::Add(&tr)), ("gelu_new", Epilogue::GeluNew), ("gelu", Epilogue::Gelu), ("silu", Epilogue::Silu)] {
+                for (name, epi) in [
+                    ("add", Epilogue::Add(&tr)),
+                    ("gelu_new", Epilogue::GeluNew),
+                    ("gelu", Epilogue::Gelu),
+                    ("silu", Epilogue::Silu),
+                    ("mul", Epilogue::Mul(&tr)),
+                ] {
                     let what = format!("linear_quant_epilogue {format} {name} {m}x{k}x{n} bias={bias}");
                     let mut r = c.recorder();
                     let (y, y2) = r.linear_quant_epilogue(&tx, &w, bias.then_some(&tb), epi);
@@ -212,6 +220,7 @@ fn linear_quant_epilogue_matches_cpu_and_the_unfused_kernels() {
                         "add" => r.add(&tr, &y0),
                         "gelu_new" => r.gelu_new(&y0),
                         "gelu" => r.gelu(&y0),
+                        "mul" => r.mul(&tr, &y0),
                         _ => r.silu(&y0),
                     };
                     r.submit();
@@ -221,6 +230,7 @@ fn linear_quant_epilogue_matches_cpu_and_the_unfused_kernels() {
                         "add" => add_cpu(&resid, &want_y),
                         "gelu_new" => gelu_new_cpu(&want_y),
                         "gelu" => gelu_cpu(&want_y),
+                        "mul" => mul_cpu(&resid, &want_y),
                         _ => silu_cpu(&want_y),
                     };
                     assert_close(&got[0], &want_y, 1e-4, 1e-4, &format!("{what} y"));

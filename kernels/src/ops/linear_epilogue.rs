@@ -7,28 +7,29 @@
 //! * y `[m, n]` = x @ w + b, exactly as the matmul alone (`linear`, `linear_quant`: their WGSL
 //!   rendered with a second output by [`render`])
 //! * y2 `[m, n]` = [`Epilogue`] of y: `resid + y` (hook_attn_out / hook_mlp_out into the residual
-//!   stream) or `act(y)` (mlp.hook_pre -> the activation that hook_post caches).
+//!   stream), `act(y)` (mlp.hook_pre -> the activation that hook_post caches) or `a * y` (a gated
+//!   MLP: act(hook_pre) times hook_pre_linear, the hook_post of SwiGLU).
 //!
 //! The activations are the elementwise ops' own WGSL, so y2 equals the unfused op on y. Not:
-//! split weights (those keep `concat_cols` and the unfused ops), no gated MLP (its product
-//! needs a second matmul).
+//! split weights (those keep `concat_cols` and the unfused ops).
 
 use crate::ops::linear::{row_block_grid, tiled_grid};
 use crate::ops::{gelu, gelu_new, KernelDef};
 use crate::{GpuTensor, LinearKernel, Recorder};
 
 /// The uniform's fields after linear.wgsl's (`Params` stays 16-byte aligned).
-const PARAMS: &str = "    epilogue: u32, // 0: resid + y, 1: gelu_new, 2: gelu, 3: silu
+const PARAMS: &str = "    epilogue: u32, // 0: other + y, 1: gelu_new, 2: gelu, 3: silu, 4: other * y
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,";
 
 /// The outputs and the store that replace linear.wgsl's: y and y2 = epilogue(y). The
 /// activations are the elementwise ops' own WGSL helpers (gelu_new.rs, gelu.rs) and silu.rs's
-/// expression, the residual sum add.rs's `a + b`, so y2 equals the unfused op on y. `epilogue`
-/// is a uniform: the switch is uniform control flow. Bindings: uniform, x, w, bias, resid, then
-/// y, y2 (6 storage buffers).
-const OUTPUTS: &str = "@group(0) @binding(4) var<storage, read> resid: array<f32>;    // [m, n] (epilogue 0), or a placeholder
+/// expression, the residual sum add.rs's `a + b` and the gated product mul.rs's `a * b`, so y2
+/// equals the unfused op on y. `epilogue` is a uniform: the switch is uniform control flow.
+/// Bindings: uniform, x, w, bias, other (the residual or the gate's activation), then y, y2 (6
+/// storage buffers).
+const OUTPUTS: &str = "@group(0) @binding(4) var<storage, read> other: array<f32>;    // [m, n] (epilogues 0 and 4), or a placeholder
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;  // [m, n]
 @group(0) @binding(6) var<storage, read_write> y2: array<f32>; // [m, n]
 
@@ -37,10 +38,11 @@ fn store_y(idx: u32, s: f32) {
     y[idx] = s;
     var e = s;
     switch p.epilogue {
-        case 0u: { e = resid[idx] + s; }
+        case 0u: { e = other[idx] + s; }
         case 1u: { e = gelu_new_of(s); }
         case 2u: { e = gelu_of(s); }
-        default: { e = s / (1.0 + exp(-s)); }
+        case 3u: { e = s / (1.0 + exp(-s)); }
+        default: { e = other[idx] * s; }
     }
     y2[idx] = e;
 }
@@ -96,6 +98,8 @@ pub enum Epilogue<'t> {
     Gelu,
     /// `silu(y)`.
     Silu,
+    /// `a * y`: a gated MLP's product of the gate's activation `a` (`[m, n]`) and the linear half.
+    Mul(&'t GpuTensor),
 }
 
 impl Epilogue<'_> {
@@ -105,6 +109,15 @@ impl Epilogue<'_> {
             Epilogue::GeluNew => 1,
             Epilogue::Gelu => 2,
             Epilogue::Silu => 3,
+            Epilogue::Mul(_) => 4,
+        }
+    }
+
+    /// The second operand, for the epilogues that have one.
+    fn other(&self) -> Option<&GpuTensor> {
+        match self {
+            Epilogue::Add(t) | Epilogue::Mul(t) => Some(t),
+            Epilogue::GeluNew | Epilogue::Gelu | Epilogue::Silu => None,
         }
     }
 }
@@ -131,7 +144,7 @@ impl Recorder<'_> {
 
     /// Records a linear kernel over x `[.., k]`, weights `w` and bias `b` -> y `[.., n]`: the
     /// plain kernel (uniform m, k, n, has_bias; inputs x, w, bias; output y), or with an epilogue
-    /// its rendering by this file (uniform and epilogue code; inputs and the residual; outputs y
+    /// its rendering by this file (uniform and epilogue code; inputs and the other operand; outputs y
     /// and y2). The quantized matmuls record through here; `grid` is the kernel's.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch_linear(
@@ -144,8 +157,8 @@ impl Recorder<'_> {
         epilogue: Option<Epilogue<'_>>,
         grid: [u32; 3],
     ) -> (GpuTensor, Option<GpuTensor>) {
-        if let Some(Epilogue::Add(r)) = epilogue {
-            assert_eq!(r.len(), m * n, "{}: the residual {:?} is not [{m}, {n}]", kernel.entry, r.shape);
+        if let Some(t) = epilogue.as_ref().and_then(Epilogue::other) {
+            assert_eq!(t.len(), m * n, "{}: the epilogue's operand {:?} is not [{m}, {n}]", kernel.entry, t.shape);
         }
         let mut shape = x.shape.clone();
         match shape.last_mut() {
@@ -162,12 +175,9 @@ impl Recorder<'_> {
         let params = [m as u32, k as u32, n as u32, u32::from(b.is_some())];
         match (epilogue, &y2) {
             (Some(epilogue), Some(y2)) => {
-                let resid = match epilogue {
-                    Epilogue::Add(r) => &**r.buffer,
-                    _ => &dummy,
-                };
+                let other = epilogue.other().map_or(&dummy, |t| &**t.buffer);
                 let params = [&params[..], &[epilogue.code()]].concat();
-                self.dispatch(kernel, &params, &[&x.buffer, w, bias, resid], &[&y.buffer, &y2.buffer], grid);
+                self.dispatch(kernel, &params, &[&x.buffer, w, bias, other], &[&y.buffer, &y2.buffer], grid);
             }
             _ => self.dispatch(kernel, &params, &[&x.buffer, w, bias], &[&y.buffer], grid),
         }
@@ -182,6 +192,7 @@ pub enum EpilogueCpu<'t> {
     GeluNew,
     Gelu,
     Silu,
+    Mul(&'t [f32]),
 }
 
 /// CPU reference: `linear_cpu`, then the unfused op's reference on its result. -> (y, y2).
@@ -192,6 +203,7 @@ pub fn linear_epilogue_cpu(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k:
         EpilogueCpu::GeluNew => super::gelu_new::gelu_new_cpu(&y),
         EpilogueCpu::Gelu => super::gelu::gelu_cpu(&y),
         EpilogueCpu::Silu => super::silu::silu_cpu(&y),
+        EpilogueCpu::Mul(a) => super::mul::mul_cpu(a, &y),
     };
     (y, y2)
 }
