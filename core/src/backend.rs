@@ -192,6 +192,20 @@ pub trait Backend {
     /// pattern `[n_heads, n_q, n_k]`, v `[n_k, n_kv_heads * d_head]` -> z `[n_q, n_heads * d_head]`.
     fn attn_z_cached(&self, pattern: &Self::Tensor, v: &Self::Tensor, n_heads: usize, n_kv_heads: usize, d_head: usize) -> Result<Self::Tensor>;
 
+    /// `attn_scores_cached`, `softmax` and `attn_z_cached` in a row (fused, as [`Backend::attention`]):
+    /// returns (scores, pattern `[n_heads, n_q, n_k]`, z `[n_q, n_heads * d_head]`).
+    fn attention_cached(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        unfused::attention_cached(self, q, k, v, n_heads, n_kv_heads, d_head)
+    }
+
     /// Finishes all recorded work and copies the tensors out, in order.
     async fn read(&self, tensors: &[&Self::Tensor]) -> Result<Vec<Vec<f32>>>;
 }
@@ -237,6 +251,22 @@ pub mod unfused {
         let pre_linear = be.linear(x, w, b)?;
         let post = be.mul(a, &pre_linear)?;
         Ok((pre_linear, post))
+    }
+
+    /// [`Backend::attention_cached`]: `attn_scores_cached`, `softmax`, `attn_z_cached`.
+    pub fn attention_cached<B: Backend + ?Sized>(
+        be: &B,
+        q: &B::Tensor,
+        k: &B::Tensor,
+        v: &B::Tensor,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
+        let scores = be.attn_scores_cached(q, k, n_heads, n_kv_heads, d_head)?;
+        let pattern = be.softmax(&scores)?;
+        let z = be.attn_z_cached(&pattern, v, n_heads, n_kv_heads, d_head)?;
+        Ok((scores, pattern, z))
     }
 
     /// [`Backend::attention`]: `attn_scores`, `softmax`, `attn_z`.

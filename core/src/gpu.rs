@@ -421,6 +421,21 @@ impl Backend for GpuBackend {
         Ok(self.record(|r| r.attn_z_cached(pattern, v, n_heads, n_kv_heads, d_head)))
     }
 
+    fn attention_cached(
+        &self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        n_heads: usize,
+        n_kv_heads: usize,
+        d_head: usize,
+    ) -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+        if !self.fused.get() {
+            return unfused::attention_cached(self, q, k, v, n_heads, n_kv_heads, d_head);
+        }
+        Ok(self.record(|r| r.attention_cached(q, k, v, n_heads, n_kv_heads, d_head)))
+    }
+
     async fn read(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
         if let Some(rec) = self.recorder.borrow_mut().take() {
             rec.submit();

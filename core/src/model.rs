@@ -258,9 +258,12 @@ impl<B: Backend> HookedTransformer<B> {
             None => None,
         };
         let (scores_hook, pattern_hook) = (name("attn.hook_attn_scores"), name("attn.hook_pattern"));
-        let z = if cached.is_none() && h.is_plain(&scores_hook) && h.is_plain(&pattern_hook) {
+        let z = if h.is_plain(&scores_hook) && h.is_plain(&pattern_hook) {
             // Nothing changes the scores or the pattern in between: scores, softmax and z in one step.
-            let (scores, pattern, z) = backend.attention(&q, &k, &v, n_batch, n_heads, n_kv_heads, d_head)?;
+            let (scores, pattern, z) = match &cached {
+                None => backend.attention(&q, &k, &v, n_batch, n_heads, n_kv_heads, d_head)?,
+                Some((k_all, v_all)) => backend.attention_cached(&q, k_all, v_all, n_heads, n_kv_heads, d_head)?,
+            };
             h.hook(backend, &scores_hook, scores)?; // [head, query, key]
             h.hook(backend, &pattern_hook, pattern)?; // [head, query, key]
             z

@@ -11,7 +11,7 @@ use common::*;
 use glassbox_core::gguf_model::GgufModel;
 use glassbox_core::weights::{HostMatrix, MatrixSource};
 use glassbox_core::{
-    Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, Intervention, InterventionOp as Op, ModelWeights, RunOutput, RunRequest,
+    Backend, Config, CpuBackend, GpuBackend, HookedTransformer, HostTensor, Intervention, InterventionOp as Op, KvCache, ModelWeights, RunOutput, RunRequest,
 };
 
 fn run<B: Backend, M: MatrixSource>(b: &B, cfg: &Config, weights: &ModelWeights<HostTensor, M>, req: &RunRequest) -> RunOutput {
@@ -112,6 +112,51 @@ fn dispatches_per_pass_quantized() {
     check_gguf("gpt2-tiny", "model-q4_0.gguf", 54, 32);
     check_gguf("llama-tiny", "model-q4_k.gguf", 44, 27);
     check_gguf("pythia-tiny", "model-q8_0.gguf", 40, 25);
+}
+
+/// The dispatches of one KV-cached step of `n_new` tokens after a prefill of the rest, and its
+/// logits.
+fn cached_step<M: MatrixSource>(
+    gpu: &GpuBackend,
+    fused: bool,
+    cfg: &Config,
+    weights: &ModelWeights<HostTensor, M>,
+    tokens: &[u32],
+    n_new: usize,
+) -> (u64, Vec<f32>) {
+    gpu.set_fused(fused);
+    let model = HookedTransformer::new(gpu, cfg.clone(), weights).unwrap();
+    let mut cache = KvCache::new(cfg.n_layers);
+    let split = tokens.len() - n_new;
+    model.forward_step(gpu, &mut cache, &tokens[..split], &[]).unwrap();
+    let d0 = GpuBackend::dispatch_count();
+    let logits = model.forward_step(gpu, &mut cache, &tokens[split..], &[]).unwrap();
+    let n = GpuBackend::dispatch_count() - d0;
+    gpu.set_fused(true);
+    (n, pollster::block_on(gpu.read(&[&logits])).unwrap().remove(0))
+}
+
+#[test]
+fn a_kv_cached_step_runs_attention_as_one_dispatch() {
+    // Generation's steps (new queries against the cached keys) fuse as a full pass does, the
+    // cached attention included (one dispatch per layer instead of three), the logits
+    // bit-identical. gpt2-tiny, 3 layers: per layer ln1 1, attention 2, W_O + add 1, ln2 1,
+    // W_in + gelu_new 1, W_out + add 1 fewer; ln_final 1 (the previous build: 16, attention
+    // unfused with a cache).
+    let f = fixture("gpt2-tiny");
+    let l = family_fixture("llama-tiny");
+    let _g = gpu_lock();
+    let gpu = gpu();
+    for (name, n_new) in [("gpt2-tiny, one token", 1), ("gpt2-tiny, three tokens", 3)] {
+        let (n0, logits0) = cached_step(gpu, false, &f.cfg, &f.weights, &f.tokens, n_new);
+        let (n1, logits1) = cached_step(gpu, true, &f.cfg, &f.weights, &f.tokens, n_new);
+        assert_eq!(n0 - n1, 3 * (1 + 2 + 1 + 1 + 1 + 1) + 1, "{name}: dispatches unfused {n0}, fused {n1}");
+        assert!(logits0.iter().zip(&logits1).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: logits differ");
+    }
+    let (n0, logits0) = cached_step(gpu, false, &l.cfg, &l.weights, &l.tokens, 1);
+    let (n1, logits1) = cached_step(gpu, true, &l.cfg, &l.weights, &l.tokens, 1);
+    assert!(n1 < n0, "llama-tiny: dispatches unfused {n0}, fused {n1}");
+    assert!(logits0.iter().zip(&logits1).all(|(a, b)| a.to_bits() == b.to_bits()), "llama-tiny: logits differ");
 }
 
 /// An intervention on `hook`, a hook between two steps that the pass fuses when nothing sits

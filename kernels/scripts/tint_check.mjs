@@ -181,7 +181,7 @@ const result = await page.evaluate(async (shaders) => {
     // (-inf through the uniform; each invocation reads back its own storage writes).
     const v = Array.from({ length: pos * width }, rand);
     const fs = empty(nh * pos * pos), fp = empty(nh * pos * pos), fz = empty(pos * width);
-    const aParams = [nh * pos, pos, nh, nh, dh, 0xff800000, f2u(Math.sqrt(dh))];
+    const aParams = [nh * pos, pos, nh, nh, dh, 0xff800000, f2u(Math.sqrt(dh)), pos, 0]; // n_k = n_q, offset 0
     const aBufs = [storage(q), storage(k), storage(v), fs, fp, fz];
     const as = await run('attention', aParams, aBufs, [nh * pos, 1, 1], fs, nh * pos * pos);
     const ap = await run('attention', aParams, aBufs, [nh * pos, 1, 1], fp, nh * pos * pos);

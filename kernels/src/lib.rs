@@ -42,7 +42,7 @@ pub use ops::norm_scale_shift::NormKind;
 pub mod cpu {
     pub use crate::ops::add::add_cpu;
     pub use crate::ops::affine::affine_cpu;
-    pub use crate::ops::attention::attention_cpu;
+    pub use crate::ops::attention::{attention_cached_cpu, attention_cpu};
     pub use crate::ops::attn_scores::attn_scores_cpu;
     pub use crate::ops::attn_scores_cached::attn_scores_cached_cpu;
     pub use crate::ops::attn_z::attn_z_cpu;

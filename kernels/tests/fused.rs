@@ -114,6 +114,42 @@ fn attention_matches_cpu_and_the_unfused_kernels() {
 }
 
 #[test]
+fn attention_cached_matches_cpu_and_the_unfused_cached_kernels() {
+    // (heads, kv heads, n_q, n_k, d_head): one new query (a generation step) against few and many
+    // keys (past 64 and 256: several blocks, the softmax's lanes wrap), several new queries (a
+    // prompt after a cached prefix), no cache at all (n_q = n_k), grouped-query heads.
+    let shapes = [(1, 1, 1, 1, 1), (2, 2, 1, 5, 3), (4, 2, 1, 70, 16), (6, 3, 3, 20, 33), (2, 1, 1, 300, 64), (4, 4, 7, 7, 8), (2, 1, 5, 130, 150)];
+    let mut rng = StdRng::seed_from_u64(105);
+    for &(nh, nkv, n_q, n_k, dh) in &shapes {
+        let what = format!("attention_cached heads={nh}/{nkv} n_q={n_q} n_k={n_k} d_head={dh}");
+        let q = rand_vec(&mut rng, n_q * nh * dh, -1.0, 1.0);
+        let k = rand_vec(&mut rng, n_k * nkv * dh, -1.0, 1.0);
+        let v = rand_vec(&mut rng, n_k * nkv * dh, -1.0, 1.0);
+        let c = ctx();
+        let (tq, tk, tv) = (c.upload(&q, &[n_q, nh * dh]), c.upload(&k, &[n_k, nkv * dh]), c.upload(&v, &[n_k, nkv * dh]));
+        let mut r = c.recorder();
+        let (s, p, z) = r.attention_cached(&tq, &tk, &tv, nh, nkv, dh);
+        let s0 = r.attn_scores_cached(&tq, &tk, nh, nkv, dh);
+        let p0 = r.softmax(&s0);
+        let z0 = r.attn_z_cached(&p0, &tv, nh, nkv, dh);
+        r.submit();
+        assert_eq!((s.shape.clone(), p.shape.clone(), z.shape.clone()), (vec![nh, n_q, n_k], vec![nh, n_q, n_k], vec![n_q, nh * dh]), "{what}");
+        let got = read(&[&s, &p, &z, &s0, &p0, &z0]);
+        let (ws, wp, wz) = attention_cached_cpu(&q, &k, &v, nh, nkv, dh);
+        assert_close(&got[0], &ws, 1e-5, 1e-4, &format!("{what} scores"));
+        assert_close(&got[1], &wp, 1e-6, 1e-4, &format!("{what} pattern"));
+        assert_close(&got[2], &wz, 1e-5, 1e-4, &format!("{what} z"));
+        assert_same(&got[0], &got[3], &format!("{what} scores"));
+        assert_same(&got[1], &got[4], &format!("{what} pattern"));
+        assert_same(&got[2], &got[5], &format!("{what} z"));
+        for (idx, &sv) in got[0].iter().enumerate() {
+            let (i, j) = ((idx / n_k) % n_q, idx % n_k);
+            assert_eq!(sv.to_bits() == 0xff80_0000, j > n_k - n_q + i, "{what}: -inf exactly past query {i}'s position");
+        }
+    }
+}
+
+#[test]
 fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
     // Both matmul kernels, every epilogue, with and without a bias. y must equal `linear` and
     // y2 the unfused op on linear's y, bit for bit; CPU tolerance as linear_matches_cpu (the

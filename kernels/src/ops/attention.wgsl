@@ -1,12 +1,15 @@
 // attention.wgsl: causal attention of one query row in one dispatch: attn_scores.wgsl,
-// softmax.wgsl and attn_z.wgsl fused, all three results written.
+// softmax.wgsl and attn_z.wgsl fused (or, with a KV cache, attn_scores_cached.wgsl, softmax.wgsl
+// and attn_z_cached.wgsl), all three results written.
 //
-//   q: [batch * pos, n_heads * d_head], k, v: [batch * pos, n_kv_heads * d_head]
+//   q: [batch * n_q, n_heads * d_head], k, v: [batch * n_k, n_kv_heads * d_head]
 //      (query head h reads key / value head g = h / (n_heads / n_kv_heads), grouped-query)
-//   scores:  [batch, n_heads, pos, pos]  scores[b, h, i, j] = (q_bh[i] . k_bg[j]) / attn_scale  for j <= i
-//                                                          = -inf                              for j >  i
-//   pattern: [batch, n_heads, pos, pos]  softmax of each scores row (-inf -> exactly 0)
-//   z:       [batch * pos, n_heads * d_head]  z[b*pos + i, h*d_head + e] = sum_j pattern[b, h, i, j] * v[b*pos + j, g*d_head + e]
+//      Query i sits at absolute position offset + i, offset = n_k - n_q (0 without a cache,
+//      where n_q = n_k = pos; one sequence with a cache).
+//   scores:  [batch, n_heads, n_q, n_k]  scores[b, h, i, j] = (q_bh[i] . k_bg[j]) / attn_scale  for j <= offset + i
+//                                                          = -inf                              for j >  offset + i
+//   pattern: [batch, n_heads, n_q, n_k]  softmax of each scores row (-inf -> exactly 0)
+//   z:       [batch * n_q, n_heads * d_head]  z[b*n_q + i, h*d_head + e] = sum_j pattern[b, h, i, j] * v[b*n_k + j, g*d_head + e]
 //
 // Every value equals the unfused kernels' (the model uses this only when no intervention sits
 // on hook_attn_scores or hook_pattern):
@@ -21,9 +24,9 @@
 // * z sums over the keys j = 0, 1, 2, ... in order, as attn_z.wgsl (which also adds the exact
 //   zeros past the diagonal: adding 0 changes nothing).
 //
-// One workgroup (WG = 64 invocations) per (batch, head, query) row, rows = batch * n_heads * pos:
-// row r = wid.y * num_workgroups.x + wid.x (a 2D grid past 65535 workgroups); bh = r / pos,
-// query i = r % pos. Invocation t owns the columns c = t, t + 64, ... of the row: it writes
+// One workgroup (WG = 64 invocations) per (batch, head, query) row, rows = batch * n_heads * n_q:
+// row r = wid.y * num_workgroups.x + wid.x (a 2D grid past 65535 workgroups); bh = r / n_q,
+// query i = r % n_q. Invocation t owns the columns c = t, t + 64, ... of the row: it writes
 // their scores and pattern and reads back only what it wrote itself (one invocation's own
 // writes, so no barrier is needed for them). Then z: for each block of 64 keys the owners stage
 // their pattern values in workgroup memory (barrier), each invocation adds the block's terms for
@@ -32,18 +35,22 @@
 // the score row is not held in workgroup memory, so there is no context-length limit.
 //
 // Uniformity: the early return and every loop that contains a barrier depend only on
-// workgroup_id / num_workgroups / uniforms (r, i), so all barriers are in uniform control flow.
+// workgroup_id / num_workgroups / uniforms (r, i, last), so all barriers are in uniform control flow.
 // -inf comes in as bits through the uniform (Tint rejects an infinite const-expression).
 
 struct Params {
-    rows: u32,         // batch * n_heads * pos
-    pos: u32,
+    rows: u32,         // batch * n_heads * n_q
+    n_q: u32,          // queries per sequence
     n_heads: u32,
     n_kv_heads: u32,
     d_head: u32,
     neg_inf_bits: u32, // 0xff800000u
     attn_scale: f32,   // sqrt(d_head)
-    _pad: u32,
+    n_k: u32,          // keys per sequence (n_q without a KV cache)
+    offset: u32,       // n_k - n_q: the absolute position of query 0
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const WG: u32 = 64u;
@@ -51,12 +58,12 @@ const WG: u32 = 64u;
 const MASKED: f32 = -1.0e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;              // [batch * pos, n_heads * d_head]
-@group(0) @binding(2) var<storage, read> k: array<f32>;              // [batch * pos, n_kv_heads * d_head]
-@group(0) @binding(3) var<storage, read> v: array<f32>;              // [batch * pos, n_kv_heads * d_head]
-@group(0) @binding(4) var<storage, read_write> scores: array<f32>;   // [batch, n_heads, pos, pos]
-@group(0) @binding(5) var<storage, read_write> pattern: array<f32>;  // [batch, n_heads, pos, pos]
-@group(0) @binding(6) var<storage, read_write> z: array<f32>;        // [batch * pos, n_heads * d_head]
+@group(0) @binding(1) var<storage, read> q: array<f32>;              // [batch * n_q, n_heads * d_head]
+@group(0) @binding(2) var<storage, read> k: array<f32>;              // [batch * n_k, n_kv_heads * d_head]
+@group(0) @binding(3) var<storage, read> v: array<f32>;              // [batch * n_k, n_kv_heads * d_head]
+@group(0) @binding(4) var<storage, read_write> scores: array<f32>;   // [batch, n_heads, n_q, n_k]
+@group(0) @binding(5) var<storage, read_write> pattern: array<f32>;  // [batch, n_heads, n_q, n_k]
+@group(0) @binding(6) var<storage, read_write> z: array<f32>;        // [batch * n_q, n_heads * d_head]
 
 var<workgroup> red: array<f32, 64>;   // tree reduction
 var<workgroup> stage: array<f32, 64>; // one block of pattern values (z)
@@ -92,23 +99,26 @@ fn attention(
         return; // uniform per workgroup (see header)
     }
     let t = lid.x;
-    let bh = r / p.pos;
-    let i = r % p.pos;                   // the query position
+    let bh = r / p.n_q;
+    let i = r % p.n_q;                   // the query
+    let last = p.offset + i;             // its absolute position: the last key it sees
     let h = bh % p.n_heads;
-    let row0 = (bh / p.n_heads) * p.pos; // this sequence's first row in q, k, v, z
+    let seq = bh / p.n_heads;
+    let qrow0 = seq * p.n_q;             // this sequence's first row in q and z
+    let krow0 = seq * p.n_k;             // and in k and v
     let g = h / (p.n_heads / p.n_kv_heads);
     let qstride = p.n_heads * p.d_head;
     let kstride = p.n_kv_heads * p.d_head;
-    let qbase = (row0 + i) * qstride + h * p.d_head;
-    let base = r * p.pos;                // this row in scores and pattern
+    let qbase = (qrow0 + i) * qstride + h * p.d_head;
+    let base = r * p.n_k;                // this row in scores and pattern
     let neg_inf = bitcast<f32>(p.neg_inf_bits);
 
     // Scores of this invocation's columns, and their max.
     var m = MASKED;
-    for (var c = t; c < p.pos; c = c + WG) {
+    for (var c = t; c < p.n_k; c = c + WG) {
         var s = neg_inf;
-        if (c <= i) {
-            let kbase = (row0 + c) * kstride + g * p.d_head;
+        if (c <= last) {
+            let kbase = (krow0 + c) * kstride + g * p.d_head;
             var acc = 0.0;
             for (var e = 0u; e < p.d_head; e = e + 1u) {
                 acc = acc + q[qbase + e] * k[kbase + e];
@@ -124,7 +134,7 @@ fn attention(
 
     // Sum of exps: lane (c % 256) / 64 of this invocation's four 256-wide lanes.
     var part = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-    for (var c = t; c <= i; c = c + WG) {
+    for (var c = t; c <= last; c = c + WG) {
         let s = scores[base + c];
         if (s > MASKED) {
             let lane = (c / WG) % 4u;
@@ -133,7 +143,7 @@ fn attention(
     }
     let total = reduce((part[0] + part[2]) + (part[1] + part[3]), t, false);
 
-    for (var c = t; c < p.pos; c = c + WG) {
+    for (var c = t; c < p.n_k; c = c + WG) {
         let s = scores[base + c];
         var e = 0.0;
         if (s > MASKED) {
@@ -142,29 +152,29 @@ fn attention(
         pattern[base + c] = e;
     }
 
-    // z: keys 0..=i in blocks of WG (past the diagonal the pattern is exactly 0).
-    let n_blocks = i / WG + 1u;
+    // z: keys 0..=last in blocks of WG (past the diagonal the pattern is exactly 0).
+    let n_blocks = last / WG + 1u;
     for (var e0 = 0u; e0 < p.d_head; e0 = e0 + WG) {
         let e = e0 + t;
         var acc = 0.0;
         for (var blk = 0u; blk < n_blocks; blk = blk + 1u) {
             let j0 = blk * WG;
             var pv = 0.0;
-            if (j0 + t <= i) {
+            if (j0 + t <= last) {
                 pv = pattern[base + j0 + t]; // written by this invocation above
             }
             stage[t] = pv;
             workgroupBarrier();
             if (e < p.d_head) {
-                let n = min(WG, i + 1u - j0);
+                let n = min(WG, last + 1u - j0);
                 for (var jj = 0u; jj < n; jj = jj + 1u) {
-                    acc = acc + stage[jj] * v[(row0 + j0 + jj) * kstride + g * p.d_head + e];
+                    acc = acc + stage[jj] * v[(krow0 + j0 + jj) * kstride + g * p.d_head + e];
                 }
             }
             workgroupBarrier();
         }
         if (e < p.d_head) {
-            z[(row0 + i) * qstride + h * p.d_head + e] = acc;
+            z[(qrow0 + i) * qstride + h * p.d_head + e] = acc;
         }
     }
 }
