@@ -10,7 +10,7 @@ mod common;
 use common::*;
 
 use glassbox_kernels::cpu::*;
-use glassbox_kernels::{Epilogue, LinearKernel, NormKind, QuantFormat};
+use glassbox_kernels::{Epilogue, GpuTensor, LinearKernel, NormKind, QuantFormat, Recorder};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -149,6 +149,29 @@ fn attention_cached_matches_cpu_and_the_unfused_cached_kernels() {
     }
 }
 
+/// Every epilogue, named, on the GPU and on the CPU; `other` (and its values `other_cpu`) is the
+/// second operand of those that take one.
+fn epilogues<'t>(other: &'t GpuTensor, other_cpu: &'t [f32]) -> [(&'static str, Epilogue<'t>, EpilogueCpu<'t>); 5] {
+    [
+        ("add", Epilogue::Add(other), EpilogueCpu::Add(other_cpu)),
+        ("gelu_new", Epilogue::GeluNew, EpilogueCpu::GeluNew),
+        ("gelu", Epilogue::Gelu, EpilogueCpu::Gelu),
+        ("silu", Epilogue::Silu, EpilogueCpu::Silu),
+        ("mul", Epilogue::Mul(other), EpilogueCpu::Mul(other_cpu)),
+    ]
+}
+
+/// The unfused kernel an epilogue replaces, on the matmul's result y.
+fn unfused(r: &mut Recorder<'_>, epilogue: Epilogue<'_>, y: &GpuTensor) -> GpuTensor {
+    match epilogue {
+        Epilogue::Add(t) => r.add(t, y),
+        Epilogue::GeluNew => r.gelu_new(y),
+        Epilogue::Gelu => r.gelu(y),
+        Epilogue::Silu => r.silu(y),
+        Epilogue::Mul(t) => r.mul(t, y),
+    }
+}
+
 #[test]
 fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
     // Both matmul kernels, every epilogue, with and without a bias. y must equal `linear` and
@@ -165,24 +188,12 @@ fn linear_epilogue_matches_cpu_and_the_unfused_kernels() {
         let (tx, tw, tb, tr) = (c.upload(&x, &[m, k]), c.upload(&w, &[k, n]), c.upload(&b, &[n]), c.upload(&resid, &[m, n]));
         for bias in [false, true] {
             for kernel in [LinearKernel::Tiled, LinearKernel::RowBlock, LinearKernel::Auto] {
-                for (name, epi, epi_cpu) in [
-                    ("add", Epilogue::Add(&tr), EpilogueCpu::Add(&resid)),
-                    ("gelu_new", Epilogue::GeluNew, EpilogueCpu::GeluNew),
-                    ("gelu", Epilogue::Gelu, EpilogueCpu::Gelu),
-                    ("silu", Epilogue::Silu, EpilogueCpu::Silu),
-                    ("mul", Epilogue::Mul(&tr), EpilogueCpu::Mul(&resid)),
-                ] {
+                for (name, epi, epi_cpu) in epilogues(&tr, &resid) {
                     let what = format!("linear_epilogue {name} {m}x{k}x{n} bias={bias} {kernel:?}");
                     let mut r = c.recorder();
                     let (y, y2) = r.linear_epilogue_with(&tx, &tw, bias.then_some(&tb), epi, kernel);
                     let y0 = r.linear_with(&tx, &tw, bias.then_some(&tb), kernel);
-                    let y20 = match name {
-                        "add" => r.add(&tr, &y0),
-                        "gelu_new" => r.gelu_new(&y0),
-                        "gelu" => r.gelu(&y0),
-                        "mul" => r.mul(&tr, &y0),
-                        _ => r.silu(&y0),
-                    };
+                    let y20 = unfused(&mut r, epi, &y0);
                     r.submit();
                     assert_eq!((y.shape.clone(), y2.shape.clone()), (vec![m, n], vec![m, n]), "{what}");
                     let got = read(&[&y, &y2, &y0, &y20]);
@@ -241,34 +252,16 @@ fn linear_quant_epilogue_matches_cpu_and_the_unfused_kernels() {
             let (tx, tb, tr) = (c.upload(&x, &[m, k]), c.upload(&b, &[n]), c.upload(&resid, &[m, n]));
             for bias in [false, true] {
                 let want_y = linear_quant_cpu(format, &x, &bytes, bias.then_some(&b[..]), m, k, n);
-                for (name, epi) in [
-                    ("add", Epilogue::Add(&tr)),
-                    ("gelu_new", Epilogue::GeluNew),
-                    ("gelu", Epilogue::Gelu),
-                    ("silu", Epilogue::Silu),
-                    ("mul", Epilogue::Mul(&tr)),
-                ] {
+                for (name, epi, epi_cpu) in epilogues(&tr, &resid) {
                     let what = format!("linear_quant_epilogue {format} {name} {m}x{k}x{n} bias={bias}");
                     let mut r = c.recorder();
                     let (y, y2) = r.linear_quant_epilogue(&tx, &w, bias.then_some(&tb), epi);
                     let y0 = r.linear_quant(&tx, &w, bias.then_some(&tb));
-                    let y20 = match name {
-                        "add" => r.add(&tr, &y0),
-                        "gelu_new" => r.gelu_new(&y0),
-                        "gelu" => r.gelu(&y0),
-                        "mul" => r.mul(&tr, &y0),
-                        _ => r.silu(&y0),
-                    };
+                    let y20 = unfused(&mut r, epi, &y0);
                     r.submit();
                     assert_eq!((y.shape.clone(), y2.shape.clone()), (vec![m, n], vec![m, n]), "{what}");
                     let got = read(&[&y, &y2, &y0, &y20]);
-                    let want_y2 = match name {
-                        "add" => add_cpu(&resid, &want_y),
-                        "gelu_new" => gelu_new_cpu(&want_y),
-                        "gelu" => gelu_cpu(&want_y),
-                        "mul" => mul_cpu(&resid, &want_y),
-                        _ => silu_cpu(&want_y),
-                    };
+                    let want_y2 = epi_cpu.apply(&want_y);
                     assert_close(&got[0], &want_y, 1e-4, 1e-4, &format!("{what} y"));
                     assert_close(&got[1], &want_y2, 1e-4, 1e-4, &format!("{what} y2"));
                     assert_same(&got[0], &got[2], &format!("{what} y"));

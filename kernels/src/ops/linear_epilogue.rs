@@ -195,15 +195,22 @@ pub enum EpilogueCpu<'t> {
     Mul(&'t [f32]),
 }
 
+impl EpilogueCpu<'_> {
+    /// The unfused op's reference on a matmul's result y.
+    pub fn apply(self, y: &[f32]) -> Vec<f32> {
+        match self {
+            EpilogueCpu::Add(r) => super::add::add_cpu(r, y),
+            EpilogueCpu::GeluNew => super::gelu_new::gelu_new_cpu(y),
+            EpilogueCpu::Gelu => super::gelu::gelu_cpu(y),
+            EpilogueCpu::Silu => super::silu::silu_cpu(y),
+            EpilogueCpu::Mul(a) => super::mul::mul_cpu(a, y),
+        }
+    }
+}
+
 /// CPU reference: `linear_cpu`, then the unfused op's reference on its result. -> (y, y2).
 pub fn linear_epilogue_cpu(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize, epilogue: EpilogueCpu<'_>) -> (Vec<f32>, Vec<f32>) {
     let y = super::linear::linear_cpu(x, w, b, m, k, n);
-    let y2 = match epilogue {
-        EpilogueCpu::Add(r) => super::add::add_cpu(r, &y),
-        EpilogueCpu::GeluNew => super::gelu_new::gelu_new_cpu(&y),
-        EpilogueCpu::Gelu => super::gelu::gelu_cpu(&y),
-        EpilogueCpu::Silu => super::silu::silu_cpu(&y),
-        EpilogueCpu::Mul(a) => super::mul::mul_cpu(a, &y),
-    };
+    let y2 = epilogue.apply(&y);
     (y, y2)
 }
