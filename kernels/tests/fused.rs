@@ -71,6 +71,18 @@ fn norm_scale_shift_matches_cpu_and_the_unfused_kernels() {
     }
 }
 
+/// `got`: the fused kernel's scores, pattern and z, then the unfused kernels'. Close to the CPU
+/// references `want` (tolerances as attention_chain_in_one_submission), equal to the unfused.
+#[track_caller]
+fn check_attention(what: &str, got: &[Vec<f32>], (ws, wp, wz): (Vec<f32>, Vec<f32>, Vec<f32>)) {
+    assert_close(&got[0], &ws, 1e-5, 1e-4, &format!("{what} scores"));
+    assert_close(&got[1], &wp, 1e-6, 1e-4, &format!("{what} pattern"));
+    assert_close(&got[2], &wz, 1e-5, 1e-4, &format!("{what} z"));
+    for (i, name) in ["scores", "pattern", "z"].into_iter().enumerate() {
+        assert_same(&got[i], &got[i + 3], &format!("{what} {name}"));
+    }
+}
+
 #[test]
 fn attention_matches_cpu_and_the_unfused_kernels() {
     // (batch, heads, kv heads, pos, d_head): one of everything; pos past 64 (several blocks of
@@ -96,13 +108,7 @@ fn attention_matches_cpu_and_the_unfused_kernels() {
         let square = if nb == 1 { vec![nh, pos, pos] } else { vec![nb, nh, pos, pos] };
         assert_eq!((s.shape.clone(), p.shape.clone(), z.shape.clone()), (square.clone(), square, vec![rows, nh * dh]), "{what}");
         let got = read(&[&s, &p, &z, &s0, &p0, &z0]);
-        let (ws, wp, wz) = attention_cpu(&q, &k, &v, nb, nh, nkv, dh);
-        assert_close(&got[0], &ws, 1e-5, 1e-4, &format!("{what} scores"));
-        assert_close(&got[1], &wp, 1e-6, 1e-4, &format!("{what} pattern"));
-        assert_close(&got[2], &wz, 1e-5, 1e-4, &format!("{what} z"));
-        assert_same(&got[0], &got[3], &format!("{what} scores"));
-        assert_same(&got[1], &got[4], &format!("{what} pattern"));
-        assert_same(&got[2], &got[5], &format!("{what} z"));
+        check_attention(&what, &got, attention_cpu(&q, &k, &v, nb, nh, nkv, dh));
         for (idx, &sv) in got[0].iter().enumerate() {
             let (i, j) = ((idx / pos) % pos, idx % pos);
             if j > i {
@@ -135,13 +141,7 @@ fn attention_cached_matches_cpu_and_the_unfused_cached_kernels() {
         r.submit();
         assert_eq!((s.shape.clone(), p.shape.clone(), z.shape.clone()), (vec![nh, n_q, n_k], vec![nh, n_q, n_k], vec![n_q, nh * dh]), "{what}");
         let got = read(&[&s, &p, &z, &s0, &p0, &z0]);
-        let (ws, wp, wz) = attention_cached_cpu(&q, &k, &v, nh, nkv, dh);
-        assert_close(&got[0], &ws, 1e-5, 1e-4, &format!("{what} scores"));
-        assert_close(&got[1], &wp, 1e-6, 1e-4, &format!("{what} pattern"));
-        assert_close(&got[2], &wz, 1e-5, 1e-4, &format!("{what} z"));
-        assert_same(&got[0], &got[3], &format!("{what} scores"));
-        assert_same(&got[1], &got[4], &format!("{what} pattern"));
-        assert_same(&got[2], &got[5], &format!("{what} z"));
+        check_attention(&what, &got, attention_cached_cpu(&q, &k, &v, nh, nkv, dh));
         for (idx, &sv) in got[0].iter().enumerate() {
             let (i, j) = ((idx / n_k) % n_q, idx % n_k);
             assert_eq!(sv.to_bits() == 0xff80_0000, j > n_k - n_q + i, "{what}: -inf exactly past query {i}'s position");
