@@ -112,14 +112,15 @@ impl QuantFormat {
         n * (k / self.block_size()) * self.block_bytes()
     }
 
-    /// The kernel that computes `x @ W + b` reading this format's blocks of `W_t [n, k]`
-    /// as they are, if there is one.
-    pub(crate) fn linear_kernel(self) -> Option<KernelDef> {
+    /// The kernels that compute `x @ W + b` reading this format's blocks of `W_t [n, k]` as
+    /// they are, if there are: (alone, with an epilogue: `ops::linear_epilogue`).
+    pub(crate) fn linear_kernels(self) -> Option<(KernelDef, KernelDef)> {
+        use ops::linear_epilogue::{LINEAR_Q4_0_EPILOGUE, LINEAR_Q4_K_EPILOGUE, LINEAR_Q6_K_EPILOGUE, LINEAR_Q8_0_EPILOGUE};
         match self {
-            QuantFormat::Q8_0 => Some(ops::linear_quant::LINEAR_Q8_0),
-            QuantFormat::Q4_0 => Some(ops::linear_quant::LINEAR_Q4_0),
-            QuantFormat::Q4_K => Some(ops::linear_q4_k::LINEAR_Q4_K),
-            QuantFormat::Q6_K => Some(ops::linear_q6_k::LINEAR_Q6_K),
+            QuantFormat::Q8_0 => Some((ops::linear_quant::LINEAR_Q8_0, LINEAR_Q8_0_EPILOGUE)),
+            QuantFormat::Q4_0 => Some((ops::linear_quant::LINEAR_Q4_0, LINEAR_Q4_0_EPILOGUE)),
+            QuantFormat::Q4_K => Some((ops::linear_q4_k::LINEAR_Q4_K, LINEAR_Q4_K_EPILOGUE)),
+            QuantFormat::Q6_K => Some((ops::linear_q6_k::LINEAR_Q6_K, LINEAR_Q6_K_EPILOGUE)),
             QuantFormat::F32 | QuantFormat::F16 => None,
         }
     }
@@ -136,7 +137,7 @@ impl QuantFormat {
     /// True when a GPU linear layer reads this format's blocks as they are
     /// ([`crate::Recorder::linear_quant`] of a [`crate::QuantTensor`]).
     pub fn has_linear_kernel(self) -> bool {
-        self.linear_kernel().is_some()
+        self.linear_kernels().is_some()
     }
 
     /// True when a GPU embedding gathers from this format's blocks as they are

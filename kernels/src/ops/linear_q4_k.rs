@@ -9,10 +9,8 @@
 //! Not: a tiled kernel (Q8_0 / Q4_0 have the fast row-block one), Q6_K and the other K-quants,
 //! quantized embedding gathers of Q4_K tables (those are dequantized at upload).
 
-use crate::ops::linear_epilogue::LINEAR_Q4_K_EPILOGUE;
 use crate::ops::KernelDef;
-use crate::ops::groups_for;
-use crate::{Epilogue, GpuBuffer, GpuTensor, Recorder};
+use crate::{GpuBuffer, GpuTensor, Recorder};
 
 const WGSL: &str = include_str!("linear_q4_k.wgsl");
 pub(crate) const LINEAR_Q4_K: KernelDef = KernelDef::new("linear_q4_k", WGSL, 3, 1);
@@ -28,30 +26,7 @@ impl Recorder<'_> {
     /// Panics unless k is a multiple of 256 and the sizes agree.
     #[track_caller]
     pub fn linear_q4_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
-        self.linear_q4_k_with(x, w_q, n, k, bias, None).0
-    }
-
-    /// [`Recorder::linear_q4_k`], with `epilogue`'s kernel when there is one (`linear_epilogue.rs`).
-    #[track_caller]
-    pub(crate) fn linear_q4_k_with(
-        &mut self,
-        x: &GpuTensor,
-        w_q: &GpuBuffer,
-        n: usize,
-        k: usize,
-        bias: Option<&GpuTensor>,
-        epilogue: Option<Epilogue<'_>>,
-    ) -> (GpuTensor, Option<GpuTensor>) {
-        assert!(k.is_multiple_of(QK_K), "linear_q4_k: k = {k} is not a multiple of 256");
-        assert_eq!(x.last_dim(), k, "linear_q4_k: x {:?} does not end in k = {k}", x.shape);
-        assert_eq!(w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4, "linear_q4_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, n * (k / QK_K) * Q4_K_BLOCK_BYTES / 4);
-        if let Some(b) = bias {
-            assert_eq!(b.len(), n, "linear_q4_k: bias has {} values, n = {n}", b.len());
-        }
-        let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
-        let grid = self.ctx.grid_1d(groups_for(m * n, 64));
-        let kernel = if epilogue.is_some() { LINEAR_Q4_K_EPILOGUE } else { LINEAR_Q4_K };
-        self.dispatch_linear(kernel, [m, k, n], x, &w_q.buffer, bias, epilogue, grid)
+        self.linear_quantized(crate::QuantFormat::Q4_K, x, w_q, n, k, bias, None).0
     }
 }
 

@@ -9,10 +9,8 @@
 //!
 //! Not: a tiled kernel, quantized embedding gathers of Q6_K tables (dequantized at upload).
 
-use crate::ops::linear_epilogue::LINEAR_Q6_K_EPILOGUE;
 use crate::ops::KernelDef;
-use crate::ops::groups_for;
-use crate::{Epilogue, GpuBuffer, GpuTensor, Recorder};
+use crate::{GpuBuffer, GpuTensor, Recorder};
 
 const WGSL: &str = include_str!("linear_q6_k.wgsl");
 pub(crate) const LINEAR_Q6_K: KernelDef = KernelDef::new("linear_q6_k", WGSL, 3, 1);
@@ -27,31 +25,7 @@ impl Recorder<'_> {
     /// Panics unless k is a multiple of 256 and the sizes agree.
     #[track_caller]
     pub fn linear_q6_k(&mut self, x: &GpuTensor, w_q: &GpuBuffer, n: usize, k: usize, bias: Option<&GpuTensor>) -> GpuTensor {
-        self.linear_q6_k_with(x, w_q, n, k, bias, None).0
-    }
-
-    /// [`Recorder::linear_q6_k`], with `epilogue`'s kernel when there is one (`linear_epilogue.rs`).
-    #[track_caller]
-    pub(crate) fn linear_q6_k_with(
-        &mut self,
-        x: &GpuTensor,
-        w_q: &GpuBuffer,
-        n: usize,
-        k: usize,
-        bias: Option<&GpuTensor>,
-        epilogue: Option<Epilogue<'_>>,
-    ) -> (GpuTensor, Option<GpuTensor>) {
-        assert!(k.is_multiple_of(256), "linear_q6_k: k = {k} is not a multiple of 256");
-        assert_eq!(x.last_dim(), k, "linear_q6_k: x {:?} does not end in k = {k}", x.shape);
-        let bytes = n * (k / 256) * Q6_K_BLOCK_BYTES;
-        assert_eq!(w_q.len, bytes.div_ceil(4), "linear_q6_k: w_q holds {} words, [n = {n}, k = {k}] needs {}", w_q.len, bytes.div_ceil(4));
-        if let Some(b) = bias {
-            assert_eq!(b.len(), n, "linear_q6_k: bias has {} values, n = {n}", b.len());
-        }
-        let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
-        let grid = self.ctx.grid_1d(groups_for(m * n, 64));
-        let kernel = if epilogue.is_some() { LINEAR_Q6_K_EPILOGUE } else { LINEAR_Q6_K };
-        self.dispatch_linear(kernel, [m, k, n], x, &w_q.buffer, bias, epilogue, grid)
+        self.linear_quantized(crate::QuantFormat::Q6_K, x, w_q, n, k, bias, None).0
     }
 }
 

@@ -22,11 +22,13 @@
 //! `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref`, byte for byte), the one Q8_0 / Q4_0
 //! dequantizer (behind [`QuantFormat::dequantize`]), and f16 <-> f32 (the `half` crate's).
 //! The format itself ([`QuantFormat`]: block sizes, GGUF codes, kernels) is in `format.rs`.
+//! Every quantized matmul, the K-quants' (linear_q4_k.rs, linear_q6_k.rs) and the epilogue
+//! renderings (linear_epilogue.rs) included, records through `Recorder::linear_quantized` here:
+//! one set of checks, the format's kernel and grid.
 //!
 //! Not: a tiled kernel for large m (every m uses the row block), activations quantized too
-//! (unlike ggml's CPU path, x stays f32), other formats (Q4_1, Q5_*, K-quants).
+//! (unlike ggml's CPU path, x stays f32), other formats (Q4_1, Q5_*; the K-quants have their own kernels).
 
-use crate::ops::linear_epilogue::{LINEAR_Q4_0_EPILOGUE, LINEAR_Q8_0_EPILOGUE};
 use crate::ops::KernelDef;
 use crate::format::f16_le;
 use crate::{Epilogue, GpuBuffer, GpuContext, GpuTensor, Recorder};
@@ -145,17 +147,14 @@ impl Recorder<'_> {
 
     #[track_caller]
     fn linear_quant_with(&mut self, x: &GpuTensor, w: &QuantTensor, bias: Option<&GpuTensor>, epilogue: Option<Epilogue<'_>>) -> (GpuTensor, Option<GpuTensor>) {
-        match w.format {
-            QuantFormat::Q8_0 | QuantFormat::Q4_0 => self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias, epilogue),
-            QuantFormat::Q4_K => self.linear_q4_k_with(x, &w.buffer, w.n, w.k, bias, epilogue),
-            QuantFormat::Q6_K => self.linear_q6_k_with(x, &w.buffer, w.n, w.k, bias, epilogue),
-            QuantFormat::F32 | QuantFormat::F16 => panic!("linear_quant: no kernel reads {} blocks", w.format),
-        }
+        self.linear_quantized(w.format, x, &w.buffer, w.n, w.k, bias, epilogue)
     }
 
+    /// Every quantized matmul's checks and dispatch: `format`'s kernel, or its epilogue
+    /// rendering when there is an epilogue.
     #[track_caller]
     #[allow(clippy::too_many_arguments)]
-    fn linear_quantized(
+    pub(crate) fn linear_quantized(
         &mut self,
         format: QuantFormat,
         x: &GpuTensor,
@@ -165,6 +164,7 @@ impl Recorder<'_> {
         bias: Option<&GpuTensor>,
         epilogue: Option<Epilogue<'_>>,
     ) -> (GpuTensor, Option<GpuTensor>) {
+        let (plain, fused) = format.linear_kernels().unwrap_or_else(|| panic!("linear_quant: no kernel reads {format} blocks"));
         let op = format.name();
         check_k(format, k);
         assert_eq!(
@@ -192,16 +192,16 @@ impl Recorder<'_> {
             );
         }
         let m: usize = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
-        // Row groups over (x, y) (past 65535 workgroups), column blocks over z.
-        let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
-        let grid = [gx, gy, super::groups_for(n, COLS_PER_WG)];
-        let kernel = match (format, epilogue) {
-            (QuantFormat::Q8_0, None) => LINEAR_Q8_0,
-            (QuantFormat::Q4_0, None) => LINEAR_Q4_0,
-            (QuantFormat::Q8_0, Some(_)) => LINEAR_Q8_0_EPILOGUE,
-            (QuantFormat::Q4_0, Some(_)) => LINEAR_Q4_0_EPILOGUE,
-            _ => panic!("linear_quantized: {format} blocks are read by their own kernel"),
+        let grid = match format {
+            // Row groups over (x, y) (past 65535 workgroups), column blocks over z.
+            QuantFormat::Q8_0 | QuantFormat::Q4_0 => {
+                let [gx, gy, _] = self.ctx.grid_1d(super::groups_for(m, ROWS_R));
+                [gx, gy, super::groups_for(n, COLS_PER_WG)]
+            }
+            // The K-quant kernels: one invocation per output, 64 per workgroup.
+            _ => self.ctx.grid_1d(super::groups_for(m * n, 64)),
         };
+        let kernel = if epilogue.is_some() { fused } else { plain };
         self.dispatch_linear(kernel, [m, k, n], x, &w_q.buffer, bias, epilogue, grid)
     }
 }
